@@ -1,0 +1,76 @@
+"""What stages pass to each other: a PyTorch module or an ONNX file, and how each is stored."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Union
+
+if TYPE_CHECKING:
+    import torch
+
+ArtifactKind = Literal["torch", "onnx"]
+
+
+@dataclass
+class TorchArtifact:
+    """An ``nn.Module`` in eval mode. Stored whole (pickled), since pruning changes shapes."""
+
+    model: torch.nn.Module
+    kind: ArtifactKind = "torch"
+    FILENAME = "model.pt"
+
+    def save(self, directory: Path) -> Path:
+        import torch
+
+        path = directory / self.FILENAME
+        torch.save(self.model, path)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> TorchArtifact:
+        import torch
+
+        model = torch.load(directory / cls.FILENAME, weights_only=False, map_location="cpu")
+        model.eval()
+        return cls(model)
+
+
+@dataclass
+class OnnxArtifact:
+    """A self-contained ONNX file (no external data)."""
+
+    path: Path
+    kind: ArtifactKind = "onnx"
+    FILENAME = "model.onnx"
+
+    def save(self, directory: Path) -> Path:
+        target = directory / self.FILENAME
+        if self.path.resolve() != target.resolve():
+            shutil.copyfile(self.path, target)
+        return target
+
+    @classmethod
+    def load(cls, directory: Path) -> OnnxArtifact:
+        return cls(directory / cls.FILENAME)
+
+
+Artifact = Union[TorchArtifact, OnnxArtifact]
+
+
+def load_artifact(directory: Path, kind: ArtifactKind) -> Artifact:
+    return TorchArtifact.load(directory) if kind == "torch" else OnnxArtifact.load(directory)
+
+
+def artifact_size_bytes(artifact: Artifact, scratch: Path) -> int:
+    """Bytes on disk of the deployable form: the ONNX file, or the module's state dict."""
+    if isinstance(artifact, OnnxArtifact):
+        return artifact.path.stat().st_size
+    import torch
+
+    path = scratch / "size_probe.pt"
+    torch.save(artifact.model.state_dict(), path)
+    size = path.stat().st_size
+    path.unlink()
+    return size

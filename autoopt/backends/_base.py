@@ -1,0 +1,54 @@
+"""The backend interface: turn a built artifact into a Runner that serves batches.
+
+Lifecycle, in the measuring worker: ``unavailable_reason()`` (class-level, cheap; a backend
+that cannot run on this host says why and is never imitated) → ``check(config, ctx)`` →
+``compile(artifact, config, threads)`` → ``Runner.run`` / ``Runner.timed``. Timing itself
+lives in :mod:`autoopt.measure`, not here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from autoopt.techniques._base import MethodConfig
+
+if TYPE_CHECKING:
+    from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.techniques._base import Context
+
+
+class Runner(ABC):
+    @abstractmethod
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """Run one batch; returns the first output as float32 numpy."""
+
+    @abstractmethod
+    def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        """A zero-argument call that runs the batch with inputs already converted, for timing."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What actually runs: provider, dtypes, thread settings, graph details."""
+
+
+class Backend(ABC):
+    key: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    artifact_kind: ClassVar[ArtifactKind]
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run on this host, or None if it can."""
+        return None
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        """A reason this backend cannot serve this candidate (e.g. its precision), or None."""
+        return None
+
+    @abstractmethod
+    def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
+        """Prepare the artifact for serving with a fixed number of intra-op threads."""

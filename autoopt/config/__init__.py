@@ -1,0 +1,35 @@
+"""Experiment and search-space schemas, loading and validation."""
+
+from autoopt.config._experiment import (
+    DEFAULT_STORAGE,
+    OBJECTIVE_DIRECTIONS,
+    AccuracyConstraint,
+    Budget,
+    ExecutionConfig,
+    Experiment,
+    LatencyConfig,
+    SamplerConfig,
+    VerifyConfig,
+    WorkloadRef,
+)
+from autoopt.config._load import load_experiment, load_search_space
+from autoopt.config._space import FAMILIES, NONE_METHOD, ParameterSpec, SearchSpace
+
+__all__ = [
+    "DEFAULT_STORAGE",
+    "FAMILIES",
+    "NONE_METHOD",
+    "OBJECTIVE_DIRECTIONS",
+    "AccuracyConstraint",
+    "Budget",
+    "ExecutionConfig",
+    "Experiment",
+    "LatencyConfig",
+    "ParameterSpec",
+    "SamplerConfig",
+    "SearchSpace",
+    "VerifyConfig",
+    "WorkloadRef",
+    "load_experiment",
+    "load_search_space",
+]

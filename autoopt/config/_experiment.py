@@ -1,0 +1,144 @@
+"""The experiment schema: what one sweep optimizes, under which constraint and budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from autoopt.config._space import SearchSpace
+from autoopt.config._strict import Strict
+
+Objective = Literal[
+    "accuracy", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "size_mb", "peak_memory_mb"
+]
+#: Optuna direction of each objective; "accuracy" is the workload's metric (higher is better).
+OBJECTIVE_DIRECTIONS: dict[str, str] = {
+    "accuracy": "maximize",
+    "latency_p50_ms": "minimize",
+    "latency_p90_ms": "minimize",
+    "latency_p99_ms": "minimize",
+    "size_mb": "minimize",
+    "peak_memory_mb": "minimize",
+}
+DEFAULT_STORAGE = "sqlite:///results/studies.db"
+
+
+class WorkloadRef(Strict):
+    """A bundled workload name (``digits_cnn``) or an entry point ``package.module:function``."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class AccuracyConstraint(Strict):
+    """The accuracy floor: the metric may drop at most ``max_drop`` below the baseline's."""
+
+    max_drop: float = Field(ge=0.0)
+    mode: Literal["absolute", "relative"] = "absolute"
+
+    def floor(self, baseline: float) -> float:
+        if self.mode == "relative":
+            return baseline * (1.0 - self.max_drop)
+        return baseline - self.max_drop
+
+
+class Budget(Strict):
+    n_trials: int | None = Field(default=None, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Budget:
+        if self.n_trials is None and self.timeout_s is None:
+            raise ValueError("give 'n_trials', 'timeout_s' or both")
+        return self
+
+
+class SamplerConfig(Strict):
+    name: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
+    seed: int | None = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class LatencyConfig(Strict):
+    batch_size: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=1)
+    warmup: int = Field(default=20, ge=0)
+    runs: int = Field(default=200, ge=10)
+    extra_batch_sizes: list[int] = Field(default_factory=list)
+
+    @field_validator("extra_batch_sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(b < 1 for b in v):
+            raise ValueError(f"batch sizes must be >= 1, got {v}")
+        return v
+
+
+class ExecutionConfig(Strict):
+    workers: int = Field(default=1, ge=1)
+    trial_timeout_s: float = Field(default=900.0, gt=0)
+    #: Retries of a trial whose worker process died (not of a candidate that raised).
+    max_retries: int = Field(default=1, ge=0)
+    #: Ray resources a worker must have for this experiment's trials (the hardware target).
+    resources: dict[str, float] = Field(default_factory=dict)
+
+
+class VerifyConfig(Strict):
+    """A built candidate must agree with the teacher on reference inputs before it is timed."""
+
+    reference_samples: int = Field(default=64, ge=1)
+    min_agreement: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class Experiment(Strict):
+    name: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    description: str = ""
+    workload: WorkloadRef
+    search_space: str | SearchSpace
+    objectives: list[Objective] = Field(default_factory=lambda: ["accuracy", "latency_p50_ms"])
+    constraint: AccuracyConstraint
+    budget: Budget
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    storage: str = DEFAULT_STORAGE
+    cache_dir: str = "results/cache"
+    results_dir: str = "results"
+    plugins: list[str] = Field(default_factory=list)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one objective is needed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"objectives repeat: {v}")
+        return v
+
+    @property
+    def space(self) -> SearchSpace:
+        if not isinstance(self.search_space, SearchSpace):
+            raise RuntimeError("search space not resolved; load experiments with load_experiment")
+        return self.search_space
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVE_DIRECTIONS[o] for o in self.objectives]

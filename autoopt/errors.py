@@ -1,0 +1,67 @@
+"""The one exception tree of autoopt.
+
+::
+
+    AutoOptError
+     ├── ConfigError              bad experiment / search-space file or argument (exit code 2)
+     ├── WorkloadError            a workload cannot be imported or breaks its contract
+     ├── CandidateError           one candidate cannot be built, verified or measured;
+     │    │                       the trial fails with the reason, the sweep goes on
+     │    └── CandidateRejected   refused before anything ran (unsupported combination)
+     ├── BackendUnavailableError  a backend cannot run on this host, with the reason
+     ├── StorageError             the study database cannot be opened or has no such study
+     └── ExportError              an artifact cannot be exported, verified or loaded
+"""
+
+from __future__ import annotations
+
+
+class AutoOptError(Exception):
+    """Base class of every error autoopt raises on purpose."""
+
+
+class ConfigError(AutoOptError):
+    """A configuration file or argument is invalid.
+
+    The message is one line: ``<file>: <field>: <what is wrong>; allowed: <...>``.
+    """
+
+
+class WorkloadError(AutoOptError):
+    """A workload cannot be loaded or does not follow the workload contract."""
+
+
+class CandidateError(AutoOptError):
+    """A candidate failed to build, verify or measure. The trial fails; the sweep goes on."""
+
+    def __init__(self, message: str, *, stage: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class CandidateRejected(CandidateError):
+    """A candidate was refused before it ran because a technique or backend cannot do it."""
+
+
+class BackendUnavailableError(AutoOptError):
+    """A backend cannot run on this host; the message says why."""
+
+
+class StorageError(AutoOptError):
+    """The study storage cannot be opened, or the named study does not exist."""
+
+
+class ExportError(AutoOptError):
+    """An artifact cannot be exported, verified or loaded."""
+
+
+__all__ = [
+    "AutoOptError",
+    "BackendUnavailableError",
+    "CandidateError",
+    "CandidateRejected",
+    "ConfigError",
+    "ExportError",
+    "StorageError",
+    "WorkloadError",
+]

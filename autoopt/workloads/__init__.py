@@ -1,0 +1,110 @@
+"""Workloads: the contract, loading by name or entry point, and the bundled examples."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from autoopt.errors import ConfigError, WorkloadError
+from autoopt.workloads._base import (
+    Split,
+    Workload,
+    cosine_similarity,
+    predict_torch,
+    top1_accuracy,
+)
+
+BUNDLED: dict[str, str] = {
+    "digits_cnn": "autoopt.workloads.digits_cnn:load",
+    "minilm": "autoopt.workloads.minilm:load",
+}
+_LOADED: dict[str, Workload] = {}
+
+
+def asset_dir(name: str) -> Path:
+    """Where a workload caches what it builds on first use (``$AUTOOPT_HOME/workloads/NAME``)."""
+    root = Path(os.environ.get("AUTOOPT_HOME", Path.home() / ".cache" / "autoopt"))
+    path = root / "workloads" / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _entry_point(name: str) -> str:
+    if name in BUNDLED:
+        return BUNDLED[name]
+    if ":" not in name:
+        raise ConfigError(
+            f"unknown workload '{name}'; allowed: {', '.join(BUNDLED)} or 'package.module:function'"
+        )
+    return name
+
+
+def resolve_factory(name: str) -> Callable[..., Workload]:
+    target = _entry_point(name)
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - report any import failure the same way
+        raise WorkloadError(f"cannot import workload module '{module_name}': {e}") from e
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise WorkloadError(f"'{target}' has no callable '{attr}'")
+    return factory
+
+
+def check_workload_ref(name: str, where: str) -> None:
+    """Raise ConfigError unless the workload's entry point imports (nothing is loaded)."""
+    try:
+        resolve_factory(name)
+    except (ConfigError, WorkloadError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+def load_workload(name: str, options: Mapping[str, Any] | None = None) -> Workload:
+    """Load (once per process) and check a workload."""
+    options = dict(options or {})
+    cache_key = f"{name}:{json.dumps(options, sort_keys=True, default=str)}"
+    if cache_key not in _LOADED:
+        factory = resolve_factory(name)
+        try:
+            workload = factory(**options)
+        except TypeError as e:
+            raise WorkloadError(f"workload '{name}' rejected its options {options}: {e}") from e
+        if not isinstance(workload, Workload):
+            raise WorkloadError(
+                f"workload '{name}' returned {type(workload).__name__}, not autoopt.Workload"
+            )
+        _check_contract(workload)
+        _LOADED[cache_key] = workload
+    return _LOADED[cache_key]
+
+
+def _check_contract(w: Workload) -> None:
+    for split_name in ("train", "calibration", "evaluation"):
+        split = getattr(w, split_name)
+        if not isinstance(split, Split) or len(split) == 0:
+            raise WorkloadError(f"workload '{w.name}': split '{split_name}' is empty")
+        if len(split.inputs) != len(w.input_names):
+            raise WorkloadError(
+                f"workload '{w.name}': split '{split_name}' has {len(split.inputs)} inputs but "
+                f"input_names lists {len(w.input_names)}"
+            )
+    w.model.eval()
+
+
+__all__ = [
+    "BUNDLED",
+    "Split",
+    "Workload",
+    "asset_dir",
+    "check_workload_ref",
+    "cosine_similarity",
+    "load_workload",
+    "predict_torch",
+    "resolve_factory",
+    "top1_accuracy",
+]

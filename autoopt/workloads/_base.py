@@ -1,0 +1,140 @@
+"""The workload contract: a trained model, its data splits, its metric and its student factory.
+
+A user workload is a function ``package.module:function`` that takes keyword options (the
+experiment's ``workload.options``) and returns a :class:`Workload`. It is called once by the
+controller and once in every worker process, so it must be deterministic and cheap after its
+first call (cache what it trains or downloads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Split:
+    """Model inputs (one array per model input, first axis = samples) and optional targets."""
+
+    inputs: tuple[np.ndarray, ...]
+    targets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+    def take(self, n: int) -> Split:
+        return Split(
+            tuple(x[:n] for x in self.inputs), None if self.targets is None else self.targets[:n]
+        )
+
+    def batches(self, batch_size: int) -> Iterator[tuple[tuple[np.ndarray, ...], Any]]:
+        for start in range(0, len(self), batch_size):
+            end = start + batch_size
+            targets = None if self.targets is None else self.targets[start:end]
+            yield tuple(x[start:end] for x in self.inputs), targets
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for x in self.inputs:
+            h.update(np.ascontiguousarray(x).tobytes())
+        if self.targets is not None:
+            h.update(np.ascontiguousarray(self.targets).tobytes())
+        return h.hexdigest()[:16]
+
+
+#: metric(outputs, split, teacher_outputs) -> {metric_name: value, ...extra metrics}
+Metric = Callable[[np.ndarray, Split, np.ndarray], Mapping[str, float]]
+
+
+@dataclass
+class Workload:
+    """Everything autoopt needs to know about the user's model and task.
+
+    ``train`` is used for distillation and recovery fine-tuning, ``calibration`` for static
+    quantization, ``evaluation`` only to score candidates; the three must be disjoint.
+    """
+
+    name: str
+    model: torch.nn.Module
+    train: Split
+    calibration: Split
+    evaluation: Split
+    metric: Metric
+    metric_name: str = "accuracy"
+    #: "logits": classification outputs (KD uses soft targets + labels);
+    #: "embedding": vectors compared by cosine similarity with the teacher's.
+    output_kind: Literal["logits", "embedding"] = "logits"
+    input_names: tuple[str, ...] = ("input",)
+    output_names: tuple[str, ...] = ("output",)
+    #: ONNX dynamic axes; default: axis 0 (batch) of every input and output.
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None
+    #: Builds an untrained, smaller student from the distillation method's config.
+    make_student: Callable[[Mapping[str, Any]], torch.nn.Module] | None = None
+    description: str = ""
+    #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
+    extras: dict[str, Any] = field(default_factory=dict)
+    _version: str = ""
+
+    @property
+    def version(self) -> str:
+        """Fingerprint of the teacher's weights and the data: the stage cache's namespace."""
+        if not self._version:
+            h = hashlib.sha256(self.name.encode())
+            for tensor in self.model.state_dict().values():
+                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            for split in (self.train, self.calibration, self.evaluation):
+                h.update(split.fingerprint().encode())
+            self._version = h.hexdigest()[:16]
+        return self._version
+
+    def example_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
+        """A batch of real evaluation inputs of the given size (tiled if the split is small)."""
+        n = len(self.evaluation)
+        idx = np.arange(batch_size) % n
+        return tuple(x[idx] for x in self.evaluation.inputs)
+
+    def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
+        if self.dynamic_axes is not None:
+            return {k: dict(v) for k, v in self.dynamic_axes.items()}
+        return {name: {0: "batch"} for name in (*self.input_names, *self.output_names)}
+
+    def agreement(self, reference: np.ndarray, outputs: np.ndarray) -> float:
+        """How far a candidate agrees with the teacher: top-1 match rate or mean cosine."""
+        if self.output_kind == "logits":
+            return float(np.mean(reference.argmax(-1) == outputs.argmax(-1)))
+        return float(np.mean(cosine_similarity(reference, outputs)))
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return np.sum(a * b, axis=1) / np.maximum(denom, 1e-12)
+
+
+def top1_accuracy(outputs: np.ndarray, split: Split, teacher_outputs: np.ndarray) -> dict[str, float]:
+    """Metric for classification workloads; also reports agreement with the teacher."""
+    assert split.targets is not None  # noqa: S101 - the workload author's contract, not user input
+    return {
+        "accuracy": float(np.mean(outputs.argmax(-1) == split.targets)),
+        "teacher_agreement": float(np.mean(outputs.argmax(-1) == teacher_outputs.argmax(-1))),
+    }
+
+
+def predict_torch(model: torch.nn.Module, split: Split, batch_size: int = 256) -> np.ndarray:
+    """Run a PyTorch model over a split in fp32 and return the stacked outputs."""
+    import torch
+
+    outs = []
+    with torch.inference_mode():
+        for inputs, _ in split.batches(batch_size):
+            out = model(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+            outs.append(out.float().cpu().numpy())
+    return np.concatenate(outs)
