@@ -1,0 +1,202 @@
+"""The public Python API. The CLI and the dashboard call these functions and nothing deeper.
+
+Typical use in a notebook::
+
+    import autoopt
+    summary = autoopt.run("experiments/digits_cnn.yaml", n_trials=20, workers=2)
+    study = autoopt.load_study("digits_cnn")
+    study.front()           # feasible Pareto front, fastest first
+    study.frame()           # every trial as a pandas DataFrame
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+from autoopt.config import Experiment, load_experiment
+from autoopt.errors import ConfigError, ExportError
+from autoopt.export import DEFAULT_ACCURACY_TOLERANCE, ExportResult
+from autoopt.search.controller import Controller, EventHandler, RunSummary
+from autoopt.search.records import StudyRecord, study_record
+from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
+from autoopt.select import Policy, Selection
+
+# The package root binds the *functions* select/export (below) under the names of the modules
+# autoopt.select and autoopt.export; both modules are imported above, before that happens, and
+# referred to through sys.modules so the two never get mixed up.
+_select_module = importlib.import_module("autoopt.select")
+_export_module = importlib.import_module("autoopt.export")
+
+
+def validate(experiment: str | Path) -> Experiment:
+    """Load and check an experiment, its search space and its workload's entry point.
+
+    Nothing is trained or run. Raises :class:`autoopt.ConfigError` with a one-line message.
+    """
+    return load_experiment(experiment)
+
+
+def run(
+    experiment: str | Path | Experiment,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    workers: int | None = None,
+    sampler: str | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    ray_address: str | None = None,
+    on_event: EventHandler | None = None,
+    write_results: bool = True,
+) -> RunSummary:
+    """Run (or continue) a sweep; ``n_trials`` more trials, as in Optuna's ``optimize``."""
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    if sampler is not None:
+        from autoopt.config import SamplerConfig
+        from autoopt.config._load import check_experiment
+        from autoopt.errors import ConfigError
+
+        try:
+            SamplerConfig(name=sampler)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001
+            raise ConfigError(
+                f"--sampler: unknown sampler '{sampler}'; allowed: tpe, nsga2, random, grid"
+            ) from e
+        exp = exp.model_copy(update={"sampler": exp.sampler.model_copy(update={"name": sampler})})
+        check_experiment(exp, "--sampler")
+    controller = Controller(
+        exp, storage=storage, study_name=study, workers=workers, on_event=on_event,
+        ray_address=ray_address,
+    )
+    summary = controller.run(n_trials=n_trials, timeout_s=timeout)
+    if write_results and summary.study is not None:
+        from autoopt.report import write_results as _write
+
+        summary.results_dir = _write(summary.study, exp.results_dir)
+    return summary
+
+
+def load_study(name: str, storage: str | None = None) -> StudyRecord:
+    """Read a study: every trial as a typed record, the baseline and the feasible front."""
+    study = load_optuna_study(name, storage)
+    return study_record(study, normalize_url(storage))
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    name: str
+    workload: str
+    metric_name: str
+    counts: dict[str, int]
+    n_trials: int
+    best_speedup: float | None
+    last_activity: dt.datetime | None
+
+
+def list_studies(storage: str | None = None) -> list[StudySummary]:
+    """Every study in the storage with trial counts and its best feasible speedup."""
+    import optuna
+
+    rdb = open_storage(storage)
+    out = []
+    for s in optuna.get_all_study_summaries(rdb, include_best_trial=False):
+        record = study_record(optuna.load_study(study_name=s.study_name, storage=rdb), normalize_url(storage))
+        speedups = [record.ratios(t).get("speedup") for t in record.front()]
+        finished = [t.completed or t.started for t in record.trials if t.completed or t.started]
+        out.append(
+            StudySummary(
+                name=s.study_name,
+                workload=record.workload,
+                metric_name=record.metric_name,
+                counts=record.counts(),
+                n_trials=len(record.trials),
+                best_speedup=max((x for x in speedups if x), default=None),
+                last_activity=max(finished, default=None),
+            )
+        )
+    return out
+
+
+def _policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
+    if isinstance(policy, Policy):
+        if any(v is not None and v is not False for v in options.values()):
+            raise ConfigError("give policy options either in the Policy object or as keywords, not both")
+        return policy
+    return _select_module.make_policy(policy, **options)
+
+
+def _study(study: str | StudyRecord, storage: str | None) -> StudyRecord:
+    return study if isinstance(study, StudyRecord) else load_study(study, storage)
+
+
+def select(
+    study: str | StudyRecord,
+    storage: str | None = None,
+    policy: str | Policy = "knee",
+    *,
+    max_drop: float | None = None,
+    relative: bool = False,
+    max_latency_ms: float | None = None,
+    latency_metric: str | None = None,
+) -> Selection:
+    """Choose one trial of a study by a policy: fastest, smallest, most-accurate or knee.
+
+    ``fastest`` takes ``max_drop`` (default: the study's own accuracy constraint) and
+    ``relative``; ``smallest`` and ``most-accurate`` need ``max_latency_ms``. When no trial
+    meets the policy, the selection's ``trial`` is None and ``slower`` / ``less_accurate``
+    hold the nearest trials on each side::
+
+        sel = autoopt.select("digits_cnn", policy="fastest", max_drop=0.01)
+        sel.trial.number if sel.found else sel.summary()
+    """
+    options = {"max_drop": max_drop, "relative": relative, "max_latency_ms": max_latency_ms,
+               "latency_metric": latency_metric}
+    return _select_module.select(_study(study, storage), _policy(policy, options))
+
+
+def export(
+    study: str | StudyRecord,
+    storage: str | None = None,
+    *,
+    out: str | Path,
+    trial: int | None = None,
+    policy: str | Policy | None = None,
+    max_drop: float | None = None,
+    relative: bool = False,
+    max_latency_ms: float | None = None,
+    latency_metric: str | None = None,
+    triton: bool = False,
+    triton_name: str | None = None,
+    cache_dir: str | Path | None = None,
+    accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Rebuild one trial (by number, or chosen by a policy), write a bundle to ``out``, verify it.
+
+    The bundle is re-scored on the evaluation split and re-timed here; an accuracy further
+    than ``accuracy_tolerance`` from the recorded one raises :class:`autoopt.ExportError`
+    and leaves nothing in ``out``. Load the bundle with :func:`autoopt.load`.
+    """
+    options = {"max_drop": max_drop, "relative": relative, "max_latency_ms": max_latency_ms,
+               "latency_metric": latency_metric}
+    if (trial is None) == (policy is None):
+        raise ConfigError("give either --trial N or --policy NAME (one of them, not both)")
+    record = _study(study, storage)
+    selection = None
+    if policy is not None:
+        selection = _select_module.select(record, _policy(policy, options))
+        if selection.trial is None:
+            raise ExportError(f"{selection.summary()}; nothing was exported")
+        trial = selection.trial.number
+    elif any(v is not None and v is not False for v in options.values()):
+        raise ConfigError("policy options (max_drop, max_latency_ms, ...) need --policy")
+    assert trial is not None  # noqa: S101 - guaranteed by the checks above
+    return _export_module.export_trial(
+        record, trial, out, triton=triton, triton_name=triton_name, cache_dir=cache_dir,
+        accuracy_tolerance=accuracy_tolerance, overwrite=overwrite, selection=selection,
+    )

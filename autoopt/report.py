@@ -1,0 +1,60 @@
+"""What a sweep writes to ``results/<study>/``: trials.csv, pareto.csv and pareto.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autoopt.search.records import StudyRecord
+
+
+def write_results(study: StudyRecord, results_dir: str | Path) -> Path:
+    out = Path(results_dir) / study.name
+    out.mkdir(parents=True, exist_ok=True)
+    frame = study.frame()
+    frame.to_csv(out / "trials.csv", index=False)
+    if len(frame):
+        front = frame[frame["pareto"]].sort_values("latency_p50_ms")
+    else:
+        front = frame
+    front.to_csv(out / "pareto.csv", index=False)
+    plot_pareto(study, out / "pareto.png")
+    return out
+
+
+def plot_pareto(study: StudyRecord, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    done = [t for t in study.trials if t.state == "COMPLETE" and t.metrics]
+    feasible = [t for t in done if t.feasible and not t.is_baseline]
+    infeasible = [t for t in done if not t.feasible]
+    front = study.front()
+    x = lambda ts: [t.metrics["latency_p50_ms"] for t in ts]  # noqa: E731
+    y = lambda ts: [t.metrics["accuracy"] for t in ts]  # noqa: E731
+    if infeasible:
+        ax.scatter(x(infeasible), y(infeasible), marker="x", c="#999999", label="infeasible")
+    if feasible:
+        ax.scatter(x(feasible), y(feasible), c="#4c72b0", alpha=0.7, label="feasible")
+    if front:
+        ax.plot(x(front), y(front), "-o", c="#dd8452", label="Pareto front", zorder=3)
+    base = study.baseline
+    if base is not None:
+        ax.scatter(x([base]), y([base]), marker="*", s=220, c="#c44e52", label="baseline", zorder=4)
+        floor = study.accuracy_floor
+        if floor is not None:
+            ax.axhline(floor, ls="--", c="#c44e52", lw=1, label=f"accuracy floor ({floor:.4g})")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency (ms, log scale)")
+    ax.set_ylabel(study.metric_name)
+    failed = sum(t.state == "FAIL" for t in study.trials)
+    ax.set_title(f"{study.name}: {len(done)} complete, {failed} failed or rejected")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

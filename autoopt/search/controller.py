@@ -1,0 +1,413 @@
+"""The controller: Optuna ask/tell over Ray tasks, the only writer to the study.
+
+It keeps ``workers`` trials in flight, tells each result as it arrives (every metric as a
+user attribute, the accuracy floor as an Optuna constraint), records failed and rejected
+candidates with their reason, and stops at the trial or time budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autoopt.config import Experiment
+from autoopt.errors import AutoOptError, ConfigError
+from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.search import records as R
+from autoopt.search.executor import RayExecutor, TrialTask, ensure_ray
+from autoopt.search.sampling import make_sampler, suggest
+from autoopt.search.storage import normalize_url, open_storage
+
+log = logging.getLogger(__name__)
+EventHandler = Callable[[dict[str, Any]], None]
+ATTR_CONTROLLER = "controller"
+
+
+@dataclass
+class _InFlight:
+    trial: optuna.Trial
+    recipe: Recipe
+    task: TrialTask
+    ref: Any
+    phase: str
+    started: float
+    attempts: int = 0
+    built: dict[str, Any] | None = None
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    storage: str
+    trials_run: int
+    completed: int
+    failed: int
+    rejected: int
+    elapsed_s: float
+    cache_hits: int
+    cache_builds: int
+    cache_saved_s: float
+    stopped: str
+    front: list[R.TrialRecord] = field(default_factory=list)
+    baseline: R.TrialRecord | None = None
+    study: R.StudyRecord | None = None
+    results_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        experiment: Experiment,
+        *,
+        storage: str | None = None,
+        study_name: str | None = None,
+        workers: int | None = None,
+        sampler: str | None = None,
+        on_event: EventHandler | None = None,
+        ray_address: str | None = None,
+    ) -> None:
+        self.exp = experiment
+        if sampler:
+            experiment = experiment.model_copy(
+                update={"sampler": experiment.sampler.model_copy(update={"name": sampler})}
+            )
+            self.exp = experiment
+        self.storage_url = normalize_url(storage or experiment.storage)
+        self.study_name = study_name or experiment.name
+        self.workers = workers or experiment.execution.workers
+        self.on_event = on_event or (lambda e: None)
+        self.ray_address = ray_address
+        self.controller_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._baseline: dict[str, float] | None = None
+        self._hits = self._builds = 0
+        self._saved = 0.0
+        self._counts = {"complete": 0, "failed": 0, "rejected": 0}
+
+    # ---- study set-up -------------------------------------------------------------------
+    def _open_study(self, n_trials: int | None) -> optuna.Study:
+        storage = open_storage(self.storage_url, create=True)
+        sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=storage,
+            directions=self.exp.directions,
+            sampler=sampler,
+            load_if_exists=True,
+        )
+        existing = study.user_attrs.get(R.STUDY_OBJECTIVES)
+        if existing and list(existing) != list(self.exp.objectives):
+            raise ConfigError(
+                f"{self.exp.source}: objectives: study '{self.study_name}' in {self.storage_url} "
+                f"was created with objectives {existing}, got {self.exp.objectives}; pass "
+                "--study NEW_NAME to start a new study"
+            )
+        if not existing:
+            study.set_user_attr(R.STUDY_OBJECTIVES, list(self.exp.objectives))
+            study.set_user_attr(R.STUDY_WORKLOAD, self.exp.workload.name)
+            study.set_user_attr(R.STUDY_CONSTRAINT, self.exp.constraint.model_dump())
+        study.set_user_attr(R.STUDY_EXPERIMENT, self.exp.model_dump(mode="json"))
+        return study
+
+    def _recover_stale(self, study: optuna.Study) -> int:
+        """Trials left RUNNING by a controller that died are failed with the reason."""
+        n = 0
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            owner = t.user_attrs.get(ATTR_CONTROLLER, "")
+            host, _, pid = owner.partition(":")
+            alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
+            if alive or (host and host != socket.gethostname()):
+                continue  # another live controller's trial (shared PostgreSQL storage)
+            storage = study._storage
+            storage.set_trial_user_attr(t._trial_id, R.ATTR_STATUS, "failed")
+            storage.set_trial_user_attr(t._trial_id, R.ATTR_FAILURE_STAGE, "controller")
+            storage.set_trial_user_attr(
+                t._trial_id,
+                R.ATTR_FAILURE_REASON,
+                f"the controller ({owner or 'unknown'}) stopped before this trial finished",
+            )
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            n += 1
+        return n
+
+    def _find_baseline(self, study: optuna.Study) -> dict[str, float] | None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get(R.ATTR_BASELINE):
+                names = t.user_attrs.get(R.ATTR_METRIC_NAMES, [])
+                return {k: float(t.user_attrs[k]) for k in names}
+        return None
+
+    # ---- tasks -------------------------------------------------------------------------
+    def _task(self, number: int, recipe: Recipe) -> TrialTask:
+        return TrialTask(
+            trial_number=number,
+            recipe=recipe.to_dict(),
+            workload=self.exp.workload.name,
+            workload_options=dict(self.exp.workload.options),
+            cache_dir=str(Path(self.exp.cache_dir).resolve()),
+            latency=self.exp.latency.model_dump(),
+            verify=self.exp.verify.model_dump(),
+            plugins=list(self.exp.plugins),
+            seed=self.exp.sampler.seed or 0,
+            sys_path=[os.getcwd(), *sys.path],
+        )
+
+    def _ask(self, study: optuna.Study, baseline: bool) -> tuple[optuna.Trial, Recipe | None, str]:
+        if baseline:
+            params = baseline_params(self.exp.space)
+            if params is not None:
+                study.enqueue_trial(params, skip_if_exists=False)
+        trial = study.ask()
+        trial.set_user_attr(ATTR_CONTROLLER, self.controller_id)
+        if baseline:
+            if params is not None:
+                suggest(trial, self.exp.space)
+            trial.set_user_attr(R.ATTR_BASELINE, True)
+            return trial, baseline_recipe(), ""
+        try:
+            params = suggest(trial, self.exp.space)
+            return trial, recipe_from_params(params, self.exp.space), ""
+        except ConfigError as e:
+            return trial, None, str(e)
+
+    # ---- telling -----------------------------------------------------------------------
+    def _fail(self, study: optuna.Study, item: _InFlight | optuna.Trial, stage: str, reason: str,
+              status: str = "failed", recipe: Recipe | None = None) -> None:
+        trial = item.trial if isinstance(item, _InFlight) else item
+        recipe = item.recipe if isinstance(item, _InFlight) else recipe
+        if recipe is not None:
+            trial.set_user_attr(R.ATTR_RECIPE, recipe.to_dict())
+            trial.set_user_attr(R.ATTR_RECIPE_STR, recipe.describe())
+        if isinstance(item, _InFlight) and item.built:
+            trial.set_user_attr(R.ATTR_STAGES, item.built.get("events", []))
+        trial.set_user_attr(R.ATTR_STATUS, status)
+        trial.set_user_attr(R.ATTR_FAILURE_STAGE, stage)
+        trial.set_user_attr(R.ATTR_FAILURE_REASON, reason[:2000])
+        study.tell(trial, state=TrialState.FAIL)
+        self._counts["rejected" if status == "rejected" else "failed"] += 1
+        self.on_event({"type": status, "trial": trial.number, "stage": stage, "reason": reason,
+                       "recipe": recipe.describe() if recipe else ""})
+
+    def _complete(self, study: optuna.Study, item: _InFlight, result: dict[str, Any]) -> None:
+        trial, metrics = item.trial, dict(result["metrics"])
+        is_baseline = bool(trial.user_attrs.get(R.ATTR_BASELINE))
+        if self._baseline is None:
+            self._baseline = metrics  # the baseline is always the first trial told
+        base = self._baseline
+        metrics["speedup"] = base["latency_p50_ms"] / metrics["latency_p50_ms"]
+        metrics["size_ratio"] = base["size_mb"] / metrics["size_mb"]
+        drop = base["accuracy"] - metrics["accuracy"]
+        if self.exp.constraint.mode == "relative":
+            drop = drop / base["accuracy"] if base["accuracy"] else drop
+        metrics["accuracy_drop"] = drop
+        for name, value in metrics.items():
+            trial.set_user_attr(name, value)
+        trial.set_user_attr(R.ATTR_METRIC_NAMES, sorted(metrics))
+        trial.set_user_attr(R.ATTR_RECIPE, item.recipe.to_dict())
+        trial.set_user_attr(R.ATTR_RECIPE_STR, item.recipe.describe())
+        trial.set_user_attr(R.ATTR_STATUS, "complete")
+        trial.set_user_attr(R.ATTR_STAGES, (item.built or {}).get("events", []))
+        trial.set_user_attr(R.ATTR_ARTIFACT, (item.built or {}).get("key", ""))
+        trial.set_user_attr(R.ATTR_RUNNER, result.get("runner", {}))
+        trial.set_user_attr(R.ATTR_HARDWARE, result.get("hardware", {}))
+        trial.set_user_attr(R.ATTR_NODE, result.get("node_id", ""))
+        trial.set_user_attr("build_s", (item.built or {}).get("seconds", 0.0))
+        trial.set_user_attr("measure_s", result.get("seconds", 0.0))
+        trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
+        study.tell(trial, [metrics[o] for o in self.exp.objectives])
+        self._counts["complete"] += 1
+        self.on_event({
+            "type": "complete", "trial": trial.number, "recipe": item.recipe.describe(),
+            "accuracy": metrics["accuracy"], "latency_p50_ms": metrics["latency_p50_ms"],
+            "speedup": metrics["speedup"], "feasible": drop <= self.exp.constraint.max_drop,
+            "baseline": is_baseline,
+        })
+
+    def _record_build(self, built: dict[str, Any]) -> None:
+        for e in built.get("events", []):
+            if e["hit"]:
+                self._hits += 1
+                self._saved += e["saved_seconds"]
+            else:
+                self._builds += 1
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(self, n_trials: int | None = None, timeout_s: float | None = None) -> RunSummary:
+        import ray
+
+        n_trials = n_trials if n_trials is not None else self.exp.budget.n_trials
+        timeout_s = timeout_s if timeout_s is not None else self.exp.budget.timeout_s
+        if n_trials is None and timeout_s is None:
+            raise ConfigError("give a trial budget (--n-trials) or a time budget (--timeout)")
+        start = time.monotonic()
+        study = self._open_study(n_trials)
+        stale = self._recover_stale(study)
+        if stale:
+            self.on_event({"type": "recovered", "count": stale})
+        from autoopt.workloads import load_workload
+
+        # Loaded here first so a workload that trains its teacher does it once, not per worker.
+        load_workload(self.exp.workload.name, self.exp.workload.options)
+        ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
+        executor = RayExecutor(self.exp.execution.resources, self.exp.latency.threads)
+        self._baseline = self._find_baseline(study)
+
+        inflight: dict[Any, _InFlight] = {}
+        started = 0
+        stopped = "budget"
+        grid_done = False
+
+        def budget_left() -> bool:
+            if n_trials is not None and started >= n_trials:
+                return False
+            if timeout_s is not None and time.monotonic() - start >= timeout_s:
+                return False
+            return not grid_done
+
+        def launch(baseline: bool) -> None:
+            nonlocal started, grid_done
+            trial, recipe, error = self._ask(study, baseline)
+            started += 1
+            if recipe is None:
+                self._fail(study, trial, "sample", error, status="rejected")
+                return
+            task = self._task(trial.number, recipe)
+            ref = executor.submit_build(task)
+            inflight[ref] = _InFlight(trial, recipe, task, ref, "build", time.monotonic())
+            self.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
+            if self.exp.sampler.name == "grid" and _grid_exhausted(study):
+                grid_done = True
+
+        try:
+            while True:
+                if self._baseline is None and not inflight and budget_left():
+                    launch(baseline=True)
+                while self._baseline is not None and len(inflight) < self.workers and budget_left():
+                    launch(baseline=False)
+                if not inflight:
+                    break
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    self._handle(study, executor, inflight, inflight.pop(ref), ref)
+                self._enforce_timeouts(study, executor, inflight)
+                if self._baseline is None and not inflight and started:
+                    failed_base = _last_failure(study)
+                    raise AutoOptError(
+                        f"the baseline (unoptimized teacher) failed, so no candidate can be "
+                        f"judged against it: {failed_base}"
+                    )
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            for ref, item in list(inflight.items()):
+                executor.cancel(ref)
+                self._fail(study, item, item.phase, "interrupted by the user (Ctrl-C)", status="failed")
+            inflight.clear()
+        if timeout_s is not None and time.monotonic() - start >= timeout_s and stopped == "budget":
+            stopped = "timeout"
+        record = R.study_record(study, self.storage_url)
+        return RunSummary(
+            study_name=self.study_name,
+            storage=self.storage_url,
+            trials_run=started,
+            completed=self._counts["complete"],
+            failed=self._counts["failed"],
+            rejected=self._counts["rejected"],
+            elapsed_s=time.monotonic() - start,
+            cache_hits=self._hits,
+            cache_builds=self._builds,
+            cache_saved_s=self._saved,
+            stopped=stopped,
+            front=record.front(),
+            baseline=record.baseline,
+            study=record,
+        )
+
+    def _handle(self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight],
+                item: _InFlight, ref: Any) -> None:
+        import ray
+
+        try:
+            result = ray.get(ref)
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
+            if item.attempts < self.exp.execution.max_retries:
+                item.attempts += 1
+                log.warning("trial %d: worker lost (%s); retrying", item.trial.number, type(e).__name__)
+                self._resubmit(executor, inflight, item)
+                return
+            self._fail(study, item, item.phase, f"worker lost {item.attempts + 1} times: {type(e).__name__}: {e}")
+            return
+        except ray.exceptions.TaskCancelledError:
+            self._fail(study, item, item.phase, "task cancelled")
+            return
+        except ray.exceptions.RayError as e:
+            self._fail(study, item, item.phase, f"{type(e).__name__}: {e}")
+            return
+        if "error" in result:
+            err = result["error"]
+            if item.phase == "build" or item.built is None:
+                item.built = None
+            self._fail(study, item, err["stage"], err["reason"],
+                       status="rejected" if err["rejected"] else "failed")
+            return
+        if item.phase == "build":
+            item.built = result
+            self._record_build(result)
+            item.phase, item.started = "measure", time.monotonic()
+            new_ref = executor.submit_measure(item.task, result)
+            item.ref = new_ref
+            inflight[new_ref] = item
+            return
+        self._complete(study, item, result)
+
+    def _resubmit(self, executor: RayExecutor, inflight: dict[Any, _InFlight], item: _InFlight) -> None:
+        if item.phase == "build" or item.built is None:
+            item.ref = executor.submit_build(item.task)
+        else:
+            item.ref = executor.submit_measure(item.task, item.built)
+        item.started = time.monotonic()
+        inflight[item.ref] = item
+
+    def _enforce_timeouts(self, study: optuna.Study, executor: RayExecutor,
+                          inflight: dict[Any, _InFlight]) -> None:
+        limit = self.exp.execution.trial_timeout_s
+        now = time.monotonic()
+        for ref, item in list(inflight.items()):
+            if now - item.started > limit:
+                executor.cancel(ref)
+                del inflight[ref]
+                self._fail(study, item, item.phase,
+                           f"{item.phase} exceeded the per-trial timeout of {limit:g}s and was cancelled")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def _grid_exhausted(study: optuna.Study) -> bool:
+    sampler = study.sampler
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+
+
+def _last_failure(study: optuna.Study) -> str:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if not failed:
+        return "unknown reason"
+    t = failed[-1]
+    return f"[{t.user_attrs.get(R.ATTR_FAILURE_STAGE, '?')}] {t.user_attrs.get(R.ATTR_FAILURE_REASON, '?')}"

@@ -1,0 +1,218 @@
+"""Read-side view of a study: typed trial records that the CLI, dashboard and export share.
+
+The study database is the single record of truth; these records are derived from it on each
+read and never stored elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Trial user attributes autoopt writes (metrics are written flat, one attribute each).
+ATTR_RECIPE = "recipe"
+ATTR_RECIPE_STR = "recipe_str"
+ATTR_BASELINE = "is_baseline"
+ATTR_STATUS = "status"
+ATTR_FAILURE_STAGE = "failure_stage"
+ATTR_FAILURE_REASON = "failure_reason"
+ATTR_STAGES = "stages"
+ATTR_RUNNER = "runner"
+ATTR_HARDWARE = "hardware"
+ATTR_NODE = "node_id"
+ATTR_ARTIFACT = "artifact_key"
+ATTR_METRIC_NAMES = "metric_names"
+#: Study user attributes.
+STUDY_EXPERIMENT = "experiment"
+STUDY_WORKLOAD = "workload"
+STUDY_METRIC = "metric_name"
+STUDY_OBJECTIVES = "objectives"
+STUDY_CONSTRAINT = "constraint"
+CONSTRAINT_KEY = "accuracy_drop"
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    state: str
+    status: str
+    is_baseline: bool
+    recipe: dict[str, Any] | None
+    recipe_str: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    values: list[float] | None
+    constraint: float | None
+    feasible: bool
+    on_front: bool = False
+    failure_stage: str = ""
+    failure_reason: str = ""
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    runner: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    node_id: str = ""
+    artifact_key: str = ""
+    started: dt.datetime | None = None
+    completed: dt.datetime | None = None
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started and self.completed:
+            return (self.completed - self.started).total_seconds()
+        return None
+
+    def technique(self, family: str) -> str:
+        """The method used for a family ('none' if skipped), e.g. technique('pruning')."""
+        step = (self.recipe or {}).get(family)
+        return step["key"].split(".", 1)[1] if step else "none"
+
+
+def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
+    ua = t.user_attrs
+    names = ua.get(ATTR_METRIC_NAMES, [])
+    metrics = {k: float(ua[k]) for k in names if isinstance(ua.get(k), int | float)}
+    constraints = t.constraints
+    values_c = list(constraints.values()) if isinstance(constraints, dict) else list(constraints or [])
+    constraint = float(max(values_c)) if values_c else None
+    complete = t.state == TrialState.COMPLETE
+    values = list(t.values) if t.values is not None else None
+    feasible = complete and (constraint is None or constraint <= 0.0)
+    if values is not None and any(not math.isfinite(v) for v in values):
+        feasible = False
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        status=ua.get(ATTR_STATUS, t.state.name.lower()),
+        is_baseline=bool(ua.get(ATTR_BASELINE, False)),
+        recipe=ua.get(ATTR_RECIPE),
+        recipe_str=ua.get(ATTR_RECIPE_STR, ""),
+        params=dict(t.params),
+        metrics=metrics,
+        values=values,
+        constraint=constraint,
+        feasible=feasible,
+        failure_stage=ua.get(ATTR_FAILURE_STAGE, ""),
+        failure_reason=ua.get(ATTR_FAILURE_REASON, ""),
+        stages=ua.get(ATTR_STAGES, []),
+        runner=ua.get(ATTR_RUNNER, {}),
+        hardware=ua.get(ATTR_HARDWARE, {}),
+        node_id=ua.get(ATTR_NODE, ""),
+        artifact_key=ua.get(ATTR_ARTIFACT, ""),
+        started=t.datetime_start,
+        completed=t.datetime_complete,
+        user_attrs=dict(ua),
+    )
+
+
+@dataclass
+class StudyRecord:
+    name: str
+    storage: str
+    directions: list[str]
+    objectives: list[str]
+    metric_name: str
+    workload: str
+    constraint: dict[str, Any]
+    trials: list[TrialRecord]
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> TrialRecord | None:
+        for t in self.trials:
+            if t.is_baseline and t.state == "COMPLETE":
+                return t
+        return None
+
+    def front(self) -> list[TrialRecord]:
+        """The feasible Pareto front, fastest first."""
+        key = "latency_p50_ms"
+        return sorted((t for t in self.trials if t.on_front), key=lambda t: t.metrics.get(key, 0))
+
+    @property
+    def accuracy_floor(self) -> float | None:
+        from autoopt.config import AccuracyConstraint
+
+        base = self.baseline
+        if base is None or "max_drop" not in self.constraint:
+            return None
+        return AccuracyConstraint.model_validate(self.constraint).floor(base.metrics["accuracy"])
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def ratios(self, t: TrialRecord) -> dict[str, float]:
+        """Speedup, size ratio and accuracy change of a trial relative to the baseline."""
+        base = self.baseline
+        if base is None or not t.metrics:
+            return {}
+        out = {}
+        b, m = base.metrics, t.metrics
+        if m.get("latency_p50_ms"):
+            out["speedup"] = b["latency_p50_ms"] / m["latency_p50_ms"]
+        if m.get("size_mb"):
+            out["size_ratio"] = b["size_mb"] / m["size_mb"]
+        if "accuracy" in m:
+            out["accuracy_change"] = m["accuracy"] - b["accuracy"]
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = []
+        for t in self.trials:
+            row: dict[str, Any] = {
+                "trial": t.number,
+                "state": t.state,
+                "status": t.status,
+                "baseline": t.is_baseline,
+                "feasible": t.feasible,
+                "pareto": t.on_front,
+                "recipe": t.recipe_str,
+                "distillation": t.technique("distillation"),
+                "pruning": t.technique("pruning"),
+                "quantization": t.technique("quantization"),
+                "precision": t.technique("precision"),
+                "backend": t.technique("backend"),
+            }
+            row.update(t.metrics)
+            row.update(self.ratios(t))
+            row["duration_s"] = t.duration_s
+            row["failure_stage"] = t.failure_stage
+            row["failure_reason"] = t.failure_reason
+            row["node_id"] = t.node_id
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def study_record(study: optuna.Study, storage_url: str) -> StudyRecord:
+    trials = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    try:
+        front_numbers = {t.number for t in study.best_trials}
+    except (RuntimeError, ValueError):  # no complete trials yet
+        front_numbers = set()
+    for t in trials:
+        t.on_front = t.number in front_numbers and t.feasible
+    ua = study.user_attrs
+    return StudyRecord(
+        name=study.study_name,
+        storage=storage_url,
+        directions=[d.name.lower() for d in study.directions],
+        objectives=list(ua.get(STUDY_OBJECTIVES, [])),
+        metric_name=str(ua.get(STUDY_METRIC, "accuracy")),
+        workload=str(ua.get(STUDY_WORKLOAD, "")),
+        constraint=dict(ua.get(STUDY_CONSTRAINT, {})),
+        trials=trials,
+        user_attrs=dict(ua),
+    )

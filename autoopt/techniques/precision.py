@@ -1,0 +1,111 @@
+"""Precision: run the model in fp32 (unchanged), fp16 or bf16."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, ClassVar
+
+from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt.errors import CandidateError
+from autoopt.registry import register
+from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.techniques._onnx import as_onnx, scratch_path
+
+if TYPE_CHECKING:
+    import torch
+
+    from autoopt.artifacts import Artifact, ArtifactKind
+
+
+class PrecisionConfig(MethodConfig):
+    """Precision methods have no settings."""
+
+
+@register
+class Fp32Precision(Technique):
+    """The identity: every model starts in fp32."""
+
+    key = "precision.fp32"
+    family = "precision"
+    Config = PrecisionConfig
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        return artifact
+
+
+class _HalfPrecision(Technique):
+    family = "precision"
+    Config = PrecisionConfig
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+    #: "fp16" or "bf16".
+    name: ClassVar[str]
+
+    def _dtype(self) -> torch.dtype:
+        import torch
+
+        return torch.float16 if self.name == "fp16" else torch.bfloat16
+
+    def _native(self, ctx: Context) -> bool:
+        return ctx.hardware.native_fp16 if self.name == "fp16" else ctx.hardware.native_bf16
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        if ctx.backend_kind == "torch" and not self._native(ctx) and not ctx.hardware.cuda_devices:
+            flags = "avx512_fp16 or amx_fp16" if self.name == "fp16" else "avx512_bf16 or amx_bf16"
+            return (
+                f"this CPU ({ctx.hardware.cpu_model}) has no native {self.name} arithmetic "
+                f"(needs {flags}), so PyTorch would emulate {self.name} slower than fp32; use "
+                f"fp32{' or fp16 on onnxruntime' if self.name == 'fp16' else ''}, or a host "
+                "with those instructions or a GPU"
+            )
+        return None
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
+            model = copy.deepcopy(artifact.model).to(self._dtype())
+            return TorchArtifact(model.eval())
+        return self._apply_onnx(as_onnx(artifact, ctx, self.name), ctx)
+
+    def _apply_onnx(self, artifact: OnnxArtifact, ctx: Context) -> OnnxArtifact:
+        raise CandidateError(f"precision {self.name} is not available for ONNX", stage=self.key)
+
+
+@register
+class Fp16Precision(_HalfPrecision):
+    """Half precision. PyTorch: parameters and inputs cast to float16. ONNX: the graph's
+    weights and compute in float16, inputs and outputs kept float32 (casts at the edges)."""
+
+    key = "precision.fp16"
+    name = "fp16"
+
+    def _apply_onnx(self, artifact: OnnxArtifact, ctx: Context) -> OnnxArtifact:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        try:
+            model = convert_float_to_float16(onnx.load(str(artifact.path)), keep_io_types=True)
+        except Exception as e:  # noqa: BLE001 - any converter failure fails this candidate
+            raise CandidateError(
+                f"fp16 conversion of the ONNX graph failed: {type(e).__name__}: {e}",
+                stage=self.key,
+            ) from e
+        out = scratch_path(ctx, "fp16")
+        onnx.save(model, str(out))
+        return OnnxArtifact(out)
+
+
+@register
+class Bf16Precision(_HalfPrecision):
+    """bfloat16 on PyTorch (parameters and inputs cast to bfloat16)."""
+
+    key = "precision.bf16"
+    name = "bf16"
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        if ctx.backend_kind == "onnx":
+            return (
+                "bf16 is not built for ONNX: onnxruntime's CPU execution provider has no bf16 "
+                "Conv/MatMul/Gemm kernels; use fp32/fp16 on onnxruntime or bf16 on torch_eager "
+                "or torch_compile"
+            )
+        return super().check(config, ctx)

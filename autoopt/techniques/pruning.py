@@ -1,0 +1,227 @@
+"""Pruning: zero out (unstructured) or physically remove (structured) weights, then optionally
+recover accuracy by fine-tuning against the teacher on the train split.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from autoopt.artifacts import TorchArtifact
+from autoopt.errors import CandidateError
+from autoopt.registry import register
+from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.techniques._training import (
+    RECOVERY_ALPHA,
+    RECOVERY_TEMPERATURE,
+    train_against_teacher,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from autoopt.artifacts import Artifact, ArtifactKind
+
+
+class _RecoveryConfig(MethodConfig):
+    """Recovery fine-tuning shared by the pruning methods (0 steps: no recovery)."""
+
+    recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
+    recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
+
+
+class UnstructuredPruningConfig(_RecoveryConfig):
+    #: Fraction of weights set to zero (per layer, or over all layers together).
+    amount: float = Field(default=0.5, ge=0.0, le=0.95)
+    #: ``layer``: the same fraction in every Conv/Linear; ``global``: the smallest weights of the
+    #: whole model, so layers with many small weights lose more.
+    scope: Literal["layer", "global"] = "layer"
+
+
+class StructuredPruningConfig(_RecoveryConfig):
+    #: Fraction of output channels / hidden units removed from each prunable layer.
+    amount: float = Field(default=0.3, ge=0.0, le=0.9)
+    #: Channel ranking: L1 or L2 norm of the weights coupled to each channel.
+    norm: Literal["l1", "l2"] = "l1"
+
+
+def _prunable(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    from torch import nn
+
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)
+    ]
+
+
+def weight_sparsity(model: torch.nn.Module) -> float:
+    """Fraction of exact zeros among the Conv/Linear weights."""
+    weights: list[torch.Tensor] = [m.weight for _, m in _prunable(model)]  # type: ignore[misc]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    return zeros / total if total else 0.0
+
+
+def _trace_inputs(ctx: Context, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """A few train samples to trace the model with (the evaluation split stays unseen)."""
+    import torch
+
+    split = ctx.workload.train.take(batch_size)
+    return tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in split.inputs)
+
+
+def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> None:
+    if config.recovery_steps == 0:
+        return
+    train_against_teacher(
+        model,
+        ctx.workload.model,
+        ctx.workload.train,
+        output_kind=ctx.workload.output_kind,
+        steps=config.recovery_steps,
+        lr=config.recovery_lr,
+        batch_size=config.recovery_batch_size,
+        temperature=RECOVERY_TEMPERATURE,
+        alpha=RECOVERY_ALPHA,
+        seed=ctx.seed,
+    )
+
+
+@register
+class UnstructuredPruning(Technique):
+    """Magnitude (L1) pruning of Conv/Linear weights with ``torch.nn.utils.prune``.
+
+    The zeros only make the model faster on sparse kernels (few CPU backends have them); they do
+    make it compress well. The search measures whether it pays off.
+    """
+
+    key = "pruning.unstructured"
+    family = "pruning"
+    Config = UnstructuredPruningConfig
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        import torch
+        from torch.nn.utils import prune
+
+        assert isinstance(config, UnstructuredPruningConfig)  # noqa: S101 - registry's contract
+        model = _copy_model(artifact, self.key)
+        layers = _prunable(model)
+        if not layers:
+            raise CandidateError(
+                "unstructured pruning found no Conv/Linear layers to prune", stage=self.key
+            )
+        with torch.inference_mode(False), torch.no_grad():
+            if config.scope == "layer":
+                for _, m in layers:
+                    prune.l1_unstructured(m, "weight", amount=config.amount)
+            else:
+                prune.global_unstructured(
+                    [(m, "weight") for _, m in layers],
+                    pruning_method=prune.L1Unstructured,
+                    amount=config.amount,
+                )
+        # Recovery trains through the pruning parametrization (weight = weight_orig * mask),
+        # so the pruned weights stay exactly zero; prune.remove then makes the zeros permanent.
+        _recover(model, config, ctx)
+        with torch.no_grad():
+            for _, m in layers:
+                prune.remove(m, "weight")
+        return TorchArtifact(model.eval())
+
+
+@register
+class StructuredPruning(Technique):
+    """Remove whole conv channels / linear units, with their dependents, via torch-pruning.
+
+    torch-pruning traces the model's dependency graph, so coupled layers (the next layer's
+    inputs, batch norms, residual additions, flattens) are sliced consistently for any model.
+    The layers that produce the model's output are never pruned, so its shape is unchanged.
+    """
+
+    key = "pruning.structured"
+    family = "pruning"
+    Config = StructuredPruningConfig
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        try:
+            import torch_pruning  # noqa: F401
+        except ImportError as e:
+            return f"structured pruning needs torch-pruning (pip install torch-pruning): {e}"
+        return None
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        import torch
+        import torch_pruning as tp
+
+        assert isinstance(config, StructuredPruningConfig)  # noqa: S101 - registry's contract
+        model = _copy_model(artifact, self.key)
+        example = _trace_inputs(ctx, 2)
+        with torch.no_grad():
+            reference_shape = tuple(model(*example).shape)
+        output_layers = _output_layers(model, example)
+        if config.amount > 0:
+            try:
+                with torch.inference_mode(False):
+                    pruner = tp.pruner.MetaPruner(
+                        model,
+                        example,
+                        importance=tp.importance.MagnitudeImportance(
+                            p=1 if config.norm == "l1" else 2
+                        ),
+                        pruning_ratio=config.amount,
+                        ignored_layers=output_layers,
+                        # Fresh dicts: torch-pruning mutates some of its default arguments.
+                        in_channel_groups={},
+                        out_channel_groups={},
+                        num_heads={},
+                    )
+                    pruner.step()
+            except Exception as e:  # noqa: BLE001 - any tracing failure fails this candidate
+                raise CandidateError(
+                    f"torch-pruning could not prune this model: {type(e).__name__}: {e}",
+                    stage=self.key,
+                ) from e
+        with torch.no_grad():
+            shape = tuple(model(*example).shape)
+        if shape != reference_shape:
+            raise CandidateError(
+                f"structured pruning changed the output shape from {reference_shape} to {shape}",
+                stage=self.key,
+            )
+        _recover(model, config, ctx)
+        return TorchArtifact(model.eval())
+
+
+def _copy_model(artifact: Artifact, stage: str) -> torch.nn.Module:
+    if not isinstance(artifact, TorchArtifact):
+        raise CandidateError(f"{stage} needs a PyTorch model, got a {artifact.kind} artifact")
+    return copy.deepcopy(artifact.model).eval()
+
+
+def _output_layers(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> list:
+    """The Conv/Linear layer(s) run last: the ones whose outputs are the model's outputs
+    (a classifier head, an embedding projection). Pruning them would change the output shape.
+    """
+    import torch
+
+    prunable = {id(m): m for _, m in _prunable(model)}
+    order: list[torch.nn.Module] = []
+
+    def hook(module: torch.nn.Module, _inputs: object, _output: object) -> None:
+        order.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in prunable.values()]
+    try:
+        with torch.no_grad():
+            model(*example)
+    finally:
+        for h in handles:
+            h.remove()
+    return order[-1:]

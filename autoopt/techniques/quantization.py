@@ -1,0 +1,453 @@
+"""Quantization to int8: dynamic (PyTorch or ONNX Runtime) and static QDQ (ONNX Runtime).
+
+Layer exclusions are given as PyTorch module names (``fc2``, ``encoder.layer.0.output.dense``)
+whatever the artifact kind. On ONNX graphs they are matched to the nodes the TorchScript
+exporter names after the module path (``/fc2/Gemm``, ``/encoder/layer.0/output/dense/MatMul``);
+a name that matches nothing fails the candidate rather than being silently ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt.errors import CandidateError
+from autoopt.registry import register
+from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.techniques._onnx import as_onnx, scratch_path
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+    from autoopt.artifacts import Artifact, ArtifactKind
+
+logger = logging.getLogger(__name__)
+
+#: Op types ONNX Runtime can quantize that matter for the models we target. Gemm and MatMul are
+#: one kind for dynamic quantization (ONNX Runtime rewrites Gemm as MatMul + Add first).
+OpType = Literal["MatMul", "Gemm", "Conv", "Gather", "Attention"]
+DEFAULT_OP_TYPES: list[OpType] = ["Conv", "Gemm", "MatMul"]
+#: Ops whose presence shows that a graph really computes in integers.
+INTEGER_OPS = frozenset(
+    {
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeMatMul",
+        "QAttention",
+        "QGemm",
+    }
+)
+
+
+class _QuantizationConfig(MethodConfig):
+    #: PyTorch module names kept in float (a name also covers its submodules).
+    exclude: list[str] = Field(default_factory=list)
+    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
+    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
+    per_channel: bool = False
+
+    # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
+    @field_validator("exclude", "op_types")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
+
+    @field_validator("exclude")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name or name != name.strip() or name.startswith(".") or name.endswith("."):
+                raise ValueError(f"'{name}' is not a module name like 'fc2' or 'encoder.layer.0'")
+        return v
+
+
+class DynamicInt8Config(_QuantizationConfig):
+    #: Weight type (ONNX only: PyTorch's dynamic Linear stores signed int8 weights).
+    weight_type: Literal["QInt8", "QUInt8"] = "QInt8"
+
+
+class StaticInt8Config(_QuantizationConfig):
+    calibration_samples: int = Field(default=128, ge=1, le=100_000)
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+def _precision_conflict(ctx: Context) -> str | None:
+    precision = ctx.recipe.precision.method
+    if precision in ("fp16", "bf16"):
+        return (
+            f"int8 quantization cannot be combined with precision {precision}: the quantized "
+            "model keeps float32 scales and float32 layers between the int8 ones; use precision "
+            f"fp32 with quantization, or {precision} without quantization"
+        )
+    return None
+
+
+def _covered(name: str, excluded: Iterable[str]) -> bool:
+    return any(name == e or name.startswith(e + ".") for e in excluded)
+
+
+def _unknown_layers_error(
+    stage: str, unknown: list[str], available: Iterable[str]
+) -> CandidateError:
+    shown = sorted(set(available))
+    listing = ", ".join(shown[:40]) + (f", ... ({len(shown)} in all)" if len(shown) > 40 else "")
+    return CandidateError(
+        f"{stage}.exclude: no layer named {', '.join(repr(u) for u in unknown)} in the model; "
+        f"quantizable layers: {listing or '(none)'}",
+        stage=stage,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX helpers
+
+
+def onnx_layer_path(node_name: str) -> str:
+    """The PyTorch module path of the layer that a TorchScript-exported node belongs to.
+
+    The exporter scopes nodes by module (``/encoder/layer.0/attention/self/query/MatMul``);
+    container children may appear with the container's prefix repeated
+    (``/layers.0/layers.0.0/Gemm`` for ``layers.0.0``). Returns ``""`` for root-level nodes.
+    """
+    parts = [p for p in node_name.split("/")[:-1] if p]
+    path: list[str] = []
+    for part in parts:
+        if path and part.startswith(path[-1] + "."):
+            # ``layers.0`` then ``layers.0.0``: the second name repeats the first's prefix.
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path)
+
+
+def _layer_nodes(graph: onnx.GraphProto, exclude: list[str], stage: str) -> list[onnx.NodeProto]:
+    """The nodes belonging to the excluded layers; raises if a name matches no node."""
+    found: set[str] = set()
+    nodes = []
+    for node in graph.node:
+        path = onnx_layer_path(node.name)
+        hits = [e for e in exclude if path == e or path.startswith(e + ".")]
+        if hits:
+            nodes.append(node)
+            found.update(hits)
+    unknown = [e for e in exclude if e not in found]
+    if unknown:
+        available = {
+            onnx_layer_path(n.name)
+            for n in graph.node
+            if n.op_type in ("Conv", "Gemm", "MatMul", "Gather", "Attention")
+        }
+        raise _unknown_layers_error(stage, unknown, available - {""})
+    return nodes
+
+
+def _nodes_to_exclude(
+    graph: onnx.GraphProto, config: _QuantizationConfig, stage: str, dynamic: bool
+) -> tuple[list[str], list[str]]:
+    """(node names to exclude, op types to quantize), as ONNX Runtime wants them."""
+    op_types = set(config.op_types)
+    excluded = {n.name for n in _layer_nodes(graph, config.exclude, stage)}
+    if dynamic:
+        # Dynamic quantization rewrites every Gemm as MatMul (+ Add), naming the MatMul
+        # "<gemm name>_MatMul", and has no Gemm kernel: quantize "MatMul" and keep the op type
+        # that was not chosen in float by node name.
+        if "Gemm" in op_types and "MatMul" not in op_types:
+            excluded |= {n.name for n in graph.node if n.op_type == "MatMul"}
+        elif "MatMul" in op_types and "Gemm" not in op_types:
+            excluded |= {n.name for n in graph.node if n.op_type == "Gemm"}
+        gemms = {n.name for n in graph.node if n.op_type == "Gemm"}
+        excluded |= {f"{name}_MatMul" for name in excluded & gemms}
+        if "Gemm" in op_types:
+            op_types = (op_types - {"Gemm"}) | {"MatMul"}
+    return sorted(excluded), sorted(op_types)
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[tuple[str, np.dtype]]:
+    from onnx import helper
+
+    initializers = {i.name for i in model.graph.initializer}
+    return [
+        (i.name, np.dtype(helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)))
+        for i in model.graph.input
+        if i.name not in initializers
+    ]
+
+
+def count_integer_ops(path: Path) -> int:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(n.op_type in INTEGER_OPS for n in graph.node)
+
+
+def _require_integer_ops(path: Path, stage: str) -> None:
+    if count_integer_ops(path) == 0:
+        raise CandidateError(
+            f"{stage}: nothing was quantized (no layer of the chosen op types is left after "
+            "the exclusions); widen op_types or exclude fewer layers",
+            stage=stage,
+        )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's quantizer prints progress to stdout, which carries results in the CLI."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    if buffer.getvalue().strip():
+        logger.debug("onnxruntime.quantization: %s", buffer.getvalue().strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic int8
+
+
+@register
+class DynamicInt8Quantization(Technique):
+    """Weights to int8 ahead of time, activations quantized on the fly per batch.
+
+    PyTorch: ``quantize_dynamic`` replaces ``nn.Linear`` with a dynamic quantized Linear (Conv
+    has no dynamic kernel in PyTorch). ONNX: ``onnxruntime.quantization.quantize_dynamic``
+    (MatMulInteger / ConvInteger).
+    """
+
+    key = "quantization.dynamic_int8"
+    family = "quantization"
+    Config = DynamicInt8Config
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
+        if reason := _precision_conflict(ctx):
+            return reason
+        if ctx.backend_kind == "torch":
+            if config.weight_type != "QInt8":
+                return (
+                    "PyTorch dynamic quantization stores weights as signed int8 only; use "
+                    "weight_type QInt8, or backend onnxruntime for QUInt8 weights"
+                )
+            if not {"MatMul", "Gemm"} & set(config.op_types):
+                return (
+                    f"PyTorch dynamic quantization only quantizes nn.Linear (MatMul/Gemm), and "
+                    f"op_types is {config.op_types}; add MatMul or Gemm, or use backend "
+                    "onnxruntime to quantize Conv"
+                )
+        return None
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
+        if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
+            return TorchArtifact(_torch_dynamic(artifact.model, config, self.key))
+        return _onnx_dynamic(as_onnx(artifact, ctx, "dynamic_int8"), config, ctx, self.key)
+
+
+def _torch_dynamic(
+    model: torch.nn.Module, config: DynamicInt8Config, stage: str
+) -> torch.nn.Module:
+    import torch
+    from torch import nn
+
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    modules = {name for name, _ in model.named_modules() if name}
+    unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
+    if unknown:
+        raise _unknown_layers_error(stage, unknown, linears)
+    chosen = [n for n in linears if not _covered(n, config.exclude)]
+    if not chosen:
+        raise CandidateError(
+            f"{stage}: the model has no nn.Linear left to quantize after the exclusions "
+            f"{config.exclude}; PyTorch dynamic quantization only covers nn.Linear",
+            stage=stage,
+        )
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency;
+        # the eager dynamic path still works and is what we measure.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
+        from torch.ao.quantization import (
+            default_dynamic_qconfig,
+            per_channel_dynamic_qconfig,
+            quantize_dynamic,
+        )
+
+        qconfig = per_channel_dynamic_qconfig if config.per_channel else default_dynamic_qconfig
+        # Naming each chosen Linear (rather than the nn.Linear type) is how exclusions stay float.
+        quantized = quantize_dynamic(
+            copy.deepcopy(model).eval(),
+            {name: qconfig for name in chosen},
+            dtype=torch.qint8,
+        )
+    return quantized.eval()
+
+
+def _onnx_dynamic(
+    artifact: OnnxArtifact, config: DynamicInt8Config, ctx: Context, stage: str
+) -> OnnxArtifact:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(artifact.path))
+    exclude, op_types = _nodes_to_exclude(model.graph, config, stage, dynamic=True)
+    out = scratch_path(ctx, "dynamic_int8")
+    try:
+        with _quiet():
+            quantize_dynamic(
+                str(artifact.path),
+                str(out),
+                weight_type=getattr(QuantType, config.weight_type),
+                per_channel=config.per_channel,
+                op_types_to_quantize=op_types,
+                nodes_to_exclude=exclude,
+            )
+    except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
+        raise CandidateError(
+            f"onnxruntime dynamic quantization failed: {type(e).__name__}: {e}", stage=stage
+        ) from e
+    _require_integer_ops(out, stage)
+    return OnnxArtifact(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static int8 (QDQ)
+
+
+class _CalibrationReader:
+    """Feeds the calibration split to ONNX Runtime's calibrator, batch by batch.
+
+    ONNX Runtime's ``CalibrationDataReader`` accepts any object with ``get_next`` (duck-typed
+    ``__subclasshook__``), so this module does not import onnxruntime at import time.
+    """
+
+    def __init__(self, model: onnx.ModelProto, ctx: Context, samples: int, batch: int) -> None:
+        split = ctx.workload.calibration
+        split = split.take(min(samples, len(split)))
+        inputs = _graph_inputs(model)
+        if len(inputs) != len(split.inputs):
+            raise CandidateError(
+                f"the ONNX graph has {len(inputs)} inputs but the calibration split has "
+                f"{len(split.inputs)}",
+                stage="quantization.static_int8",
+            )
+        self._feeds = [
+            {
+                name: np.ascontiguousarray(x, dtype=dtype)
+                for (name, dtype), x in zip(inputs, xs, strict=True)
+            }
+            for xs, _ in split.batches(batch)
+        ]
+        self._iter = iter(self._feeds)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = iter(self._feeds)
+
+
+@register
+class StaticInt8Quantization(Technique):
+    """Weights and activations to int8 with ranges calibrated on the calibration split.
+
+    ONNX Runtime QDQ format; activations are unsigned (QUInt8) because signed activations run
+    several times slower on x86 CPUs without VNNI-friendly kernels, weights are signed (QInt8).
+    """
+
+    key = "quantization.static_int8"
+    family = "quantization"
+    Config = StaticInt8Config
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("onnx",)
+    #: Calibration batch: small enough for big models, large enough to be quick.
+    CALIBRATION_BATCH = 32
+
+    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        if ctx.backend_kind != "onnx":
+            return (
+                f"static int8 is implemented with ONNX Runtime; choose backend onnxruntime "
+                f"(this recipe uses {ctx.recipe.backend.method}), or quantization.dynamic_int8 "
+                "on PyTorch"
+            )
+        return _precision_conflict(ctx)
+
+    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
+        source = as_onnx(artifact, ctx, "static_int8")
+        prepared = scratch_path(ctx, "static_int8-pre")
+        out = scratch_path(ctx, "static_int8")
+        try:
+            _preprocess(source.path, prepared)
+            model = onnx.load(str(prepared))
+            exclude, op_types = _nodes_to_exclude(model.graph, config, self.key, dynamic=False)
+            reader = _CalibrationReader(
+                model, ctx, config.calibration_samples, self.CALIBRATION_BATCH
+            )
+            method = {
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[config.calibration_method]
+            with _quiet():
+                quantize_static(
+                    str(prepared),
+                    str(out),
+                    reader,
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=config.per_channel,
+                    calibrate_method=method,
+                    op_types_to_quantize=op_types,
+                    nodes_to_exclude=exclude,
+                )
+        except CandidateError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
+            raise CandidateError(
+                f"onnxruntime static quantization failed: {type(e).__name__}: {e}",
+                stage=self.key,
+            ) from e
+        finally:
+            prepared.unlink(missing_ok=True)
+        _require_integer_ops(out, self.key)
+        return OnnxArtifact(out)
+
+
+def _preprocess(source: Path, target: Path) -> None:
+    """ONNX Runtime's recommended pre-processing (shape inference, basic graph optimization).
+
+    Symbolic shape inference handles transformer graphs better but fails on some graphs; then
+    ONNX's own shape inference is used alone.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with _quiet():
+        try:
+            quant_pre_process(str(source), str(target))
+        except Exception as e:  # noqa: BLE001 - retry below with the simpler inference
+            logger.debug("symbolic shape inference failed (%s); retrying without it", e)
+            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)

@@ -1,0 +1,101 @@
+"""Sweeps end to end through the public API: real Ray tasks, a real SQLite study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+import autoopt
+from autoopt.cache import StageCache
+
+SMALL_SPACE = """
+parameters:
+  pruning.method: [none, structured]
+  pruning.structured.amount: [0.25, 0.5]
+  pruning.structured.recovery_steps: [0, 50]
+  precision.method: [fp32]
+  backend.method: [torch_eager, onnxruntime]
+"""
+
+
+def test_run_records_baseline_metrics_front_and_results(ray_session, make_experiment, tmp_path: Path) -> None:
+    exp = make_experiment(SMALL_SPACE, n_trials=5)
+    summary = autoopt.run(exp)
+    assert summary.trials_run == 5
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    assert len(study.trials) == 5
+    base = study.trials[0]
+    assert base.is_baseline and base.state == "COMPLETE"
+    assert base.recipe_str == "fp32 @ torch_eager"
+    for t in study.trials:
+        if t.state == "COMPLETE":
+            for metric in ("accuracy", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+                           "size_mb", "peak_memory_mb", "params"):
+                assert metric in t.metrics, (t.number, metric)
+            assert t.metrics["latency_p50_ms"] <= t.metrics["latency_p90_ms"] <= t.metrics["latency_p99_ms"]
+            assert t.hardware["cpu_model"] and t.hardware["versions"]["torch"].startswith("2.13")
+            assert t.metrics["latency_runs"] == 20
+    # Every trial on the front is feasible and none dominates another.
+    front = study.front()
+    assert front and all(t.feasible for t in front)
+    assert [t.number for t in summary.front] == [t.number for t in front]
+    out = summary.results_dir
+    assert out is not None
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 5 and "latency_p50_ms" in trials.columns
+    assert len(pd.read_csv(out / "pareto.csv")) == len(front)
+    assert (out / "pareto.png").stat().st_size > 10_000
+    # Optuna itself sees the constraint: best_trials holds only feasible trials.
+    raw = optuna.load_study(study_name="exp", storage=f"sqlite:///{tmp_path}/study.db")
+    assert all(max(t.constraints.values()) <= 0 for t in raw.best_trials)
+
+
+def test_run_again_continues_study_and_reuses_cache(ray_session, make_experiment, tmp_path: Path) -> None:
+    space = """
+    parameters:
+      pruning.method: [structured]
+      pruning.structured.amount: [0.5]
+      pruning.structured.recovery_steps: [50]
+      precision.method: [fp32]
+      backend.method: [onnxruntime]
+    """
+    exp = make_experiment(space, n_trials=2, workers=1)
+    first = autoopt.run(exp)
+    assert first.cache_builds >= 2  # pruning + ONNX export built once
+    second = autoopt.run(exp, n_trials=2)
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    assert len(study.trials) == 4
+    assert sum(t.is_baseline for t in study.trials) == 1  # the baseline is not re-run
+    assert second.cache_hits >= 2 and second.cache_builds == 0
+    assert second.cache_saved_s > 0
+    reused = [e for e in study.trials[-1].stages if e["hit"]]
+    assert {e["stage"] for e in reused} >= {"pruning.structured", "export.onnx"}
+    assert len(StageCache(tmp_path / "cache").entries()) >= 3
+
+
+def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    space = """
+    parameters:
+      pruning.method: [none, sabotage]
+      pruning.sabotage.mode: [nan, raise, garbage]
+      precision.method: [fp32]
+      backend.method: [torch_eager]
+    """
+    exp = make_experiment(space, n_trials=12, extra="plugins: [tests.plugins.broken_techniques]\n")
+    summary = autoopt.run(exp, sampler="grid")
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    # The grid (2 methods x 3 modes) is exhausted before the trial budget: the sweep stops.
+    assert 7 <= len(study.trials) < 12, [t.params for t in study.trials]
+    failed = [t for t in study.trials if t.state == "FAIL"]
+    reasons = " | ".join(t.failure_reason for t in failed)
+    modes = {t.recipe["pruning"]["config"]["mode"] for t in failed if t.recipe and t.recipe["pruning"]}
+    assert modes == {"nan", "raise", "garbage"}, reasons
+    assert "non-finite" in reasons or "NaN" in reasons
+    assert "always fails" in reasons
+    assert "agrees with the teacher" in reasons
+    assert all(not t.on_front for t in failed)
+    assert summary.completed == sum(t.state == "COMPLETE" for t in study.trials) >= 2
