@@ -20,6 +20,9 @@ from autoopt.errors import ConfigError
 
 #: Families that may be skipped; precision and backend are always present.
 OPTIONAL_FAMILIES = ("distillation", "pruning", "quantization")
+#: The method a required family gets when its ``<family>.method`` parameter is inactive
+#: (e.g. ``precision.method`` declared ``when: {quantization.method: none}``).
+DEFAULT_METHODS = {"precision": "fp32"}
 
 
 def _freeze(value: Any) -> Any:
@@ -78,7 +81,16 @@ class Step:
         return {"key": self.key, "config": self.params}
 
     def describe(self) -> str:
-        inner = ",".join(f"{k}={_short(v)}" for k, v in self.params.items())
+        """``method(field=value,...)`` with only the fields that differ from the defaults."""
+        from autoopt import registry
+
+        try:
+            defaults = registry.get(self.key).Config().model_dump(mode="json")
+        except ValueError:  # a config with required fields has no defaults to hide
+            defaults = {}
+        inner = ",".join(
+            f"{k}={_short(v)}" for k, v in self.params.items() if defaults.get(k, object()) != v
+        )
         return f"{self.method}({inner})" if inner else self.method
 
 
@@ -157,7 +169,7 @@ def recipe_from_params(params: Mapping[str, Any], space: SearchSpace) -> Recipe:
             values[name] = spec.value
     kwargs: dict[str, Step | None] = {}
     for family in FAMILIES:
-        method = values.get(f"{family}.method", NONE_METHOD)
+        method = values.get(f"{family}.method", DEFAULT_METHODS.get(family, NONE_METHOD))
         if method == NONE_METHOD:
             if family not in OPTIONAL_FAMILIES:
                 raise ConfigError(f"parameters: '{family}.method' must name a method")

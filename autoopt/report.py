@@ -41,7 +41,10 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
     if feasible:
         ax.scatter(x(feasible), y(feasible), c="#4c72b0", alpha=0.7, label="feasible")
     if front:
-        ax.plot(x(front), y(front), "-o", c="#dd8452", label="Pareto front", zorder=3)
+        # With more than two objectives the front is not a line in this plane: draw points.
+        style = "-o" if len(study.objectives) <= 2 else "o"
+        label = "Pareto front" + (f" ({', '.join(study.objectives)})" if style == "o" else "")
+        ax.plot(x(front), y(front), style, c="#dd8452", ms=8, label=label, zorder=3)
     base = study.baseline
     if base is not None:
         ax.scatter(x([base]), y([base]), marker="*", s=220, c="#c44e52", label="baseline", zorder=4)
@@ -52,7 +55,8 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel(study.metric_name)
     failed = sum(t.state == "FAIL" for t in study.trials)
-    ax.set_title(f"{study.name}: {len(done)} complete, {failed} failed or rejected")
+    rejected = sum(t.status == "rejected" for t in study.trials)
+    ax.set_title(f"{study.name}: {len(done)} complete, {failed} failed, {rejected} rejected")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoopt.config import Experiment
-from autoopt.errors import AutoOptError, ConfigError
+from autoopt.errors import AutoOptError, CandidateError, ConfigError
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, ensure_ray
@@ -93,6 +93,8 @@ class Controller:
         self._hits = self._builds = 0
         self._saved = 0.0
         self._counts = {"complete": 0, "failed": 0, "rejected": 0}
+        self.warnings: list[str] = []
+        self._workload: Any = None
 
     # ---- study set-up -------------------------------------------------------------------
     def _open_study(self, n_trials: int | None) -> optuna.Study:
@@ -180,6 +182,21 @@ class Controller:
         except ConfigError as e:
             return trial, None, str(e)
 
+    def _precheck(self, recipe: Recipe) -> str:
+        """Refuse here what this host's checks refuse, without a Ray round trip (workers
+        check again on their own hardware)."""
+        from autoopt import hardware
+        from autoopt.pipeline import check_recipe
+        from autoopt.techniques._base import Context
+
+        if self.exp.execution.resources:
+            return ""  # the target's hardware may differ from the controller's
+        try:
+            check_recipe(recipe, Context(self._workload, recipe, hardware.current()))
+        except CandidateError as e:
+            return str(e)
+        return ""
+
     # ---- telling -----------------------------------------------------------------------
     def _fail(self, study: optuna.Study, item: _InFlight | optuna.Trial, stage: str, reason: str,
               status: str = "failed", recipe: Recipe | None = None) -> None:
@@ -193,7 +210,9 @@ class Controller:
         trial.set_user_attr(R.ATTR_STATUS, status)
         trial.set_user_attr(R.ATTR_FAILURE_STAGE, stage)
         trial.set_user_attr(R.ATTR_FAILURE_REASON, reason[:2000])
-        study.tell(trial, state=TrialState.FAIL)
+        # A refused candidate is told as PRUNED, not FAIL: TPE ignores failed trials but counts
+        # pruned ones among the bad, so it learns to stop proposing what this host refuses.
+        study.tell(trial, state=TrialState.PRUNED if status == "rejected" else TrialState.FAIL)
         self._counts["rejected" if status == "rejected" else "failed"] += 1
         self.on_event({"type": status, "trial": trial.number, "stage": stage, "reason": reason,
                        "recipe": recipe.describe() if recipe else ""})
@@ -257,13 +276,14 @@ class Controller:
         from autoopt.workloads import load_workload
 
         # Loaded here first so a workload that trains its teacher does it once, not per worker.
-        load_workload(self.exp.workload.name, self.exp.workload.options)
+        self._workload = load_workload(self.exp.workload.name, self.exp.workload.options)
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
         executor = RayExecutor(self.exp.execution.resources, self.exp.latency.threads)
         self._baseline = self._find_baseline(study)
 
         inflight: dict[Any, _InFlight] = {}
-        started = 0
+        started = refused = 0
+        max_refused = max(20, 3 * (n_trials or 20))
         stopped = "budget"
         grid_done = False
 
@@ -275,12 +295,24 @@ class Controller:
             return not grid_done
 
         def launch(baseline: bool) -> None:
-            nonlocal started, grid_done
+            nonlocal started, grid_done, refused
             trial, recipe, error = self._ask(study, baseline)
-            started += 1
-            if recipe is None:
-                self._fail(study, trial, "sample", error, status="rejected")
+            if recipe is not None and not error:
+                error = self._precheck(recipe)
+            if error:
+                # Refused before anything ran: recorded, but not counted against the budget
+                # (a bounded number of them), so N trials means N candidates really tried.
+                self._fail(study, trial, "check", error, status="rejected", recipe=recipe)
+                refused += 1
+                if refused > max_refused:
+                    grid_done = True
+                    self.warnings.append(
+                        f"stopped after {refused} refused candidates: the space mostly "
+                        "declares combinations this host cannot run (see the reasons)"
+                    )
                 return
+            assert recipe is not None  # noqa: S101 - no error means a recipe
+            started += 1
             task = self._task(trial.number, recipe)
             ref = executor.submit_build(task)
             inflight[ref] = _InFlight(trial, recipe, task, ref, "build", time.monotonic())
@@ -318,7 +350,7 @@ class Controller:
         return RunSummary(
             study_name=self.study_name,
             storage=self.storage_url,
-            trials_run=started,
+            trials_run=started + refused,
             completed=self._counts["complete"],
             failed=self._counts["failed"],
             rejected=self._counts["rejected"],
@@ -330,6 +362,7 @@ class Controller:
             front=record.front(),
             baseline=record.baseline,
             study=record,
+            warnings=self.warnings,
         )
 
     def _handle(self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight],
