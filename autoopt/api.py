@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
 
 from autoopt.config import Experiment, load_experiment
 from autoopt.errors import ConfigError, ExportError
@@ -69,16 +70,66 @@ def run(
             ) from e
         exp = exp.model_copy(update={"sampler": exp.sampler.model_copy(update={"name": sampler})})
         check_experiment(exp, "--sampler")
-    controller = Controller(
-        exp, storage=storage, study_name=study, workers=workers, on_event=on_event,
-        ray_address=ray_address,
-    )
-    summary = controller.run(n_trials=n_trials, timeout_s=timeout)
-    if write_results and summary.study is not None:
+    from autoopt.search.executor import check_targets, ensure_ray
+
+    ensure_ray(num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1),
+               address=ray_address)
+    check_targets(exp.targets)  # every target, before any study is touched
+    controllers = [
+        Controller(
+            exp, target=target, storage=storage, workers=workers, on_event=on_event,
+            ray_address=ray_address,
+            study_name=(study if len(exp.targets) == 1 else f"{study}@{target.name}")
+            if study else None,
+        )
+        for target in exp.targets
+    ]
+    summaries = _run_controllers(controllers, n_trials, timeout)
+    if write_results:
         from autoopt.report import write_results as _write
 
-        summary.results_dir = _write(summary.study, exp.results_dir)
-    return summary
+        for summary in summaries:
+            if summary.study is not None:
+                summary.results_dir = _write(summary.study, exp.results_dir)
+    first, *others = summaries
+    first.siblings = others
+    return first
+
+
+def _run_controllers(
+    controllers: list[Controller], n_trials: int | None, timeout: float | None
+) -> list[RunSummary]:
+    """One controller per target; several run side by side, each in its own thread."""
+    if len(controllers) == 1:
+        return [controllers[0].run(n_trials=n_trials, timeout_s=timeout)]
+    results: dict[int, RunSummary] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int, c: Controller) -> None:
+        try:
+            results[i] = c.run(n_trials=n_trials, timeout_s=timeout)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(e)
+            for other in controllers:
+                other.stop_requested.set()
+
+    threads = [threading.Thread(target=work, args=(i, c), daemon=True)
+               for i, c in enumerate(controllers)]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+    except KeyboardInterrupt:
+        # Signals reach the main thread only: tell each controller to stop and record.
+        for c in controllers:
+            c.stop_requested.set()
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return [results[i] for i in range(len(controllers))]
 
 
 def load_study(name: str, storage: str | None = None) -> StudyRecord:
@@ -125,7 +176,9 @@ def list_studies(storage: str | None = None) -> list[StudySummary]:
 def _policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
     if isinstance(policy, Policy):
         if any(v is not None and v is not False for v in options.values()):
-            raise ConfigError("give policy options either in the Policy object or as keywords, not both")
+            raise ConfigError(
+                "give policy options either in the Policy object or as keywords, not both"
+            )
         return policy
     return _select_module.make_policy(policy, **options)
 
@@ -200,3 +253,80 @@ def export(
         record, trial, out, triton=triton, triton_name=triton_name, cache_dir=cache_dir,
         accuracy_tolerance=accuracy_tolerance, overwrite=overwrite, selection=selection,
     )
+
+
+# ---- Reads for pollers (the dashboard) ------------------------------------------------------
+# A dashboard re-reads a study every few seconds while a sweep writes to it. Optuna's own cache
+# of finished trials lives in the Study object, so one Study per (storage, name) is kept for
+# the life of the process; each read then fetches only the trials that are new or running.
+_readers: dict[tuple[str, str], Any] = {}
+_storages: dict[str, Any] = {}
+
+
+def _reader(name: str, storage: str | None) -> Any:
+    key = (normalize_url(storage), name)
+    study = _readers.get(key)
+    if study is None:
+        study = _readers.setdefault(key, load_optuna_study(name, storage))
+    return study
+
+
+def study_names(storage: str | None = None) -> list[str]:
+    """The names of the studies in a storage, without reading their trials."""
+    import optuna
+
+    url = normalize_url(storage)
+    rdb = _storages.get(url)
+    if rdb is None:  # opening checks the schema (~0.5 s); a poller opens it once
+        rdb = _storages.setdefault(url, open_storage(url))
+    return optuna.get_all_study_names(rdb)
+
+
+def storage_url(storage: str | None = None) -> str:
+    """The SQLAlchemy URL a ``--storage`` value means (``None``: the default study database)."""
+    return normalize_url(storage)
+
+
+def read_study(name: str, storage: str | None = None) -> StudyRecord:
+    """:func:`load_study` for a reader that polls: the same record, read incrementally.
+
+    Finished trials are cached in this process (they never change), so a repeated read costs
+    one query for the new and running trials plus building the record.
+    """
+    return study_record(_reader(name, storage), normalize_url(storage))
+
+
+def study_revision(name: str, storage: str | None = None) -> str:
+    """A token that changes when a trial is added, changes state or gains attributes.
+
+    Cheap enough to call every second: compare it with the last one before :func:`read_study`.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=8)
+    for t in _reader(name, storage).get_trials(deepcopy=False):
+        digest.update(f"{t.number}:{t.state.name}:{len(t.user_attrs)}:{len(t.system_attrs)};"
+                      .encode())
+    return digest.hexdigest()
+
+
+def study_summary(record: StudyRecord) -> StudySummary:
+    """The :class:`StudySummary` of a study already read (as :func:`list_studies` gives)."""
+    speedups = [record.ratios(t).get("speedup") for t in record.front()]
+    times = [t.completed or t.started for t in record.trials if t.completed or t.started]
+    return StudySummary(
+        name=record.name,
+        workload=record.workload,
+        metric_name=record.metric_name,
+        counts=record.counts(),
+        n_trials=len(record.trials),
+        best_speedup=max((x for x in speedups if x), default=None),
+        last_activity=max(times, default=None),  # type: ignore[type-var]
+    )
+
+
+def study_target(record: StudyRecord) -> dict[str, float]:
+    """The Ray resources the study's trials ran on (its hardware target); ``{}`` is local CPU."""
+    from autoopt.search.records import STUDY_TARGET
+
+    return dict((record.user_attrs.get(STUDY_TARGET) or {}).get("resources") or {})

@@ -93,20 +93,29 @@ def run(
 
         def on_event(e: dict[str, Any]) -> None:
             kind = e["type"]
+            tag = f"[{e['target']}] " if len(exp.targets) > 1 else ""
             if kind == "complete":
                 mark = "[green]feasible[/green]" if e["feasible"] else "[yellow]infeasible[/yellow]"
                 progress.console.print(
-                    f"trial {e['trial']:>3} {mark} acc={e['accuracy']:.4f} "
+                    f"{tag}trial {e['trial']:>3} {mark} acc={e['accuracy']:.4f} "
                     f"p50={e['latency_p50_ms']:.3f}ms x{e['speedup']:.2f}  {e['recipe']}",
                     highlight=False,
                 )
             elif kind in ("failed", "rejected"):
                 progress.console.print(
-                    f"trial {e['trial']:>3} [red]{kind}[/red] [{e['stage']}] {e['reason'][:160]}",
+                    f"{tag}trial {e['trial']:>3} [red]{kind}[/red] [{e['stage']}] {e['reason'][:160]}",
                     highlight=False,
                 )
             elif kind == "recovered":
-                progress.console.print(f"marked {e['count']} stale RUNNING trial(s) failed")
+                progress.console.print(
+                    f"[{e['study']}] {e['count']} trial(s) left RUNNING by a stopped controller: "
+                    "marked failed and re-queued"
+                )
+            elif kind == "resumed":
+                progress.console.print(
+                    f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "
+                    f"{e['budget']} trials already done"
+                )
             if kind in ("complete", "failed", "rejected"):
                 progress.advance(bar)
 
@@ -114,7 +123,8 @@ def run(
             exp, n_trials=n_trials, timeout=timeout, workers=workers, sampler=sampler,
             storage=storage, study=study, ray_address=ray_address, on_event=on_event,
         )
-    _print_summary(summary)
+    for s in [summary, *summary.siblings]:
+        _print_summary(s)
 
 
 def _print_summary(summary: Any) -> None:
@@ -140,7 +150,9 @@ def _print_summary(summary: Any) -> None:
     )
     if summary.results_dir:
         out.print(f"Results: {summary.results_dir}/ (trials.csv, pareto.csv, pareto.png)")
-    out.print(f"Study: {summary.study_name} in {summary.storage}")
+    for warning in summary.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    out.print(f"Study: {summary.study_name} in {summary.storage} (target {summary.target})")
 
 
 def _emit(frame: Any, fmt: Format, title: str) -> None:

@@ -9,6 +9,7 @@ from autoopt.config._experiment import (
     Experiment,
     LatencyConfig,
     SamplerConfig,
+    Target,
     VerifyConfig,
     WorkloadRef,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ParameterSpec",
     "SamplerConfig",
     "SearchSpace",
+    "Target",
     "VerifyConfig",
     "WorkloadRef",
     "load_experiment",

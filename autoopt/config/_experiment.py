@@ -90,15 +90,37 @@ class ExecutionConfig(Strict):
     trial_timeout_s: float = Field(default=900.0, gt=0)
     #: Retries of a trial whose worker process died (not of a candidate that raised).
     max_retries: int = Field(default=1, ge=0)
-    #: Ray resources a worker must have for this experiment's trials (the hardware target).
+
+
+class Target(Strict):
+    """A hardware target: what a Ray node must have to build and measure its trials.
+
+    Latency is a property of (candidate, target), so each target gets its own study
+    (``<experiment>@<target>`` when an experiment names more than one).
+    """
+
+    name: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Ray resources a node must offer, e.g. ``{GPU: 1}`` or ``{xeon_amx: 1}``.
     resources: dict[str, float] = Field(default_factory=dict)
+    #: Ray node labels a node must carry (``ray start --labels``), e.g. ``{cpu: sapphire-rapids}``.
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("resources")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if x <= 0}
+        if bad:
+            raise ValueError(f"resource amounts must be > 0, got {bad}")
+        return v
 
 
 class VerifyConfig(Strict):
     """A built candidate must agree with the teacher on reference inputs before it is timed."""
 
     reference_samples: int = Field(default=64, ge=1)
-    min_agreement: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Top-1 match rate (or mean cosine for embeddings) below which a build counts as broken
+    #: rather than merely inaccurate; the default is well above chance for 10 classes.
+    min_agreement: float = Field(default=0.25, ge=0.0, le=1.0)
 
 
 class Experiment(Strict):
@@ -113,6 +135,7 @@ class Experiment(Strict):
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    targets: list[Target] = Field(default_factory=lambda: [Target()])
     storage: str = DEFAULT_STORAGE
     cache_dir: str = "results/cache"
     results_dir: str = "results"
@@ -128,6 +151,20 @@ class Experiment(Strict):
         if len(set(v)) != len(v):
             raise ValueError(f"objectives repeat: {v}")
         return v
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[Target]) -> list[Target]:
+        if not v:
+            raise ValueError("at least one target is needed (omit 'targets' for the local CPU)")
+        names = [t.name for t in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"target names repeat: {names}")
+        return v
+
+    def study_name(self, target: Target) -> str:
+        """One study per target; a single target keeps the experiment's own name."""
+        return self.name if len(self.targets) == 1 else f"{self.name}@{target.name}"
 
     @property
     def space(self) -> SearchSpace:

@@ -1,17 +1,28 @@
-"""The controller: Optuna ask/tell over Ray tasks, the only writer to the study.
+"""The controller: Optuna ask/tell over Ray tasks, the only writer to its study.
 
 It keeps ``workers`` trials in flight, tells each result as it arrives (every metric as a
-user attribute, the accuracy floor as an Optuna constraint), records failed and rejected
+user attribute, the accuracy floor as an Optuna constraint), records failed and refused
 candidates with their reason, and stops at the trial or time budget.
+
+Lifecycle of a study, all of it kept in the study database so that any controller can pick
+it up: the creator enqueues the baseline (trial 0); each invocation is a *run* (study user
+attribute ``run:<id>`` with its budget); a run whose controller died is adopted by the next
+invocation, which fails and re-queues the trials it left RUNNING and counts the trials the
+run already finished against its budget. Several controllers may share a study (PostgreSQL):
+Optuna hands each WAITING trial to exactly one of them, and results that arrive before the
+baseline is known are held until it is.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,17 +31,19 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autoopt.config import Experiment
+from autoopt.config import Experiment, Target
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import records as R
-from autoopt.search.executor import RayExecutor, TrialTask, ensure_ray
+from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
 from autoopt.search.sampling import make_sampler, suggest
 from autoopt.search.storage import normalize_url, open_storage
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
 ATTR_CONTROLLER = "controller"
+ATTR_RUN = "run_id"
+RUN_PREFIX = "run:"
 
 
 @dataclass
@@ -58,11 +71,18 @@ class RunSummary:
     cache_builds: int
     cache_saved_s: float
     stopped: str
+    target: str = "local"
+    run_id: str = ""
+    resumed: bool = False
     front: list[R.TrialRecord] = field(default_factory=list)
     baseline: R.TrialRecord | None = None
     study: R.StudyRecord | None = None
     results_dir: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Summaries of the experiment's other targets (one study each), when it has several.
+    siblings: list[RunSummary] = field(default_factory=list)
+    #: Seconds the controller itself spent per trial (ask, sample, tell, storage writes).
+    controller_overhead_s: float = 0.0
 
 
 class Controller:
@@ -70,43 +90,48 @@ class Controller:
         self,
         experiment: Experiment,
         *,
+        target: Target | None = None,
         storage: str | None = None,
         study_name: str | None = None,
         workers: int | None = None,
-        sampler: str | None = None,
         on_event: EventHandler | None = None,
         ray_address: str | None = None,
     ) -> None:
         self.exp = experiment
-        if sampler:
-            experiment = experiment.model_copy(
-                update={"sampler": experiment.sampler.model_copy(update={"name": sampler})}
-            )
-            self.exp = experiment
+        self.target = target or experiment.targets[0]
         self.storage_url = normalize_url(storage or experiment.storage)
-        self.study_name = study_name or experiment.name
+        self.study_name = study_name or experiment.study_name(self.target)
         self.workers = workers or experiment.execution.workers
-        self.on_event = on_event or (lambda e: None)
+        self._on_event = on_event or (lambda e: None)
         self.ray_address = ray_address
-        self.controller_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stop_requested = threading.Event()
         self._baseline: dict[str, float] | None = None
         self._hits = self._builds = 0
         self._saved = 0.0
+        self._overhead = 0.0
         self._counts = {"complete": 0, "failed": 0, "rejected": 0}
+        self._pending: list[tuple[_InFlight, dict[str, Any]]] = []
         self.warnings: list[str] = []
         self._workload: Any = None
+        self._run_id = ""
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self._on_event({**event, "target": self.target.name, "study": self.study_name})
 
     # ---- study set-up -------------------------------------------------------------------
     def _open_study(self, n_trials: int | None) -> optuna.Study:
         storage = open_storage(self.storage_url, create=True)
         sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=storage,
-            directions=self.exp.directions,
-            sampler=sampler,
-            load_if_exists=True,
-        )
+        try:
+            study = optuna.create_study(
+                study_name=self.study_name, storage=storage, directions=self.exp.directions,
+                sampler=sampler,
+            )
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
+            created = False
         existing = study.user_attrs.get(R.STUDY_OBJECTIVES)
         if existing and list(existing) != list(self.exp.objectives):
             raise ConfigError(
@@ -114,40 +139,112 @@ class Controller:
                 f"was created with objectives {existing}, got {self.exp.objectives}; pass "
                 "--study NEW_NAME to start a new study"
             )
-        if not existing:
+        if created or not existing:
             study.set_user_attr(R.STUDY_OBJECTIVES, list(self.exp.objectives))
             study.set_user_attr(R.STUDY_WORKLOAD, self.exp.workload.name)
             study.set_user_attr(R.STUDY_CONSTRAINT, self.exp.constraint.model_dump())
+            study.set_user_attr(R.STUDY_TARGET, self.target.model_dump())
         study.set_user_attr(R.STUDY_EXPERIMENT, self.exp.model_dump(mode="json"))
+        study.set_user_attr(R.STUDY_CACHE_DIR, str(Path(self.exp.cache_dir).resolve()))
+        self._ensure_baseline_queued(study, created)
         return study
 
+    def _baseline_trials(self, study: optuna.Study, states: tuple[TrialState, ...]) -> list[Any]:
+        return [t for t in study.get_trials(deepcopy=False, states=states)
+                if t.user_attrs.get(R.ATTR_BASELINE)]
+
+    def _ensure_baseline_queued(self, study: optuna.Study, created: bool) -> None:
+        """The baseline is enqueued once, by whoever created the study (or finds none)."""
+        live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        if not created:
+            # Another controller may have just created the study: give it a moment to
+            # enqueue the baseline rather than enqueueing a second one.
+            deadline = time.monotonic() + 10.0
+            while not study.get_trials(deepcopy=False) and time.monotonic() < deadline:
+                time.sleep(0.25)
+            if self._baseline_trials(study, live):
+                return
+        params = baseline_params(self.exp.space) or {}
+        study.enqueue_trial(params, user_attrs={R.ATTR_BASELINE: True}, skip_if_exists=False)
+
+    def _controller_alive(self, owner: str) -> bool:
+        host, _, rest = owner.partition(":")
+        pid = rest.split(":")[0]
+        if host != socket.gethostname():
+            return True  # another machine's controller: assume it is alive
+        return pid.isdigit() and _pid_alive(int(pid))
+
     def _recover_stale(self, study: optuna.Study) -> int:
-        """Trials left RUNNING by a controller that died are failed with the reason."""
+        """Trials a dead controller left RUNNING: failed with the reason, then re-queued."""
         n = 0
+        storage = study._storage
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = t.user_attrs.get(ATTR_CONTROLLER, "")
-            host, _, pid = owner.partition(":")
-            alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
-            if alive or (host and host != socket.gethostname()):
-                continue  # another live controller's trial (shared PostgreSQL storage)
-            storage = study._storage
+            if owner and self._controller_alive(owner):
+                continue  # another live controller's trial (shared storage)
             storage.set_trial_user_attr(t._trial_id, R.ATTR_STATUS, "failed")
             storage.set_trial_user_attr(t._trial_id, R.ATTR_FAILURE_STAGE, "controller")
             storage.set_trial_user_attr(
-                t._trial_id,
-                R.ATTR_FAILURE_REASON,
-                f"the controller ({owner or 'unknown'}) stopped before this trial finished",
+                t._trial_id, R.ATTR_FAILURE_REASON,
+                f"the controller ({owner or 'unknown'}) stopped before this trial finished; "
+                "re-queued",
             )
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            attrs: dict[str, Any] = {"requeued_from": t.number}
+            if t.user_attrs.get(R.ATTR_BASELINE):
+                attrs[R.ATTR_BASELINE] = True
+            if t.user_attrs.get(ATTR_RUN):
+                attrs[ATTR_RUN] = t.user_attrs[ATTR_RUN]
+            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
             n += 1
         return n
 
+    def _start_run(self, study: optuna.Study, n_trials: int | None,
+                   timeout_s: float | None) -> tuple[int | None, int]:
+        """Adopt a run whose controller died, or start a new one; returns (budget, done)."""
+        for key, run in sorted(study.user_attrs.items()):
+            if not key.startswith(RUN_PREFIX) or run.get("finished"):
+                continue
+            if run.get("target", self.target.name) != self.target.name:
+                continue
+            if self._controller_alive(run.get("controller", "")):
+                continue
+            self._run_id = key.removeprefix(RUN_PREFIX)
+            budget = run.get("n_trials")
+            done = sum(
+                1 for t in study.get_trials(deepcopy=False)
+                if t.user_attrs.get(ATTR_RUN) == self._run_id
+                and t.state in (TrialState.COMPLETE, TrialState.FAIL)
+                and t.user_attrs.get(R.ATTR_FAILURE_STAGE) != "controller"
+            )
+            study.set_user_attr(key, {**run, "controller": self.controller_id, "resumed": True})
+            self.on_event({"type": "resumed", "run": self._run_id, "done": done, "budget": budget})
+            return budget, done
+        self._run_id = uuid.uuid4().hex[:8]
+        study.set_user_attr(RUN_PREFIX + self._run_id, {
+            "controller": self.controller_id, "target": self.target.name, "n_trials": n_trials,
+            "timeout_s": timeout_s, "started": dt.datetime.now(dt.UTC).isoformat(),
+            "finished": False,
+        })
+        return n_trials, 0
+
+    def _finish_run(self, study: optuna.Study, stopped: str) -> None:
+        key = RUN_PREFIX + self._run_id
+        run = dict(study.user_attrs.get(key, {}))
+        run.update({"finished": True, "stopped": stopped,
+                    "ended": dt.datetime.now(dt.UTC).isoformat()})
+        study.set_user_attr(key, run)
+
     def _find_baseline(self, study: optuna.Study) -> dict[str, float] | None:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get(R.ATTR_BASELINE):
-                names = t.user_attrs.get(R.ATTR_METRIC_NAMES, [])
-                return {k: float(t.user_attrs[k]) for k in names}
+        for t in self._baseline_trials(study, (TrialState.COMPLETE,)):
+            names = t.user_attrs.get(R.ATTR_METRIC_NAMES, [])
+            return {k: float(t.user_attrs[k]) for k in names}
         return None
+
+    def _baseline_lost(self, study: optuna.Study) -> bool:
+        """True when no baseline is complete, running or waiting anywhere: it failed."""
+        live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        return not self._baseline_trials(study, live)
 
     # ---- tasks -------------------------------------------------------------------------
     def _task(self, number: int, recipe: Recipe) -> TrialTask:
@@ -164,19 +261,16 @@ class Controller:
             sys_path=[os.getcwd(), *sys.path],
         )
 
-    def _ask(self, study: optuna.Study, baseline: bool) -> tuple[optuna.Trial, Recipe | None, str]:
-        if baseline:
-            params = baseline_params(self.exp.space)
-            if params is not None:
-                study.enqueue_trial(params, skip_if_exists=False)
-        trial = study.ask()
+    def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, Recipe | None, str]:
+        trial = study.ask()  # pops a WAITING trial (the baseline, a re-queued one) first
         trial.set_user_attr(ATTR_CONTROLLER, self.controller_id)
-        if baseline:
-            if params is not None:
-                suggest(trial, self.exp.space)
-            trial.set_user_attr(R.ATTR_BASELINE, True)
-            return trial, baseline_recipe(), ""
+        trial.set_user_attr(ATTR_RUN, self._run_id)
+        trial.set_user_attr(R.ATTR_TARGET, self.target.name)
         try:
+            if trial.user_attrs.get(R.ATTR_BASELINE):
+                if baseline_params(self.exp.space) is not None:
+                    suggest(trial, self.exp.space)  # record the enqueued baseline params
+                return trial, baseline_recipe(), ""
             params = suggest(trial, self.exp.space)
             return trial, recipe_from_params(params, self.exp.space), ""
         except ConfigError as e:
@@ -189,7 +283,7 @@ class Controller:
         from autoopt.pipeline import check_recipe
         from autoopt.techniques._base import Context
 
-        if self.exp.execution.resources:
+        if self.target.resources or self.target.labels or self.ray_address:
             return ""  # the target's hardware may differ from the controller's
         try:
             check_recipe(recipe, Context(self._workload, recipe, hardware.current()))
@@ -200,6 +294,7 @@ class Controller:
     # ---- telling -----------------------------------------------------------------------
     def _fail(self, study: optuna.Study, item: _InFlight | optuna.Trial, stage: str, reason: str,
               status: str = "failed", recipe: Recipe | None = None) -> None:
+        t0 = time.perf_counter()
         trial = item.trial if isinstance(item, _InFlight) else item
         recipe = item.recipe if isinstance(item, _InFlight) else recipe
         if recipe is not None:
@@ -213,6 +308,7 @@ class Controller:
         # A refused candidate is told as PRUNED, not FAIL: TPE ignores failed trials but counts
         # pruned ones among the bad, so it learns to stop proposing what this host refuses.
         study.tell(trial, state=TrialState.PRUNED if status == "rejected" else TrialState.FAIL)
+        self._overhead += time.perf_counter() - t0
         self._counts["rejected" if status == "rejected" else "failed"] += 1
         self.on_event({"type": status, "trial": trial.number, "stage": stage, "reason": reason,
                        "recipe": recipe.describe() if recipe else ""})
@@ -220,8 +316,14 @@ class Controller:
     def _complete(self, study: optuna.Study, item: _InFlight, result: dict[str, Any]) -> None:
         trial, metrics = item.trial, dict(result["metrics"])
         is_baseline = bool(trial.user_attrs.get(R.ATTR_BASELINE))
+        if is_baseline and self._baseline is None:
+            self._baseline = dict(metrics)
         if self._baseline is None:
-            self._baseline = metrics  # the baseline is always the first trial told
+            # The baseline is still being measured (here or by another controller): every
+            # ratio and the constraint need it, so hold this result until it is known.
+            self._pending.append((item, result))
+            return
+        t0 = time.perf_counter()
         base = self._baseline
         metrics["speedup"] = base["latency_p50_ms"] / metrics["latency_p50_ms"]
         metrics["size_ratio"] = base["size_mb"] / metrics["size_mb"]
@@ -243,7 +345,9 @@ class Controller:
         trial.set_user_attr("build_s", (item.built or {}).get("seconds", 0.0))
         trial.set_user_attr("measure_s", result.get("seconds", 0.0))
         trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
+        trial.set_user_attr("build_threads", (item.built or {}).get("threads", 1))
         study.tell(trial, [metrics[o] for o in self.exp.objectives])
+        self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
         self.on_event({
             "type": "complete", "trial": trial.number, "recipe": item.recipe.describe(),
@@ -269,34 +373,39 @@ class Controller:
         if n_trials is None and timeout_s is None:
             raise ConfigError("give a trial budget (--n-trials) or a time budget (--timeout)")
         start = time.monotonic()
-        study = self._open_study(n_trials)
-        stale = self._recover_stale(study)
-        if stale:
-            self.on_event({"type": "recovered", "count": stale})
         from autoopt.workloads import load_workload
 
         # Loaded here first so a workload that trains its teacher does it once, not per worker.
         self._workload = load_workload(self.exp.workload.name, self.exp.workload.options)
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
-        executor = RayExecutor(self.exp.execution.resources, self.exp.latency.threads)
+        check_targets([self.target])
+        study = self._open_study(n_trials)
+        stale = self._recover_stale(study)
+        if stale:
+            self.on_event({"type": "recovered", "count": stale})
+        n_trials, started = self._start_run(study, n_trials, timeout_s)
+        resumed = started > 0 or bool(study.user_attrs.get(RUN_PREFIX + self._run_id, {}).get("resumed"))
+        executor = RayExecutor(self.target, self.exp.latency.threads)
         self._baseline = self._find_baseline(study)
 
         inflight: dict[Any, _InFlight] = {}
-        started = refused = 0
+        run_started = started
+        refused = 0
         max_refused = max(20, 3 * (n_trials or 20))
         stopped = "budget"
-        grid_done = False
+        exhausted = False
 
         def budget_left() -> bool:
             if n_trials is not None and started >= n_trials:
                 return False
             if timeout_s is not None and time.monotonic() - start >= timeout_s:
                 return False
-            return not grid_done
+            return not exhausted
 
-        def launch(baseline: bool) -> None:
-            nonlocal started, grid_done, refused
-            trial, recipe, error = self._ask(study, baseline)
+        def launch() -> None:
+            nonlocal started, exhausted, refused
+            t0 = time.perf_counter()
+            trial, recipe, error = self._ask(study)
             if recipe is not None and not error:
                 error = self._precheck(recipe)
             if error:
@@ -305,11 +414,12 @@ class Controller:
                 self._fail(study, trial, "check", error, status="rejected", recipe=recipe)
                 refused += 1
                 if refused > max_refused:
-                    grid_done = True
+                    exhausted = True
                     self.warnings.append(
                         f"stopped after {refused} refused candidates: the space mostly "
                         "declares combinations this host cannot run (see the reasons)"
                     )
+                self._overhead += time.perf_counter() - t0
                 return
             assert recipe is not None  # noqa: S101 - no error means a recipe
             started += 1
@@ -318,39 +428,57 @@ class Controller:
             inflight[ref] = _InFlight(trial, recipe, task, ref, "build", time.monotonic())
             self.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
             if self.exp.sampler.name == "grid" and _grid_exhausted(study):
-                grid_done = True
+                exhausted = True
+            self._overhead += time.perf_counter() - t0
 
         try:
             while True:
-                if self._baseline is None and not inflight and budget_left():
-                    launch(baseline=True)
-                while self._baseline is not None and len(inflight) < self.workers and budget_left():
-                    launch(baseline=False)
+                if self.stop_requested.is_set():
+                    raise KeyboardInterrupt
+                if self._baseline is None:
+                    self._baseline = self._find_baseline(study)
+                if self._baseline is not None and self._pending:
+                    for item, result in self._pending:
+                        self._complete(study, item, result)
+                    self._pending.clear()
+                while len(inflight) < self.workers and budget_left():
+                    launch()
                 if not inflight:
+                    if self._pending and self._baseline is None and not self._baseline_lost(study):
+                        time.sleep(0.5)  # another controller is still measuring the baseline
+                        continue
                     break
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
                 for ref in ready:
                     self._handle(study, executor, inflight, inflight.pop(ref), ref)
                 self._enforce_timeouts(study, executor, inflight)
-                if self._baseline is None and not inflight and started:
-                    failed_base = _last_failure(study)
+                if self._baseline is None and self._baseline_lost(study):
+                    for ref, item in list(inflight.items()):
+                        executor.cancel(ref)
+                        self._fail(study, item, item.phase, "cancelled: the baseline failed")
+                    inflight.clear()
                     raise AutoOptError(
-                        f"the baseline (unoptimized teacher) failed, so no candidate can be "
-                        f"judged against it: {failed_base}"
+                        "the baseline (unoptimized teacher) failed, so no candidate can be "
+                        f"judged against it: {_last_failure(study)}"
                     )
         except KeyboardInterrupt:
             stopped = "interrupted"
             for ref, item in list(inflight.items()):
                 executor.cancel(ref)
-                self._fail(study, item, item.phase, "interrupted by the user (Ctrl-C)", status="failed")
+                self._fail(study, item, item.phase, "interrupted by the user (Ctrl-C)")
             inflight.clear()
+        for item, _ in self._pending:
+            self._fail(study, item, "tell", "no baseline was measured to judge this trial against")
+        self._pending.clear()
         if timeout_s is not None and time.monotonic() - start >= timeout_s and stopped == "budget":
             stopped = "timeout"
+        self._finish_run(study, stopped)
         record = R.study_record(study, self.storage_url)
+        told = self._counts["complete"] + self._counts["failed"]
         return RunSummary(
             study_name=self.study_name,
             storage=self.storage_url,
-            trials_run=started + refused,
+            trials_run=started - run_started + refused,
             completed=self._counts["complete"],
             failed=self._counts["failed"],
             rejected=self._counts["rejected"],
@@ -359,10 +487,14 @@ class Controller:
             cache_builds=self._builds,
             cache_saved_s=self._saved,
             stopped=stopped,
+            target=self.target.name,
+            run_id=self._run_id,
+            resumed=resumed,
             front=record.front(),
             baseline=record.baseline,
             study=record,
             warnings=self.warnings,
+            controller_overhead_s=self._overhead / max(1, told + self._counts["rejected"]),
         )
 
     def _handle(self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight],

@@ -99,10 +99,13 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
         return _error(e)
     except Exception as e:  # noqa: BLE001 - e.g. a plugin or workload error: fail this trial
         return _error(CandidateError(f"{type(e).__name__}: {e}", stage="build"))
+    import torch
+
     return {
         "key": result.key,
         "path": str(result.path),
         "kind": result.kind,
+        "threads": torch.get_num_threads(),
         "events": [e.to_dict() for e in result.events],
         "node_id": _node_id(),
         "seconds": time.perf_counter() - start,
@@ -164,32 +167,81 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> None:
         ray.init(address="local", num_cpus=num_cpus, resources={MEASURE_SLOT: 1}, **kwargs)
 
 
-class RayExecutor:
-    """Submits the two tasks of a trial; the controller waits on the returned refs."""
+def _split_resources(resources: dict[str, float]) -> dict[str, Any]:
+    """Ray takes CPU and GPU as num_cpus/num_gpus, everything else under ``resources``."""
+    custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU")}
+    out: dict[str, Any] = {"resources": custom or None}
+    if "GPU" in resources:
+        out["num_gpus"] = resources["GPU"]
+    return out
 
-    def __init__(self, resources: dict[str, float] | None = None, threads: int = 1) -> None:
+
+def check_targets(targets: list[Any]) -> None:
+    """Fail fast, naming what the cluster has, when no alive node can serve a target."""
+    import ray
+
+    from autoopt.errors import ConfigError
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for target in targets:
+        needs = {"CPU": 1.0, MEASURE_SLOT: 1.0, **target.resources}
+        matching = [
+            n for n in nodes
+            if all(n["Resources"].get(k, 0.0) >= v for k, v in needs.items())
+            and all(n.get("Labels", {}).get(k) == v for k, v in target.labels.items())
+        ]
+        if matching:
+            continue
+        have = "; ".join(
+            f"{n['NodeManagerAddress']} "
+            + ", ".join(f"{k}={v:g}" for k, v in sorted(n["Resources"].items())
+                        if not k.startswith(("node:", "memory", "object_store")))
+            + (f" labels={dict(n.get('Labels', {}))}" if target.labels else "")
+            for n in nodes
+        )
+        hint = (f" (start worker nodes with --resources='{{\"{MEASURE_SLOT}\": 1}}': one "
+                "measurement slot per node)" if not any(MEASURE_SLOT in n["Resources"] for n in nodes)
+                else "")
+        raise ConfigError(
+            f"targets[{target.name}]: no node in the Ray cluster has {needs}"
+            + (f" and labels {target.labels}" if target.labels else "")
+            + f"; nodes: {have or '(none alive)'}{hint}"
+        )
+
+
+class RayExecutor:
+    """Submits the two tasks of a trial to nodes of one hardware target."""
+
+    def __init__(self, target: Any, threads: int = 1) -> None:
         import ray
 
-        self._resources = dict(resources or {})
+        self._target = target
         self._threads = threads
         self._build = ray.remote(build_candidate)
         self._measure = ray.remote(max_calls=1)(measure_candidate)
 
+    def _placement(self) -> dict[str, Any]:
+        options = _split_resources(dict(self._target.resources))
+        if self._target.labels:
+            options["label_selector"] = dict(self._target.labels)
+        return options
+
     def submit_build(self, task: TrialTask) -> Any:
         return self._build.options(
-            num_cpus=1, resources=self._resources or None, max_retries=0, name=f"build-{task.trial_number}"
+            num_cpus=1, max_retries=0, name=f"build-{task.trial_number}", **self._placement()
         ).remote(task)
 
     def submit_measure(self, task: TrialTask, built: dict[str, Any]) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        options = _split_resources({**self._target.resources, MEASURE_SLOT: 1})
         strategy = NodeAffinitySchedulingStrategy(node_id=built["node_id"], soft=False)
         return self._measure.options(
             num_cpus=self._threads,
-            resources={MEASURE_SLOT: 1},
             scheduling_strategy=strategy,
             max_retries=0,
             name=f"measure-{task.trial_number}",
+            **options,
         ).remote(task, built)
 
     @staticmethod

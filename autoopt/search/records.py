@@ -30,12 +30,15 @@ ATTR_HARDWARE = "hardware"
 ATTR_NODE = "node_id"
 ATTR_ARTIFACT = "artifact_key"
 ATTR_METRIC_NAMES = "metric_names"
+ATTR_TARGET = "target"
 #: Study user attributes.
 STUDY_EXPERIMENT = "experiment"
 STUDY_WORKLOAD = "workload"
 STUDY_METRIC = "metric_name"
 STUDY_OBJECTIVES = "objectives"
 STUDY_CONSTRAINT = "constraint"
+STUDY_TARGET = "target"
+STUDY_CACHE_DIR = "cache_dir"
 CONSTRAINT_KEY = "accuracy_drop"
 
 

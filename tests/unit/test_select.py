@@ -29,9 +29,15 @@ def trial(
 ) -> TrialRecord:
     complete = state == "COMPLETE"
     metrics = (
-        {"accuracy": accuracy, "latency_p50_ms": p50, "latency_p90_ms": p50 * 1.2,
-         "latency_p99_ms": p50 * 1.5, "size_mb": size}
-        if complete else {}
+        {
+            "accuracy": accuracy,
+            "latency_p50_ms": p50,
+            "latency_p90_ms": p50 * 1.2,
+            "latency_p99_ms": p50 * 1.5,
+            "size_mb": size,
+        }
+        if complete
+        else {}
     )
     drop = BASE_ACC - accuracy
     if feasible is None:
@@ -97,7 +103,7 @@ def test_fastest_picks_lowest_latency_within_study_constraint(sweep: StudyRecord
 
 def test_fastest_with_absolute_drop_is_stricter(sweep: StudyRecord) -> None:
     assert fastest(sweep, max_drop=0.01).trial.number == 2  # 0.98 - 0.97 = 0.01 (float slack)
-    assert fastest(sweep, max_drop=0.0).trial.number == 0   # only the baseline loses nothing
+    assert fastest(sweep, max_drop=0.0).trial.number == 0  # only the baseline loses nothing
 
 
 def test_fastest_with_relative_drop(sweep: StudyRecord) -> None:
@@ -202,8 +208,9 @@ def test_knee_with_one_or_two_points_uses_ideal_point() -> None:
     one = study(baseline(), trial(1, 0.97, 0.3, on_front=True))
     assert knee(one).trial.number == 1
     two = study(baseline(), trial(1, 0.98, 1.0, on_front=True), trial(2, 0.97, 0.2, on_front=True))
-    sel = knee(two)
-    assert sel.found and "nearest the ideal point" in sel.reason
+    sel = knee(two)  # no knee on two points: a tie, which goes to the faster trial
+    assert sel.trial.number == 2
+    assert "nearest the ideal point (a tie of 2: the fastest)" in sel.reason
 
 
 def test_knee_when_front_empty() -> None:
