@@ -75,6 +75,7 @@ def run(
     ensure_ray(num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1),
                address=ray_address)
     check_targets(exp.targets)  # every target, before any study is touched
+    open_storage(storage or exp.storage, create=True)  # tables made once, not per thread
     controllers = [
         Controller(
             exp, target=target, storage=storage, workers=workers, on_event=on_event,
@@ -325,8 +326,20 @@ def study_summary(record: StudyRecord) -> StudySummary:
     )
 
 
-def study_target(record: StudyRecord) -> dict[str, float]:
-    """The Ray resources the study's trials ran on (its hardware target); ``{}`` is local CPU."""
-    from autoopt.search.records import STUDY_TARGET
+def study_target(record: StudyRecord) -> dict[str, Any]:
+    """The hardware target the study's trials ran on: ``{"name", "resources", "labels"}``.
 
-    return dict((record.user_attrs.get(STUDY_TARGET) or {}).get("resources") or {})
+    ``resources`` are the Ray resources a node had to offer (``{}``: any node, e.g. the local
+    CPU); a study written before targets were recorded falls back to its experiment's.
+    """
+    from autoopt.search.records import STUDY_EXPERIMENT, STUDY_TARGET
+
+    target = record.user_attrs.get(STUDY_TARGET)
+    if not isinstance(target, dict):
+        execution = (record.user_attrs.get(STUDY_EXPERIMENT) or {}).get("execution") or {}
+        target = {"name": "local", "resources": execution.get("resources") or {}}
+    return {
+        "name": str(target.get("name") or "local"),
+        "resources": dict(target.get("resources") or {}),
+        "labels": dict(target.get("labels") or {}),
+    }

@@ -125,6 +125,8 @@ def run(
         )
     for s in [summary, *summary.siblings]:
         _print_summary(s)
+    if summary.stopped == "interrupted":
+        raise typer.Exit(130)
 
 
 def _print_summary(summary: Any) -> None:

@@ -300,8 +300,10 @@ class Controller:
         if recipe is not None:
             trial.set_user_attr(R.ATTR_RECIPE, recipe.to_dict())
             trial.set_user_attr(R.ATTR_RECIPE_STR, recipe.describe())
-        if isinstance(item, _InFlight) and item.built:
-            trial.set_user_attr(R.ATTR_STAGES, item.built.get("events", []))
+        if isinstance(item, _InFlight):
+            trial.set_user_attr("retries", item.attempts)
+            if item.built:
+                trial.set_user_attr(R.ATTR_STAGES, item.built.get("events", []))
         trial.set_user_attr(R.ATTR_STATUS, status)
         trial.set_user_attr(R.ATTR_FAILURE_STAGE, stage)
         trial.set_user_attr(R.ATTR_FAILURE_REASON, reason[:2000])
@@ -346,6 +348,7 @@ class Controller:
         trial.set_user_attr("measure_s", result.get("seconds", 0.0))
         trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
         trial.set_user_attr("build_threads", (item.built or {}).get("threads", 1))
+        trial.set_user_attr("retries", item.attempts)
         study.tell(trial, [metrics[o] for o in self.exp.objectives])
         self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1

@@ -24,19 +24,22 @@ def ray_session():
 def make_experiment(tmp_path: Path, repo: Path):
     """Write a small experiment (real workload, real techniques) into tmp_path."""
 
-    def make(space: str, *, n_trials: int = 4, extra: str = "", workers: int = 2) -> Path:
+    def make(
+        space: str, *, n_trials: int = 4, extra: str = "", workers: int = 2,
+        trial_timeout_s: float = 240, workload: str = "digits_cnn",
+    ) -> Path:
         (tmp_path / "space.yaml").write_text(textwrap.dedent(space))
         exp = tmp_path / "exp.yaml"
         exp.write_text(
             textwrap.dedent(
                 f"""
-                workload: digits_cnn
+                workload: {workload}
                 search_space: space.yaml
                 constraint: {{max_drop: 0.02}}
                 budget: {{n_trials: {n_trials}}}
                 sampler: {{name: random, seed: 3}}
                 latency: {{batch_size: 1, threads: 1, warmup: 3, runs: 20}}
-                execution: {{workers: {workers}, trial_timeout_s: 240}}
+                execution: {{workers: {workers}, trial_timeout_s: {trial_timeout_s}}}
                 storage: sqlite:///{tmp_path}/study.db
                 cache_dir: {tmp_path}/cache
                 results_dir: {tmp_path}/results

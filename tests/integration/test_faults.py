@@ -1,0 +1,183 @@
+"""Fault tolerance: killed workers, hung and memory-hungry candidates, a killed controller,
+Ctrl-C. Every completed trial survives and no trial is counted twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import psutil
+
+import autoopt
+
+PLUGINS = "plugins: [tests.plugins.slow_techniques]\n"
+
+
+def _space(method: str, seconds: float = 4.0) -> str:
+    return f"""
+    parameters:
+      pruning.method: [{method}]
+      pruning.sleep.seconds: [{seconds}]
+      precision.method: [fp32]
+      backend.method: [torch_eager]
+    """
+
+
+def _kill_once(task_name: str, killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the Ray worker process that is running ``task_name`` (its process title)."""
+    while not stop.is_set() and not killed:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if cmd.startswith(f"ray::{task_name}"):
+                time.sleep(1.0)  # well inside the technique's sleep
+                proc.kill()
+                killed.append(proc.info["pid"])
+                return
+        time.sleep(0.1)
+
+
+def test_worker_killed_mid_trial_is_retried_and_completes(ray_session, make_experiment, tmp_path: Path) -> None:
+    exp = make_experiment(_space("sleep", 5.0), n_trials=2, workers=1, extra=PLUGINS)
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_once, args=("build-1", killed, stop), daemon=True)
+    killer.start()
+    try:
+        summary = autoopt.run(exp)
+    finally:
+        stop.set()
+    assert killed, "the build worker was never seen"
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    assert [t.state for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert study.trials[1].user_attrs["retries"] == 1
+    assert summary.completed == 2
+
+
+def test_hung_candidate_is_cancelled_at_trial_timeout(ray_session, make_experiment, tmp_path: Path) -> None:
+    exp = make_experiment(_space("sleep", 120.0), n_trials=2, workers=1, extra=PLUGINS,
+                          trial_timeout_s=15)
+    start = time.monotonic()
+    autoopt.run(exp)
+    assert time.monotonic() - start < 100
+    hung = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db").trials[1]
+    assert hung.state == "FAIL" and hung.failure_stage == "build"
+    assert "exceeded the per-trial timeout of 15s" in hung.failure_reason
+
+
+def test_out_of_memory_candidate_is_recorded_with_reason(ray_session, make_experiment, tmp_path: Path) -> None:
+    space = """
+    parameters:
+      pruning.method: [greedy]
+      precision.method: [fp32]
+      backend.method: [torch_eager]
+    """
+    exp = make_experiment(space, n_trials=2, workers=1, extra=PLUGINS)
+    autoopt.run(exp)
+    greedy = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db").trials[1]
+    assert greedy.state == "FAIL"
+    assert "MemoryError" in greedy.failure_reason and greedy.failure_stage == "pruning.greedy"
+
+
+def _cli(exp: Path, repo: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "autoopt.cli", "run", str(exp)],
+        cwd=repo, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="exp", storage=storage).get_trials(deepcopy=False)
+    except KeyError:
+        return []
+
+
+def _wait_for(storage: str, complete: int, running: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trials = _trials(storage)
+        states = [t.state for t in trials]
+        if states.count(optuna.trial.TrialState.COMPLETE) >= complete and states.count(
+            optuna.trial.TrialState.RUNNING
+        ) >= running:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"study never reached {complete} complete + {running} running")
+
+
+def _kill_session(sid: int) -> None:
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.info["pid"]) == sid:
+                proc.kill()
+        except (ProcessLookupError, psutil.Error):
+            pass
+
+
+def test_controller_killed_then_resumed_completes_budget(make_experiment, tmp_path: Path, repo: Path) -> None:
+    space = """
+    parameters:
+      pruning.method: [none, sleep]
+      pruning.sleep.seconds: {low: 3.0, high: 4.0}
+      precision.method: [fp32]
+      backend.method: [torch_eager, onnxruntime]
+    """
+    exp = make_experiment(space, n_trials=6, workers=1, extra=PLUGINS)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    first = _cli(exp, repo, tmp_path / "first.log")
+    try:
+        _wait_for(storage, complete=2, running=1)
+        before = {t.number: t.values for t in _trials(storage) if t.state.name == "COMPLETE"}
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        _kill_session(first.pid)
+    second = subprocess.run(
+        [sys.executable, "-m", "autoopt.cli", "run", str(exp)],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming interrupted run" in second.stderr
+    assert "marked failed and re-queued" in second.stderr
+    trials = _trials(storage)
+    for number, values in before.items():  # completed trials survive untouched
+        assert trials[number].state.name == "COMPLETE" and trials[number].values == values
+    run_ids = {t.user_attrs.get("run_id") for t in trials}
+    assert len(run_ids) == 1, "the resumed sweep continues the same run"
+    stale = [t for t in trials if t.user_attrs.get("failure_stage") == "controller"]
+    counted = [t for t in trials if t not in stale and t.state.name in ("COMPLETE", "FAIL")]
+    assert len(stale) >= 1 and len(counted) == 6  # the budget, each trial once
+    assert all(t.state.name != "RUNNING" for t in trials)
+    requeued = {t.user_attrs.get("requeued_from") for t in trials} - {None}
+    assert requeued == {t.number for t in stale}
+    assert sum(bool(t.user_attrs.get("is_baseline")) and t.state.name == "COMPLETE" for t in trials) == 1
+
+
+def test_ctrl_c_cancels_in_flight_trials_and_prints_summary(make_experiment, tmp_path: Path, repo: Path) -> None:
+    exp = make_experiment(_space("sleep", 30.0), n_trials=3, workers=1, extra=PLUGINS)
+    storage = f"sqlite:///{tmp_path}/study.db"
+    log = tmp_path / "run.log"
+    proc = _cli(exp, repo, log)
+    try:
+        _wait_for(storage, complete=1, running=1)
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_session(proc.pid)
+    output = log.read_text()
+    assert "stopped: interrupted" in output
+    trials = _trials(storage)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    assert "interrupted by the user" in trials[1].user_attrs["failure_reason"]
+    runs = [v for k, v in optuna.load_study(study_name="exp", storage=storage).user_attrs.items()
+            if k.startswith("run:")]
+    assert runs and all(r["finished"] and r["stopped"] == "interrupted" for r in runs)
