@@ -12,7 +12,6 @@ Typical use in a notebook::
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import os
 import threading
 from dataclasses import dataclass
@@ -21,17 +20,14 @@ from typing import Any
 
 from autoopt.config import Experiment, load_experiment
 from autoopt.errors import ConfigError, ExportError
-from autoopt.export import DEFAULT_ACCURACY_TOLERANCE, ExportResult
+from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.controller import Controller, EventHandler, RunSummary
 from autoopt.search.records import StudyRecord, study_record
 from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
-from autoopt.select import Policy, Selection
+from autoopt.selection import Policy, Selection
 
-# The package root binds the *functions* select/export (below) under the names of the modules
-# autoopt.select and autoopt.export; both modules are imported above, before that happens, and
-# referred to through sys.modules so the two never get mixed up.
-_select_module = importlib.import_module("autoopt.select")
-_export_module = importlib.import_module("autoopt.export")
+from autoopt import exporting as _export_module
+from autoopt import selection as _select_module
 
 
 def validate(experiment: str | Path) -> Experiment:

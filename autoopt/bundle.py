@@ -1,6 +1,6 @@
 """Loading an exported bundle: check every file's SHA-256, then serve it with its backend.
 
-A bundle is a folder written by :func:`autoopt.export` (see :mod:`autoopt.export` for its
+A bundle is a folder written by :func:`autoopt.export` (see :mod:`autoopt.exporting` for its
 layout). :func:`load` refuses a bundle whose files differ from what ``manifest.json``
 records, before any of them is deserialized, and returns a :class:`BundleRunner` that takes
 the workload's model inputs (one array per ``input_names`` entry, batch first, exactly what

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
     from autoopt.bundle import BundleRunner
     from autoopt.search.records import StudyRecord, TrialRecord
-    from autoopt.select import Selection
+    from autoopt.selection import Selection
     from autoopt.workloads import Workload
 
 log = logging.getLogger(__name__)

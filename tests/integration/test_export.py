@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 import autoopt
 from autoopt.cache import StageCache
 from autoopt.errors import ConfigError, ExportError
-from autoopt.export import DEFAULT_ACCURACY_TOLERANCE, ExportResult
+from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.records import StudyRecord, TrialRecord
 
 
@@ -530,7 +530,7 @@ def test_torch_module_torch_export_cannot_handle_falls_back_to_pickle(
     import torch
 
     from autoopt.bundle import _load_artifact
-    from autoopt.export import _write_torch
+    from autoopt.exporting import _write_torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
