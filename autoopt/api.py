@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoopt import exporting as _export_module
+from autoopt import selection as _select_module
 from autoopt.config import Experiment, load_experiment
 from autoopt.errors import ConfigError, ExportError
 from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
@@ -25,9 +27,6 @@ from autoopt.search.controller import Controller, EventHandler, RunSummary
 from autoopt.search.records import StudyRecord, study_record
 from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
 from autoopt.selection import Policy, Selection
-
-from autoopt import exporting as _export_module
-from autoopt import selection as _select_module
 
 
 def validate(experiment: str | Path) -> Experiment:
@@ -68,16 +67,22 @@ def run(
         check_experiment(exp, "--sampler")
     from autoopt.search.executor import check_targets, ensure_ray
 
-    ensure_ray(num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1),
-               address=ray_address)
+    ensure_ray(
+        num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1), address=ray_address
+    )
     check_targets(exp.targets)  # every target, before any study is touched
     open_storage(storage or exp.storage, create=True)  # tables made once, not per thread
     controllers = [
         Controller(
-            exp, target=target, storage=storage, workers=workers, on_event=on_event,
+            exp,
+            target=target,
+            storage=storage,
+            workers=workers,
+            on_event=on_event,
             ray_address=ray_address,
             study_name=(study if len(exp.targets) == 1 else f"{study}@{target.name}")
-            if study else None,
+            if study
+            else None,
         )
         for target in exp.targets
     ]
@@ -110,8 +115,9 @@ def _run_controllers(
             for other in controllers:
                 other.stop_requested.set()
 
-    threads = [threading.Thread(target=work, args=(i, c), daemon=True)
-               for i, c in enumerate(controllers)]
+    threads = [
+        threading.Thread(target=work, args=(i, c), daemon=True) for i, c in enumerate(controllers)
+    ]
     for t in threads:
         t.start()
     try:
@@ -153,7 +159,9 @@ def list_studies(storage: str | None = None) -> list[StudySummary]:
     rdb = open_storage(storage)
     out = []
     for s in optuna.get_all_study_summaries(rdb, include_best_trial=False):
-        record = study_record(optuna.load_study(study_name=s.study_name, storage=rdb), normalize_url(storage))
+        record = study_record(
+            optuna.load_study(study_name=s.study_name, storage=rdb), normalize_url(storage)
+        )
         speedups = [record.ratios(t).get("speedup") for t in record.front()]
         finished = [t.completed or t.started for t in record.trials if t.completed or t.started]
         out.append(
@@ -204,8 +212,12 @@ def select(
         sel = autoopt.select("digits_cnn", policy="fastest", max_drop=0.01)
         sel.trial.number if sel.found else sel.summary()
     """
-    options = {"max_drop": max_drop, "relative": relative, "max_latency_ms": max_latency_ms,
-               "latency_metric": latency_metric}
+    options = {
+        "max_drop": max_drop,
+        "relative": relative,
+        "max_latency_ms": max_latency_ms,
+        "latency_metric": latency_metric,
+    }
     return _select_module.select(_study(study, storage), _policy(policy, options))
 
 
@@ -232,8 +244,12 @@ def export(
     than ``accuracy_tolerance`` from the recorded one raises :class:`autoopt.ExportError`
     and leaves nothing in ``out``. Load the bundle with :func:`autoopt.load`.
     """
-    options = {"max_drop": max_drop, "relative": relative, "max_latency_ms": max_latency_ms,
-               "latency_metric": latency_metric}
+    options = {
+        "max_drop": max_drop,
+        "relative": relative,
+        "max_latency_ms": max_latency_ms,
+        "latency_metric": latency_metric,
+    }
     if (trial is None) == (policy is None):
         raise ConfigError("give either --trial N or --policy NAME (one of them, not both)")
     record = _study(study, storage)
@@ -247,8 +263,15 @@ def export(
         raise ConfigError("policy options (max_drop, max_latency_ms, ...) need --policy")
     assert trial is not None  # noqa: S101 - guaranteed by the checks above
     return _export_module.export_trial(
-        record, trial, out, triton=triton, triton_name=triton_name, cache_dir=cache_dir,
-        accuracy_tolerance=accuracy_tolerance, overwrite=overwrite, selection=selection,
+        record,
+        trial,
+        out,
+        triton=triton,
+        triton_name=triton_name,
+        cache_dir=cache_dir,
+        accuracy_tolerance=accuracy_tolerance,
+        overwrite=overwrite,
+        selection=selection,
     )
 
 
@@ -302,8 +325,9 @@ def study_revision(name: str, storage: str | None = None) -> str:
 
     digest = hashlib.blake2b(digest_size=8)
     for t in _reader(name, storage).get_trials(deepcopy=False):
-        digest.update(f"{t.number}:{t.state.name}:{len(t.user_attrs)}:{len(t.system_attrs)};"
-                      .encode())
+        digest.update(
+            f"{t.number}:{t.state.name}:{len(t.user_attrs)}:{len(t.system_attrs)};".encode()
+        )
     return digest.hexdigest()
 
 

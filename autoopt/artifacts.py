@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +56,7 @@ class OnnxArtifact:
         return cls(directory / cls.FILENAME)
 
 
-Artifact = Union[TorchArtifact, OnnxArtifact]
+Artifact = TorchArtifact | OnnxArtifact
 
 
 def load_artifact(directory: Path, kind: ArtifactKind) -> Artifact:

@@ -10,7 +10,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -21,7 +21,10 @@ from rich.table import Table
 from autoopt import api
 from autoopt.errors import AutoOptError, ConfigError, StorageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Find the fastest deployable version of a trained model within an accuracy budget.",
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find the fastest deployable version of a trained model within an accuracy budget.",
 )
 # Not a terminal (a pipe, a file): do not fold long recipes at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -29,7 +32,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -70,24 +73,39 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 @_errors
 def run(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
-    n_trials: Annotated[int | None, typer.Option("--n-trials", min=1, help="Trials to add.")] = None,
+    n_trials: Annotated[
+        int | None, typer.Option("--n-trials", min=1, help="Trials to add.")
+    ] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
-    sampler: Annotated[str | None, typer.Option("--sampler", help="tpe, nsga2, random, grid")] = None,
+    sampler: Annotated[
+        str | None, typer.Option("--sampler", help="tpe, nsga2, random, grid")
+    ] = None,
     storage: StorageOpt = None,
     study: Annotated[str | None, typer.Option("--study", help="Study name.")] = None,
     ray_address: Annotated[
-        str | None, typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Existing Ray cluster.")
+        str | None,
+        typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Existing Ray cluster."),
     ] = None,
 ) -> None:
     """Run (or continue) a sweep and print its feasible Pareto front."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     exp = api.validate(experiment)
     total = n_trials or exp.budget.n_trials
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     ) as progress:
         bar = progress.add_task(f"sweep {study or exp.name}", total=total)
 
@@ -95,7 +113,9 @@ def run(
             kind = e["type"]
             tag = f"[{e['target']}] " if len(exp.targets) > 1 else ""
             if kind == "complete":
-                mark = "[green]feasible[/green]" if e["feasible"] else "[yellow]infeasible[/yellow]"
+                mark = (
+                    "[green]feasible[/green]" if e["feasible"] else "[yellow]infeasible[/yellow]"
+                )
                 progress.console.print(
                     f"{tag}trial {e['trial']:>3} {mark} acc={e['accuracy']:.4f} "
                     f"p50={e['latency_p50_ms']:.3f}ms x{e['speedup']:.2f}  {e['recipe']}",
@@ -103,7 +123,8 @@ def run(
                 )
             elif kind in ("failed", "rejected"):
                 progress.console.print(
-                    f"{tag}trial {e['trial']:>3} [red]{kind}[/red] [{e['stage']}] {e['reason'][:160]}",
+                    f"{tag}trial {e['trial']:>3} [red]{kind}[/red] [{e['stage']}] "
+                    f"{e['reason'][:160]}",
                     highlight=False,
                 )
             elif kind == "recovered":
@@ -120,8 +141,15 @@ def run(
                 progress.advance(bar)
 
         summary = api.run(
-            exp, n_trials=n_trials, timeout=timeout, workers=workers, sampler=sampler,
-            storage=storage, study=study, ray_address=ray_address, on_event=on_event,
+            exp,
+            n_trials=n_trials,
+            timeout=timeout,
+            workers=workers,
+            sampler=sampler,
+            storage=storage,
+            study=study,
+            ray_address=ray_address,
+            on_event=on_event,
         )
     for s in [summary, *summary.siblings]:
         _print_summary(s)
@@ -132,14 +160,28 @@ def run(
 def _print_summary(summary: Any) -> None:
     record = summary.study
     table = Table(title=f"Feasible Pareto front of '{summary.study_name}'")
-    for col in ("trial", record.metric_name, "p50 ms", "p90 ms", "size MB", "speedup", "smaller", "recipe"):
+    for col in (
+        "trial",
+        record.metric_name,
+        "p50 ms",
+        "p90 ms",
+        "size MB",
+        "speedup",
+        "smaller",
+        "recipe",
+    ):
         table.add_column(col, overflow="fold")
     for t in summary.front:
         r = record.ratios(t)
         table.add_row(
-            str(t.number), f"{t.metrics['accuracy']:.4f}", f"{t.metrics['latency_p50_ms']:.3f}",
-            f"{t.metrics['latency_p90_ms']:.3f}", f"{t.metrics['size_mb']:.3f}",
-            f"{r.get('speedup', 0):.2f}x", f"{r.get('size_ratio', 0):.2f}x", t.recipe_str,
+            str(t.number),
+            f"{t.metrics['accuracy']:.4f}",
+            f"{t.metrics['latency_p50_ms']:.3f}",
+            f"{t.metrics['latency_p90_ms']:.3f}",
+            f"{t.metrics['size_mb']:.3f}",
+            f"{r.get('speedup', 0):.2f}x",
+            f"{r.get('size_ratio', 0):.2f}x",
+            t.recipe_str,
         )
     out.print(table)
     if not summary.front:
@@ -177,8 +219,21 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-_SHORT = ["trial", "state", "status", "feasible", "pareto", "accuracy", "latency_p50_ms",
-          "latency_p90_ms", "size_mb", "speedup", "size_ratio", "recipe", "failure_reason"]
+_SHORT = [
+    "trial",
+    "state",
+    "status",
+    "feasible",
+    "pareto",
+    "accuracy",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "size_mb",
+    "speedup",
+    "size_ratio",
+    "recipe",
+    "failure_reason",
+]
 
 
 @app.command()
@@ -189,7 +244,11 @@ def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Form
     frame = record.frame()
     if len(frame):
         frame = frame[frame["pareto"]].sort_values("latency_p50_ms")
-    cols = [c for c in _SHORT if c in frame.columns] if format is Format.table else list(frame.columns)
+    cols = (
+        [c for c in _SHORT if c in frame.columns]
+        if format is Format.table
+        else list(frame.columns)
+    )
     _emit(frame[cols] if len(frame) else frame, format, f"Pareto front of '{study}'")
 
 
@@ -198,7 +257,11 @@ def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Form
 def trials(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Format.table) -> None:
     """Print every trial of a study."""
     frame = api.load_study(study, storage).frame()
-    cols = [c for c in _SHORT if c in frame.columns] if format is Format.table else list(frame.columns)
+    cols = (
+        [c for c in _SHORT if c in frame.columns]
+        if format is Format.table
+        else list(frame.columns)
+    )
     _emit(frame[cols] if len(frame) else frame, format, f"Trials of '{study}'")
 
 
@@ -210,10 +273,14 @@ def studies(storage: StorageOpt = None, format: FormatOpt = Format.table) -> Non
 
     rows = [
         {
-            "study": s.name, "workload": s.workload, "trials": s.n_trials,
+            "study": s.name,
+            "workload": s.workload,
+            "trials": s.n_trials,
             **{k.lower(): v for k, v in s.counts.items()},
             "best_speedup": s.best_speedup,
-            "last_activity": s.last_activity.isoformat(timespec="seconds") if s.last_activity else "",
+            "last_activity": s.last_activity.isoformat(timespec="seconds")
+            if s.last_activity
+            else "",
         }
         for s in api.list_studies(storage)
     ]
@@ -232,7 +299,6 @@ def validate(experiment: Annotated[Path, typer.Argument(help="Experiment YAML fi
     )
 
 
-
 # ---- select and export ----------------------------------------------------------------------
 
 PolicyOpt = Annotated[
@@ -240,8 +306,11 @@ PolicyOpt = Annotated[
 ]
 MaxDropOpt = Annotated[
     float | None,
-    typer.Option("--max-drop", min=0, help="Largest accuracy drop from the baseline "
-                 "(default: the study's constraint)."),
+    typer.Option(
+        "--max-drop",
+        min=0,
+        help="Largest accuracy drop from the baseline (default: the study's constraint).",
+    ),
 ]
 RelativeOpt = Annotated[
     bool, typer.Option("--relative", help="--max-drop is a fraction of the baseline's accuracy.")
@@ -265,11 +334,18 @@ def _selection_rows(selection: Any) -> list[dict[str, Any]]:
     entries += [("slower", n.trial, n.misses) for n in selection.slower]
     entries += [("less accurate", n.trial, n.misses) for n in selection.less_accurate]
     for role, t, misses in entries:
-        rows.append({
-            "role": role, "trial": t.number, "accuracy": t.metrics.get("accuracy"),
-            lat: t.metrics.get(lat), "size_mb": t.metrics.get("size_mb"),
-            "feasible": t.feasible, "recipe": t.recipe_str, "misses": misses,
-        })
+        rows.append(
+            {
+                "role": role,
+                "trial": t.number,
+                "accuracy": t.metrics.get("accuracy"),
+                lat: t.metrics.get(lat),
+                "size_mb": t.metrics.get("size_mb"),
+                "feasible": t.feasible,
+                "recipe": t.recipe_str,
+                "misses": misses,
+            }
+        )
     return rows
 
 
@@ -291,8 +367,13 @@ def best(
     import pandas as pd
 
     selection = api.select(
-        study, storage, policy, max_drop=max_drop, relative=relative,
-        max_latency_ms=max_latency_ms, latency_metric=latency_metric,
+        study,
+        storage,
+        policy,
+        max_drop=max_drop,
+        relative=relative,
+        max_latency_ms=max_latency_ms,
+        latency_metric=latency_metric,
     )
     if format is Format.json:
         sys.stdout.write(json.dumps(selection.to_dict(), indent=1, default=str) + "\n")
@@ -345,10 +426,20 @@ def export(
         highlight=False,
     )
     result = api.export(
-        study, storage, out=out_dir, trial=trial, policy=policy, max_drop=max_drop,
-        relative=relative, max_latency_ms=max_latency_ms, latency_metric=latency_metric,
-        triton=triton, triton_name=triton_name, cache_dir=cache_dir,
-        accuracy_tolerance=accuracy_tolerance, overwrite=overwrite,
+        study,
+        storage,
+        out=out_dir,
+        trial=trial,
+        policy=policy,
+        max_drop=max_drop,
+        relative=relative,
+        max_latency_ms=max_latency_ms,
+        latency_metric=latency_metric,
+        triton=triton,
+        triton_name=triton_name,
+        cache_dir=cache_dir,
+        accuracy_tolerance=accuracy_tolerance,
+        overwrite=overwrite,
     )
     if result.selection is not None:
         out.print(result.selection.summary(), highlight=False)
@@ -364,8 +455,13 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8080,
     optuna_port: Annotated[
-        int, typer.Option("--optuna-port", min=0, max=65535,
-                          help="Port for Optuna's own dashboard alongside (0: don't start it).")
+        int,
+        typer.Option(
+            "--optuna-port",
+            min=0,
+            max=65535,
+            help="Port for Optuna's own dashboard alongside (0: don't start it).",
+        ),
     ] = 8081,
     results_dir: Annotated[
         Path, typer.Option("--results-dir", help="Where `autoopt run` wrote tables and plots.")
@@ -386,8 +482,11 @@ def dashboard(
                 optuna_dashboard(api.storage_url(storage), host, optuna_port)
             )
         web = create_app(storage, results_dir, optuna_url=optuna_url)
-        err.print(f"autoopt dashboard: http://{host}:{port}/"
-                  + (f"  (Optuna's: {optuna_url})" if optuna_url else ""), highlight=False)
+        err.print(
+            f"autoopt dashboard: http://{host}:{port}/"
+            + (f"  (Optuna's: {optuna_url})" if optuna_url else ""),
+            highlight=False,
+        )
         uvicorn.run(web, host=host, port=port, log_level="warning")
 
 

@@ -114,7 +114,9 @@ def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
     try:
         out = runner.run(inputs)
     except Exception as e:  # noqa: BLE001 - any runtime failure means a broken candidate
-        raise CandidateError(f"candidate failed to run: {type(e).__name__}: {e}", stage="verify") from e
+        raise CandidateError(
+            f"candidate failed to run: {type(e).__name__}: {e}", stage="verify"
+        ) from e
     if out.shape != reference.shape:
         raise CandidateError(
             f"output shape {tuple(out.shape)} differs from the teacher's {tuple(reference.shape)}",
@@ -169,12 +171,17 @@ def measure(
     except CandidateError:
         raise
     except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
-        raise CandidateError(f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile") from e
+        raise CandidateError(
+            f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
+        ) from e
     agreement = verify(runner, workload, verify_settings)
 
     outputs = predict(runner, workload)
     metrics: dict[str, float] = {
-        k: float(v) for k, v in workload.metric(outputs, workload.evaluation, teacher_outputs(workload)).items()
+        k: float(v)
+        for k, v in workload.metric(
+            outputs, workload.evaluation, teacher_outputs(workload)
+        ).items()
     }
     metrics["accuracy"] = metrics[workload.metric_name]
     metrics["verify_agreement"] = agreement

@@ -27,7 +27,9 @@ class OnnxExportConfig(MethodConfig):
     opset: int = OPSET
 
 
-def export_onnx(artifact: TorchArtifact, workload: Workload, path: Path, opset: int = OPSET) -> OnnxArtifact:
+def export_onnx(
+    artifact: TorchArtifact, workload: Workload, path: Path, opset: int = OPSET
+) -> OnnxArtifact:
     import torch
 
     model = artifact.model.eval()

@@ -134,7 +134,9 @@ def build(
         if produced is artifact:  # identity stage (e.g. fp32): nothing new to cache
             return
         entry = cache.publish(
-            next_key, produced, {"stage": name, "config": config, "parent": key, "seconds": seconds}
+            next_key,
+            produced,
+            {"stage": name, "config": config, "parent": key, "seconds": seconds},
         )
         events.append(StageEvent(name, next_key, False, seconds))
         key, artifact = next_key, produced

@@ -131,7 +131,9 @@ class Recipe:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f: (s.to_dict() if (s := getattr(self, f)) is not None else None) for f in FAMILIES}
+        return {
+            f: (s.to_dict() if (s := getattr(self, f)) is not None else None) for f in FAMILIES
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:

@@ -47,7 +47,9 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
         ax.plot(x(front), y(front), style, c="#dd8452", ms=8, label=label, zorder=3)
     base = study.baseline
     if base is not None:
-        ax.scatter(x([base]), y([base]), marker="*", s=220, c="#c44e52", label="baseline", zorder=4)
+        ax.scatter(
+            x([base]), y([base]), marker="*", s=220, c="#c44e52", label="baseline", zorder=4
+        )
         floor = study.accuracy_floor
         if floor is not None:
             ax.axhline(floor, ls="--", c="#c44e52", lw=1, label=f"accuracy floor ({floor:.4g})")

@@ -18,18 +18,24 @@ from pathlib import Path
 
 import ray
 
+from autoopt.config import LatencyConfig, Target, VerifyConfig
 from autoopt.recipe import Step, baseline_recipe
 from autoopt.search.executor import RayExecutor, TrialTask, ensure_ray
-from autoopt.config import LatencyConfig, Target, VerifyConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def task(n: int, recipe, cache: Path, runs: int = 300) -> TrialTask:
     return TrialTask(
-        trial_number=n, recipe=recipe.to_dict(), workload="digits_cnn", workload_options={},
-        cache_dir=str(cache), latency=LatencyConfig(warmup=50, runs=runs).model_dump(),
-        verify=VerifyConfig().model_dump(), seed=n, sys_path=[str(REPO), *sys.path],
+        trial_number=n,
+        recipe=recipe.to_dict(),
+        workload="digits_cnn",
+        workload_options={},
+        cache_dir=str(cache),
+        latency=LatencyConfig(warmup=50, runs=runs).model_dump(),
+        verify=VerifyConfig().model_dump(),
+        seed=n,
+        sys_path=[str(REPO), *sys.path],
     )
 
 
@@ -45,19 +51,26 @@ def main() -> None:
         for backend in ("torch_eager", "onnxruntime"):
             recipe = baseline_recipe()
             if backend != "torch_eager":
-                recipe = type(recipe)(precision=recipe.precision, backend=Step.make(f"backend.{backend}"))
+                recipe = type(recipe)(
+                    precision=recipe.precision, backend=Step.make(f"backend.{backend}")
+                )
             built = ray.get(ex.submit_build(task(0, recipe, cache)), timeout=300)
             alone, loaded = [], []
             for i in range(args.repeats):
                 # Alternate alone / loaded so slow drift of the machine hits both equally.
-                alone.append(ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300))
+                alone.append(
+                    ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300)
+                )
                 heavy = baseline_recipe()
                 heavy = type(heavy)(
-                    precision=heavy.precision, backend=heavy.backend,
+                    precision=heavy.precision,
+                    backend=heavy.backend,
                     distillation=Step.make("distillation.kd", {"width": 0.75, "steps": 3000 + i}),
                 )
                 build_ref = ex.submit_build(task(100 + i, heavy, cache))
-                loaded.append(ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300))
+                loaded.append(
+                    ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300)
+                )
                 busy = not ray.wait([build_ref], timeout=0)[0]  # still building when timed
                 ray.get(build_ref, timeout=600)
                 loaded[-1]["busy"] = busy
@@ -70,7 +83,8 @@ def main() -> None:
         "alternating, in one run on this 2-core machine.",
         "",
         "| backend | median p50 alone (ms) | median p50 while building (ms) | ratio | "
-        "build still running during every loaded measurement | load avg (alone → loaded) | within 5% |",
+        "build still running during every loaded measurement | load avg (alone → loaded) | "
+        "within 5% |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for backend, (alone, loaded) in results.items():

@@ -67,7 +67,8 @@ def main() -> None:
     for r in rows:
         share = r["overhead_s"] / r["median_trial_s"]
         lines.append(
-            f"| {r['workers']} | {r['trials']} | {r['elapsed_s']:.0f} | {r['trials_per_hour']:.0f} "
+            f"| {r['workers']} | {r['trials']} | {r['elapsed_s']:.0f} | "
+            f"{r['trials_per_hour']:.0f} "
             f"| {r['trials_per_hour'] / base:.2f}x | {r['median_trial_s']:.1f} | "
             f"{r['overhead_s'] * 1000:.1f} ms | {share:.2%} "
             f"({'meets' if share < 0.02 else 'misses'} the < 2% target) |"

@@ -17,10 +17,19 @@ if TYPE_CHECKING:
 
     from autoopt.artifacts import Artifact
 
-_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+_NP_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
 
 
 class OnnxRuntimeConfig(MethodConfig):
@@ -47,7 +56,9 @@ class OnnxRuntimeRunner(Runner):
         self.session = ort.InferenceSession(
             path, sess_options=session_options(level, threads), providers=["CPUExecutionProvider"]
         )
-        self.inputs = [(i.name, _NP_TYPES.get(i.type, np.float32)) for i in self.session.get_inputs()]
+        self.inputs = [
+            (i.name, _NP_TYPES.get(i.type, np.float32)) for i in self.session.get_inputs()
+        ]
         self.level, self.threads, self.path = level, threads, path
 
     def _feed(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -93,8 +104,10 @@ class OnnxRuntimeBackend(Backend):
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
         if ctx.recipe.precision.method == "bf16":
-            return ("onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
-                    "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend")
+            return (
+                "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
+                "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
+            )
         return None
 
     def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:

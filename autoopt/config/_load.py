@@ -153,7 +153,9 @@ def check_space(space: SearchSpace, source: str) -> None:
         if field not in fields:
             from autoopt.config._strict import unknown_key_message
 
-            raise ConfigError(f"{where}: {unknown_key_message(field, fields)} for {family}.{method}")
+            raise ConfigError(
+                f"{where}: {unknown_key_message(field, fields)} for {family}.{method}"
+            )
         for value in spec.example_values():
             from autoopt.config._space import decode_choice
 

@@ -92,7 +92,11 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
         recipe = Recipe.from_dict(task.recipe)
         with tempfile.TemporaryDirectory(prefix="autoopt-build-") as workdir:
             result = build(
-                recipe, workload, StageCache(task.cache_dir), hardware.current(), Path(workdir),
+                recipe,
+                workload,
+                StageCache(task.cache_dir),
+                hardware.current(),
+                Path(workdir),
                 seed=task.seed,
             )
     except CandidateError as e:
@@ -125,8 +129,12 @@ def measure_candidate(task: TrialTask, built: dict[str, Any]) -> dict[str, Any]:
         artifact = load_artifact(Path(built["path"]), built["kind"])
         with tempfile.TemporaryDirectory(prefix="autoopt-measure-") as scratch:
             m = measure(
-                artifact, recipe, workload, LatencyConfig(**task.latency),
-                VerifyConfig(**task.verify), Path(scratch),
+                artifact,
+                recipe,
+                workload,
+                LatencyConfig(**task.latency),
+                VerifyConfig(**task.verify),
+                Path(scratch),
             )
     except CandidateError as e:
         return _error(e)
@@ -186,7 +194,8 @@ def check_targets(targets: list[Any]) -> None:
     for target in targets:
         needs = {"CPU": 1.0, MEASURE_SLOT: 1.0, **target.resources}
         matching = [
-            n for n in nodes
+            n
+            for n in nodes
             if all(n["Resources"].get(k, 0.0) >= v for k, v in needs.items())
             and all(n.get("Labels", {}).get(k) == v for k, v in target.labels.items())
         ]
@@ -194,14 +203,20 @@ def check_targets(targets: list[Any]) -> None:
             continue
         have = "; ".join(
             f"{n['NodeManagerAddress']} "
-            + ", ".join(f"{k}={v:g}" for k, v in sorted(n["Resources"].items())
-                        if not k.startswith(("node:", "memory", "object_store")))
+            + ", ".join(
+                f"{k}={v:g}"
+                for k, v in sorted(n["Resources"].items())
+                if not k.startswith(("node:", "memory", "object_store"))
+            )
             + (f" labels={dict(n.get('Labels', {}))}" if target.labels else "")
             for n in nodes
         )
-        hint = (f" (start worker nodes with --resources='{{\"{MEASURE_SLOT}\": 1}}': one "
-                "measurement slot per node)" if not any(MEASURE_SLOT in n["Resources"] for n in nodes)
-                else "")
+        hint = (
+            f" (start worker nodes with --resources='{{\"{MEASURE_SLOT}\": 1}}': one "
+            "measurement slot per node)"
+            if not any(MEASURE_SLOT in n["Resources"] for n in nodes)
+            else ""
+        )
         raise ConfigError(
             f"targets[{target.name}]: no node in the Ray cluster has {needs}"
             + (f" and labels {target.labels}" if target.labels else "")

@@ -84,7 +84,9 @@ def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     names = ua.get(ATTR_METRIC_NAMES, [])
     metrics = {k: float(ua[k]) for k in names if isinstance(ua.get(k), int | float)}
     constraints = t.constraints
-    values_c = list(constraints.values()) if isinstance(constraints, dict) else list(constraints or [])
+    values_c = (
+        list(constraints.values()) if isinstance(constraints, dict) else list(constraints or [])
+    )
     constraint = float(max(values_c)) if values_c else None
     complete = t.state == TrialState.COMPLETE
     values = list(t.values) if t.values is not None else None

@@ -25,11 +25,19 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
             value = trial.suggest_categorical(name, [encode_choice(c) for c in spec.choices or []])
         elif spec.kind == "int":
             value = trial.suggest_int(
-                name, int(spec.low), int(spec.high), step=int(spec.step or 1), log=spec.log  # type: ignore[arg-type]
+                name,
+                int(spec.low),
+                int(spec.high),
+                step=int(spec.step or 1),
+                log=spec.log,  # type: ignore[arg-type]
             )
         else:
             value = trial.suggest_float(
-                name, float(spec.low), float(spec.high), step=spec.step, log=spec.log  # type: ignore[arg-type]
+                name,
+                float(spec.low),
+                float(spec.high),
+                step=spec.step,
+                log=spec.log,  # type: ignore[arg-type]
             )
         sampled[name] = value
     return sampled
@@ -43,7 +51,9 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def make_sampler(config: SamplerConfig, space: SearchSpace, n_trials: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    config: SamplerConfig, space: SearchSpace, n_trials: int | None
+) -> optuna.samplers.BaseSampler:
     seed = config.seed
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -53,7 +63,9 @@ def make_sampler(config: SamplerConfig, space: SearchSpace, n_trials: int | None
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     if config.name == "grid":
         grid = {
-            name: spec.grid_values() for name, spec in space.parameters.items() if spec.kind != "fixed"
+            name: spec.grid_values()
+            for name, spec in space.parameters.items()
+            if spec.kind != "fixed"
         }
         return AskTellGridSampler(grid, seed=seed)
     # multivariate + group: TPE models the conditional sub-spaces (one per method choice)

@@ -38,7 +38,8 @@ def _entry_point(name: str) -> str:
         return BUNDLED[name]
     if ":" not in name:
         raise ConfigError(
-            f"unknown workload '{name}'; allowed: {', '.join(BUNDLED)} or 'package.module:function'"
+            f"unknown workload '{name}'; allowed: {', '.join(BUNDLED)} "
+            "or 'package.module:function'"
         )
     return name
 

@@ -119,7 +119,9 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / np.maximum(denom, 1e-12)
 
 
-def top1_accuracy(outputs: np.ndarray, split: Split, teacher_outputs: np.ndarray) -> dict[str, float]:
+def top1_accuracy(
+    outputs: np.ndarray, split: Split, teacher_outputs: np.ndarray
+) -> dict[str, float]:
     """Metric for classification workloads; also reports agreement with the teacher."""
     assert split.targets is not None  # noqa: S101 - the workload author's contract, not user input
     return {

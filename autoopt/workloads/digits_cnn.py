@@ -92,7 +92,9 @@ def make_student(options: Mapping[str, Any]) -> nn.Module:
     """A narrower DigitsCNN: every layer's width scaled by ``options['width']``."""
     width = float(options.get("width", 0.5))
     return DigitsCNN(
-        c1=max(1, round(16 * width)), c2=max(1, round(32 * width)), hidden=max(1, round(64 * width))
+        c1=max(1, round(16 * width)),
+        c2=max(1, round(32 * width)),
+        hidden=max(1, round(64 * width)),
     )
 
 

@@ -27,7 +27,12 @@ try:
     for s in [summary, *summary.siblings]:
         study = autoopt.load_study(s.study_name, storage)
         out["trials"][s.target] = [
-            {"number": t.number, "state": t.state, "node": t.node_id, "target": t.user_attrs.get("target")}
+            {
+                "number": t.number,
+                "state": t.state,
+                "node": t.node_id,
+                "target": t.user_attrs.get("target"),
+            }
             for t in study.trials
         ]
     # A target no node offers is refused at start-up, naming what the cluster has.

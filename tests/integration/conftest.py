@@ -25,8 +25,13 @@ def make_experiment(tmp_path: Path, repo: Path):
     """Write a small experiment (real workload, real techniques) into tmp_path."""
 
     def make(
-        space: str, *, n_trials: int = 4, extra: str = "", workers: int = 2,
-        trial_timeout_s: float = 240, workload: str = "digits_cnn",
+        space: str,
+        *,
+        n_trials: int = 4,
+        extra: str = "",
+        workers: int = 2,
+        trial_timeout_s: float = 240,
+        workload: str = "digits_cnn",
     ) -> Path:
         (tmp_path / "space.yaml").write_text(textwrap.dedent(space))
         exp = tmp_path / "exp.yaml"

@@ -22,7 +22,10 @@ parameters:
 def autoopt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "autoopt.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -41,7 +44,9 @@ def test_cli_run_then_query_commands(make_experiment, tmp_path: Path, repo: Path
     assert list(frame["trial"]) == [0, 1, 2]
     assert bool(frame.loc[0, "baseline"]) and frame.loc[0, "speedup"] == 1.0
 
-    pareto = autoopt("pareto", "--study", "cli", "--storage", storage, "--format", "json", cwd=repo)
+    pareto = autoopt(
+        "pareto", "--study", "cli", "--storage", storage, "--format", "json", cwd=repo
+    )
     assert pareto.returncode == 0, pareto.stderr
     front = json.loads(pareto.stdout)
     assert front and all(row["feasible"] and row["pareto"] for row in front)
@@ -58,15 +63,19 @@ def test_cli_run_then_query_commands(make_experiment, tmp_path: Path, repo: Path
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, repo: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("workload: digits_cnn\nsearch_space: nowhere.yaml\nconstraint: {max_drop: 0.1}\n"
-                   "budget: {n_trials: 1}\n")
+    bad.write_text(
+        "workload: digits_cnn\nsearch_space: nowhere.yaml\nconstraint: {max_drop: 0.1}\n"
+        "budget: {n_trials: 1}\n"
+    )
     result = autoopt("validate", str(bad), cwd=repo)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "bad.yaml: search_space: file not found" in lines[0]
     assert "Traceback" not in result.stderr
 
-    missing = autoopt("trials", "--study", "nope", "--storage", f"sqlite:///{tmp_path}/x.db", cwd=repo)
+    missing = autoopt(
+        "trials", "--study", "nope", "--storage", f"sqlite:///{tmp_path}/x.db", cwd=repo
+    )
     assert missing.returncode == 2 and "no study database" in missing.stderr
 
     ok = autoopt("validate", "experiments/digits_cnn.yaml", cwd=repo)

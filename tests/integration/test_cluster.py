@@ -28,7 +28,10 @@ def test_two_targets_run_on_their_own_nodes_and_unmatched_target_is_reported(
     storage = f"sqlite:///{tmp_path}/study.db"
     proc = subprocess.run(
         [sys.executable, str(repo / "tests/integration/cluster_sweep.py"), str(exp), storage],
-        cwd=repo, capture_output=True, text=True, timeout=600,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]

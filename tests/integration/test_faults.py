@@ -42,7 +42,9 @@ def _kill_once(task_name: str, killed: list[int], stop: threading.Event) -> None
         time.sleep(0.1)
 
 
-def test_worker_killed_mid_trial_is_retried_and_completes(ray_session, make_experiment, tmp_path: Path) -> None:
+def test_worker_killed_mid_trial_is_retried_and_completes(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
     exp = make_experiment(_space("sleep", 5.0), n_trials=2, workers=1, extra=PLUGINS)
     killed: list[int] = []
     stop = threading.Event()
@@ -59,9 +61,12 @@ def test_worker_killed_mid_trial_is_retried_and_completes(ray_session, make_expe
     assert summary.completed == 2
 
 
-def test_hung_candidate_is_cancelled_at_trial_timeout(ray_session, make_experiment, tmp_path: Path) -> None:
-    exp = make_experiment(_space("sleep", 120.0), n_trials=2, workers=1, extra=PLUGINS,
-                          trial_timeout_s=15)
+def test_hung_candidate_is_cancelled_at_trial_timeout(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    exp = make_experiment(
+        _space("sleep", 120.0), n_trials=2, workers=1, extra=PLUGINS, trial_timeout_s=15
+    )
     start = time.monotonic()
     autoopt.run(exp)
     assert time.monotonic() - start < 100
@@ -70,7 +75,9 @@ def test_hung_candidate_is_cancelled_at_trial_timeout(ray_session, make_experime
     assert "exceeded the per-trial timeout of 15s" in hung.failure_reason
 
 
-def test_out_of_memory_candidate_is_recorded_with_reason(ray_session, make_experiment, tmp_path: Path) -> None:
+def test_out_of_memory_candidate_is_recorded_with_reason(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
     space = """
     parameters:
       pruning.method: [greedy]
@@ -87,7 +94,10 @@ def test_out_of_memory_candidate_is_recorded_with_reason(ray_session, make_exper
 def _cli(exp: Path, repo: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "autoopt.cli", "run", str(exp)],
-        cwd=repo, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=repo,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -103,9 +113,10 @@ def _wait_for(storage: str, complete: int, running: int, timeout: float = 240) -
     while time.monotonic() < deadline:
         trials = _trials(storage)
         states = [t.state for t in trials]
-        if states.count(optuna.trial.TrialState.COMPLETE) >= complete and states.count(
-            optuna.trial.TrialState.RUNNING
-        ) >= running:
+        if (
+            states.count(optuna.trial.TrialState.COMPLETE) >= complete
+            and states.count(optuna.trial.TrialState.RUNNING) >= running
+        ):
             return
         time.sleep(0.3)
     raise AssertionError(f"study never reached {complete} complete + {running} running")
@@ -120,7 +131,9 @@ def _kill_session(sid: int) -> None:
             pass
 
 
-def test_controller_killed_then_resumed_completes_budget(make_experiment, tmp_path: Path, repo: Path) -> None:
+def test_controller_killed_then_resumed_completes_budget(
+    make_experiment, tmp_path: Path, repo: Path
+) -> None:
     space = """
     parameters:
       pruning.method: [none, sleep]
@@ -140,7 +153,10 @@ def test_controller_killed_then_resumed_completes_budget(make_experiment, tmp_pa
         _kill_session(first.pid)
     second = subprocess.run(
         [sys.executable, "-m", "autoopt.cli", "run", str(exp)],
-        cwd=repo, capture_output=True, text=True, timeout=600,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming interrupted run" in second.stderr
@@ -156,10 +172,15 @@ def test_controller_killed_then_resumed_completes_budget(make_experiment, tmp_pa
     assert all(t.state.name != "RUNNING" for t in trials)
     requeued = {t.user_attrs.get("requeued_from") for t in trials} - {None}
     assert requeued == {t.number for t in stale}
-    assert sum(bool(t.user_attrs.get("is_baseline")) and t.state.name == "COMPLETE" for t in trials) == 1
+    assert (
+        sum(bool(t.user_attrs.get("is_baseline")) and t.state.name == "COMPLETE" for t in trials)
+        == 1
+    )
 
 
-def test_ctrl_c_cancels_in_flight_trials_and_prints_summary(make_experiment, tmp_path: Path, repo: Path) -> None:
+def test_ctrl_c_cancels_in_flight_trials_and_prints_summary(
+    make_experiment, tmp_path: Path, repo: Path
+) -> None:
     exp = make_experiment(_space("sleep", 30.0), n_trials=3, workers=1, extra=PLUGINS)
     storage = f"sqlite:///{tmp_path}/study.db"
     log = tmp_path / "run.log"
@@ -178,6 +199,9 @@ def test_ctrl_c_cancels_in_flight_trials_and_prints_summary(make_experiment, tmp
     trials = _trials(storage)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
     assert "interrupted by the user" in trials[1].user_attrs["failure_reason"]
-    runs = [v for k, v in optuna.load_study(study_name="exp", storage=storage).user_attrs.items()
-            if k.startswith("run:")]
+    runs = [
+        v
+        for k, v in optuna.load_study(study_name="exp", storage=storage).user_attrs.items()
+        if k.startswith("run:")
+    ]
     assert runs and all(r["finished"] and r["stopped"] == "interrupted" for r in runs)

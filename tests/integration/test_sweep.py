@@ -20,7 +20,9 @@ parameters:
 """
 
 
-def test_run_records_baseline_metrics_front_and_results(ray_session, make_experiment, tmp_path: Path) -> None:
+def test_run_records_baseline_metrics_front_and_results(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
     exp = make_experiment(SMALL_SPACE, n_trials=5)
     summary = autoopt.run(exp)
     assert summary.trials_run == 5
@@ -31,10 +33,21 @@ def test_run_records_baseline_metrics_front_and_results(ray_session, make_experi
     assert base.recipe_str == "fp32 @ torch_eager"
     for t in study.trials:
         if t.state == "COMPLETE":
-            for metric in ("accuracy", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-                           "size_mb", "peak_memory_mb", "params"):
+            for metric in (
+                "accuracy",
+                "latency_p50_ms",
+                "latency_p90_ms",
+                "latency_p99_ms",
+                "size_mb",
+                "peak_memory_mb",
+                "params",
+            ):
                 assert metric in t.metrics, (t.number, metric)
-            assert t.metrics["latency_p50_ms"] <= t.metrics["latency_p90_ms"] <= t.metrics["latency_p99_ms"]
+            assert (
+                t.metrics["latency_p50_ms"]
+                <= t.metrics["latency_p90_ms"]
+                <= t.metrics["latency_p99_ms"]
+            )
             assert t.hardware["cpu_model"] and t.hardware["versions"]["torch"].startswith("2.13")
             assert t.metrics["latency_runs"] == 20
     # Every trial on the front is feasible and none dominates another.
@@ -52,7 +65,9 @@ def test_run_records_baseline_metrics_front_and_results(ray_session, make_experi
     assert all(max(t.constraints.values()) <= 0 for t in raw.best_trials)
 
 
-def test_run_again_continues_study_and_reuses_cache(ray_session, make_experiment, tmp_path: Path) -> None:
+def test_run_again_continues_study_and_reuses_cache(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
     space = """
     parameters:
       pruning.method: [structured]
@@ -92,7 +107,9 @@ def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
     assert 7 <= len(study.trials) < 12, [t.params for t in study.trials]
     failed = [t for t in study.trials if t.state == "FAIL"]
     reasons = " | ".join(t.failure_reason for t in failed)
-    modes = {t.recipe["pruning"]["config"]["mode"] for t in failed if t.recipe and t.recipe["pruning"]}
+    modes = {
+        t.recipe["pruning"]["config"]["mode"] for t in failed if t.recipe and t.recipe["pruning"]
+    }
     assert modes == {"nan", "raise", "garbage"}, reasons
     assert "non-finite" in reasons or "NaN" in reasons
     assert "always fails" in reasons

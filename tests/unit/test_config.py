@@ -52,65 +52,135 @@ def test_bundled_experiments_validate(repo: Path) -> None:
 
 # (experiment text, space text or None for the good one, substrings the one-line error must hold)
 BAD = [
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\nsampler: {name: tpee}\n", None,
-     ["exp.yaml", "sampler.name", "'tpe'", "tpee"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\nobjectivs: [accuracy]\n", None,
-     ["exp.yaml", "unknown field 'objectivs'", "did you mean 'objectives'"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: -0.1}\n"
-     "budget: {n_trials: 5}\n", None, ["exp.yaml", "constraint.max_drop", "-0.1"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {}\n", None, ["exp.yaml", "budget", "n_trials"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\nobjectives: [accuracy, speed]\n", None,
-     ["exp.yaml", "objectives[1]", "latency_p50_ms", "speed"]),
-    ("workload: digits_cnn\nsearch_space: missing.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\n", None, ["exp.yaml", "search_space", "missing.yaml"]),
-    ("workload: no_such_workload\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\n", None, ["exp.yaml", "workload.name", "digits_cnn"]),
-    ("workload: mypkg.nothere:load\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 5}\n", None, ["exp.yaml", "workload.name", "mypkg.nothere"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01, mode: percent}\n"
-     "budget: {n_trials: 5}\n", None, ["exp.yaml", "constraint.mode", "relative", "percent"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
-     "budget: {n_trials: 0}\n", None, ["exp.yaml", "budget.n_trials", "0"]),
-    ("workload: digits_cnn\nsearch_space: space.yaml\nbudget: {n_trials: 5}\n", None,
-     ["exp.yaml", "constraint", "missing"]),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\nsampler: {name: tpee}\n",
+        None,
+        ["exp.yaml", "sampler.name", "'tpe'", "tpee"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\nobjectivs: [accuracy]\n",
+        None,
+        ["exp.yaml", "unknown field 'objectivs'", "did you mean 'objectives'"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: -0.1}\n"
+        "budget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "constraint.max_drop", "-0.1"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {}\n",
+        None,
+        ["exp.yaml", "budget", "n_trials"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\nobjectives: [accuracy, speed]\n",
+        None,
+        ["exp.yaml", "objectives[1]", "latency_p50_ms", "speed"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: missing.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "search_space", "missing.yaml"],
+    ),
+    (
+        "workload: no_such_workload\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "workload.name", "digits_cnn"],
+    ),
+    (
+        "workload: mypkg.nothere:load\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "workload.name", "mypkg.nothere"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\n"
+        "constraint: {max_drop: 0.01, mode: percent}\n"
+        "budget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "constraint.mode", "relative", "percent"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nconstraint: {max_drop: 0.01}\n"
+        "budget: {n_trials: 0}\n",
+        None,
+        ["exp.yaml", "budget.n_trials", "0"],
+    ),
+    (
+        "workload: digits_cnn\nsearch_space: space.yaml\nbudget: {n_trials: 5}\n",
+        None,
+        ["exp.yaml", "constraint", "missing"],
+    ),
     ("workload: [digits\n", None, ["exp.yaml", "line", "YAML"]),
-    (GOOD_EXPERIMENT, "parameters:\n  pruning.method: [none, magic]\n  precision.method: fp32\n"
-     "  backend.method: torch_eager\n", ["space.yaml", "parameters[pruning.method]", "magic",
-                                         "structured"]),
-    (GOOD_EXPERIMENT, "parameters:\n  pruning.method: [none, structured]\n"
-     "  pruning.structured.amout: {low: 0.1, high: 0.2}\n  precision.method: fp32\n"
-     "  backend.method: torch_eager\n",
-     ["space.yaml", "parameters[pruning.structured.amout]", "did you mean 'amount'"]),
-    (GOOD_EXPERIMENT, "parameters:\n  pruning.method: [none, structured]\n"
-     "  pruning.structured.amount: {low: 0.5, high: 0.1}\n  precision.method: fp32\n"
-     "  backend.method: torch_eager\n", ["space.yaml", "parameters[pruning.structured.amount]",
-                                         "low"]),
-    (GOOD_EXPERIMENT, "parameters:\n  pruning.method: [none, structured]\n"
-     "  pruning.structured.amount: {low: 0.1, high: 5.0}\n  precision.method: fp32\n"
-     "  backend.method: torch_eager\n", ["space.yaml", "pruning.structured.amount", "5.0"]),
-    (GOOD_EXPERIMENT, "parameters:\n  precision.method: [fp32, fp64]\n"
-     "  backend.method: torch_eager\n", ["space.yaml", "precision.method", "fp64", "bf16"]),
-    (GOOD_EXPERIMENT, "parameters:\n  precision.method: fp32\n",
-     ["space.yaml", "backend.method", "required", "onnxruntime"]),
-    (GOOD_EXPERIMENT, "parameters:\n  backend.method: torch_eager\n  precision.method: fp32\n"
-     "  pruning.method: [none, structured]\n"
-     "  pruning.structured.amount: {low: 0.1, high: 0.2, when: {quantization.method: none}}\n",
-     ["space.yaml", "when", "quantization.method", "not declared before"]),
-    (GOOD_EXPERIMENT, "parameters:\n  tuning.method: [a]\n", ["space.yaml", "tuning.method",
-                                                             "family"]),
-    (GOOD_EXPERIMENT.replace("budget: {n_trials: 5}", "budget: {n_trials: 5}\nsampler: grid"),
-     "parameters:\n  pruning.method: [none, structured]\n"
-     "  pruning.structured.amount: {low: 0.1, high: 0.5}\n  precision.method: fp32\n"
-     "  backend.method: torch_eager\n",
-     ["exp.yaml", "sampler.name", "grid", "pruning.structured.amount", "step"]),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  pruning.method: [none, magic]\n  precision.method: fp32\n"
+        "  backend.method: torch_eager\n",
+        ["space.yaml", "parameters[pruning.method]", "magic", "structured"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  pruning.method: [none, structured]\n"
+        "  pruning.structured.amout: {low: 0.1, high: 0.2}\n  precision.method: fp32\n"
+        "  backend.method: torch_eager\n",
+        ["space.yaml", "parameters[pruning.structured.amout]", "did you mean 'amount'"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  pruning.method: [none, structured]\n"
+        "  pruning.structured.amount: {low: 0.5, high: 0.1}\n  precision.method: fp32\n"
+        "  backend.method: torch_eager\n",
+        ["space.yaml", "parameters[pruning.structured.amount]", "low"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  pruning.method: [none, structured]\n"
+        "  pruning.structured.amount: {low: 0.1, high: 5.0}\n  precision.method: fp32\n"
+        "  backend.method: torch_eager\n",
+        ["space.yaml", "pruning.structured.amount", "5.0"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  precision.method: [fp32, fp64]\n  backend.method: torch_eager\n",
+        ["space.yaml", "precision.method", "fp64", "bf16"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  precision.method: fp32\n",
+        ["space.yaml", "backend.method", "required", "onnxruntime"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  backend.method: torch_eager\n  precision.method: fp32\n"
+        "  pruning.method: [none, structured]\n"
+        "  pruning.structured.amount: {low: 0.1, high: 0.2, when: {quantization.method: none}}\n",
+        ["space.yaml", "when", "quantization.method", "not declared before"],
+    ),
+    (
+        GOOD_EXPERIMENT,
+        "parameters:\n  tuning.method: [a]\n",
+        ["space.yaml", "tuning.method", "family"],
+    ),
+    (
+        GOOD_EXPERIMENT.replace("budget: {n_trials: 5}", "budget: {n_trials: 5}\nsampler: grid"),
+        "parameters:\n  pruning.method: [none, structured]\n"
+        "  pruning.structured.amount: {low: 0.1, high: 0.5}\n  precision.method: fp32\n"
+        "  backend.method: torch_eager\n",
+        ["exp.yaml", "sampler.name", "grid", "pruning.structured.amount", "step"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("experiment", "space", "expected"), BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+@pytest.mark.parametrize(
+    ("experiment", "space", "expected"), BAD, ids=[f"bad{i}" for i in range(len(BAD))]
+)
 def test_load_experiment_rejects_bad_file_in_one_line(
     tmp_path: Path, experiment: str, space: str | None, expected: list[str]
 ) -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autoopt.config import load_search_space
+from autoopt.config import SamplerConfig, load_search_space
 from autoopt.config._space import decode_choice
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search.sampling import make_sampler, suggest
-from autoopt.config import SamplerConfig
 
 SPACES = sorted((Path(__file__).resolve().parents[2] / "search_spaces").glob("*.yaml"))
 
@@ -85,8 +84,14 @@ def test_baseline_params_reproduce_baseline_recipe() -> None:
 def test_recipe_digest_is_stable_and_config_sensitive() -> None:
     space = load_search_space(SPACES[0])
     base = dict(baseline_params(space))
-    a = recipe_from_params({**base, "pruning.method": "structured", "pruning.structured.amount": 0.5}, space)
-    b = recipe_from_params({**base, "pruning.method": "structured", "pruning.structured.amount": 0.5}, space)
-    c = recipe_from_params({**base, "pruning.method": "structured", "pruning.structured.amount": 0.4}, space)
+    a = recipe_from_params(
+        {**base, "pruning.method": "structured", "pruning.structured.amount": 0.5}, space
+    )
+    b = recipe_from_params(
+        {**base, "pruning.method": "structured", "pruning.structured.amount": 0.5}, space
+    )
+    c = recipe_from_params(
+        {**base, "pruning.method": "structured", "pruning.structured.amount": 0.4}, space
+    )
     assert a.digest() == b.digest() != c.digest()
     assert "structured(" in a.describe() and a.describe().endswith("@ torch_eager")

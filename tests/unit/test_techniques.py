@@ -77,8 +77,11 @@ def test_techniques_package_exports_the_interface() -> None:
 def test_registry_lists_every_technique_method() -> None:
     def builtin(family: str) -> list[str]:
         # Test plugins (tests/plugins) may be registered in the same process: leave them out.
-        return [k.split(".", 1)[1] for k in registry.method_keys(family)
-                if registry.get(k).__module__.startswith("autoopt.")]
+        return [
+            k.split(".", 1)[1]
+            for k in registry.method_keys(family)
+            if registry.get(k).__module__.startswith("autoopt.")
+        ]
 
     assert builtin("distillation") == ["kd"]
     assert builtin("pruning") == ["structured", "unstructured"]
