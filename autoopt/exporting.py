@@ -485,10 +485,11 @@ def export_trial(
     """
     from autoopt import bundle, hardware, registry
     from autoopt.artifacts import load_artifact
-    from autoopt.cache import StageCache
+    from autoopt.cache import StageCache, resolve_root
     from autoopt.config import LatencyConfig, VerifyConfig
     from autoopt.pipeline import build
     from autoopt.recipe import Recipe
+    from autoopt.search.records import STUDY_CACHE_DIR
     from autoopt.workloads import load_workload
 
     if not accuracy_tolerance >= 0:
@@ -510,7 +511,13 @@ def export_trial(
     latency = LatencyConfig.model_validate(exp.get("latency") or {})
     verify_settings = VerifyConfig.model_validate(exp.get("verify") or {})
     seed = int((exp.get("sampler") or {}).get("seed") or 0)
-    cache_root = Path(cache_dir or exp.get("cache_dir") or "results/cache").expanduser()
+    # The study records the resolved cache root, so export finds the cache from any cwd.
+    cache_root = resolve_root(
+        cache_dir
+        or study.user_attrs.get(STUDY_CACHE_DIR)
+        or exp.get("cache_dir")
+        or "results/cache"
+    )
     here: dict[str, Any] = hardware.current().to_dict()
     versions: dict[str, Any] = dict(here.get("versions") or {})
 

@@ -31,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
@@ -125,13 +126,30 @@ class Controller:
         sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
         try:
             study = optuna.create_study(
-                study_name=self.study_name, storage=storage, directions=self.exp.directions,
+                study_name=self.study_name,
+                storage=storage,
+                directions=self.exp.directions,
                 sampler=sampler,
             )
             created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
             created = False
+        runs = [v for k, v in study.user_attrs.items() if k.startswith(RUN_PREFIX)]
+        if runs:
+            # A later run must not replay the first run's proposals, nor two controllers
+            # sharing the study each other's: offset the seed by the runs so far, plus a salt
+            # when another controller is running now.
+            live = any(
+                not r.get("finished") and self._controller_alive(r.get("controller", ""))
+                for r in runs
+            )
+            seed = (self.exp.sampler.seed or 0) + len(runs)
+            if live:
+                seed += uuid.uuid4().int % 100_000
+            study.sampler = make_sampler(
+                self.exp.sampler.model_copy(update={"seed": seed}), self.exp.space, n_trials
+            )
         existing = study.user_attrs.get(R.STUDY_OBJECTIVES)
         if existing and list(existing) != list(self.exp.objectives):
             raise ConfigError(
@@ -145,13 +163,16 @@ class Controller:
             study.set_user_attr(R.STUDY_CONSTRAINT, self.exp.constraint.model_dump())
             study.set_user_attr(R.STUDY_TARGET, self.target.model_dump())
         study.set_user_attr(R.STUDY_EXPERIMENT, self.exp.model_dump(mode="json"))
-        study.set_user_attr(R.STUDY_CACHE_DIR, str(Path(self.exp.cache_dir).resolve()))
+        study.set_user_attr(R.STUDY_CACHE_DIR, resolve_root(self.exp.cache_dir))
         self._ensure_baseline_queued(study, created)
         return study
 
     def _baseline_trials(self, study: optuna.Study, states: tuple[TrialState, ...]) -> list[Any]:
-        return [t for t in study.get_trials(deepcopy=False, states=states)
-                if t.user_attrs.get(R.ATTR_BASELINE)]
+        return [
+            t
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.user_attrs.get(R.ATTR_BASELINE)
+        ]
 
     def _ensure_baseline_queued(self, study: optuna.Study, created: bool) -> None:
         """The baseline is enqueued once, by whoever created the study (or finds none)."""
@@ -182,10 +203,19 @@ class Controller:
             owner = t.user_attrs.get(ATTR_CONTROLLER, "")
             if owner and self._controller_alive(owner):
                 continue  # another live controller's trial (shared storage)
+            if (
+                not owner
+                and t.datetime_start
+                and (dt.datetime.now() - t.datetime_start).total_seconds() < 60
+            ):
+                # ask() makes a trial RUNNING before its asker can tag it with its id: an
+                # untagged trial this young is being asked by another controller right now.
+                continue
             storage.set_trial_user_attr(t._trial_id, R.ATTR_STATUS, "failed")
             storage.set_trial_user_attr(t._trial_id, R.ATTR_FAILURE_STAGE, "controller")
             storage.set_trial_user_attr(
-                t._trial_id, R.ATTR_FAILURE_REASON,
+                t._trial_id,
+                R.ATTR_FAILURE_REASON,
                 f"the controller ({owner or 'unknown'}) stopped before this trial finished; "
                 "re-queued",
             )
@@ -199,8 +229,9 @@ class Controller:
             n += 1
         return n
 
-    def _start_run(self, study: optuna.Study, n_trials: int | None,
-                   timeout_s: float | None) -> tuple[int | None, int]:
+    def _start_run(
+        self, study: optuna.Study, n_trials: int | None, timeout_s: float | None
+    ) -> tuple[int | None, int]:
         """Adopt a run whose controller died, or start a new one; returns (budget, done)."""
         for key, run in sorted(study.user_attrs.items()):
             if not key.startswith(RUN_PREFIX) or run.get("finished"):
@@ -212,7 +243,8 @@ class Controller:
             self._run_id = key.removeprefix(RUN_PREFIX)
             budget = run.get("n_trials")
             done = sum(
-                1 for t in study.get_trials(deepcopy=False)
+                1
+                for t in study.get_trials(deepcopy=False)
                 if t.user_attrs.get(ATTR_RUN) == self._run_id
                 and t.state in (TrialState.COMPLETE, TrialState.FAIL)
                 and t.user_attrs.get(R.ATTR_FAILURE_STAGE) != "controller"
@@ -221,18 +253,25 @@ class Controller:
             self.on_event({"type": "resumed", "run": self._run_id, "done": done, "budget": budget})
             return budget, done
         self._run_id = uuid.uuid4().hex[:8]
-        study.set_user_attr(RUN_PREFIX + self._run_id, {
-            "controller": self.controller_id, "target": self.target.name, "n_trials": n_trials,
-            "timeout_s": timeout_s, "started": dt.datetime.now(dt.UTC).isoformat(),
-            "finished": False,
-        })
+        study.set_user_attr(
+            RUN_PREFIX + self._run_id,
+            {
+                "controller": self.controller_id,
+                "target": self.target.name,
+                "n_trials": n_trials,
+                "timeout_s": timeout_s,
+                "started": dt.datetime.now(dt.UTC).isoformat(),
+                "finished": False,
+            },
+        )
         return n_trials, 0
 
     def _finish_run(self, study: optuna.Study, stopped: str) -> None:
         key = RUN_PREFIX + self._run_id
         run = dict(study.user_attrs.get(key, {}))
-        run.update({"finished": True, "stopped": stopped,
-                    "ended": dt.datetime.now(dt.UTC).isoformat()})
+        run.update(
+            {"finished": True, "stopped": stopped, "ended": dt.datetime.now(dt.UTC).isoformat()}
+        )
         study.set_user_attr(key, run)
 
     def _find_baseline(self, study: optuna.Study) -> dict[str, float] | None:
@@ -253,7 +292,7 @@ class Controller:
             recipe=recipe.to_dict(),
             workload=self.exp.workload.name,
             workload_options=dict(self.exp.workload.options),
-            cache_dir=str(Path(self.exp.cache_dir).resolve()),
+            cache_dir=resolve_root(self.exp.cache_dir),
             latency=self.exp.latency.model_dump(),
             verify=self.exp.verify.model_dump(),
             plugins=list(self.exp.plugins),
@@ -292,8 +331,15 @@ class Controller:
         return ""
 
     # ---- telling -----------------------------------------------------------------------
-    def _fail(self, study: optuna.Study, item: _InFlight | optuna.Trial, stage: str, reason: str,
-              status: str = "failed", recipe: Recipe | None = None) -> None:
+    def _fail(
+        self,
+        study: optuna.Study,
+        item: _InFlight | optuna.Trial,
+        stage: str,
+        reason: str,
+        status: str = "failed",
+        recipe: Recipe | None = None,
+    ) -> None:
         t0 = time.perf_counter()
         trial = item.trial if isinstance(item, _InFlight) else item
         recipe = item.recipe if isinstance(item, _InFlight) else recipe
@@ -312,8 +358,15 @@ class Controller:
         study.tell(trial, state=TrialState.PRUNED if status == "rejected" else TrialState.FAIL)
         self._overhead += time.perf_counter() - t0
         self._counts["rejected" if status == "rejected" else "failed"] += 1
-        self.on_event({"type": status, "trial": trial.number, "stage": stage, "reason": reason,
-                       "recipe": recipe.describe() if recipe else ""})
+        self.on_event(
+            {
+                "type": status,
+                "trial": trial.number,
+                "stage": stage,
+                "reason": reason,
+                "recipe": recipe.describe() if recipe else "",
+            }
+        )
 
     def _complete(self, study: optuna.Study, item: _InFlight, result: dict[str, Any]) -> None:
         trial, metrics = item.trial, dict(result["metrics"])
@@ -352,12 +405,18 @@ class Controller:
         study.tell(trial, [metrics[o] for o in self.exp.objectives])
         self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
-        self.on_event({
-            "type": "complete", "trial": trial.number, "recipe": item.recipe.describe(),
-            "accuracy": metrics["accuracy"], "latency_p50_ms": metrics["latency_p50_ms"],
-            "speedup": metrics["speedup"], "feasible": drop <= self.exp.constraint.max_drop,
-            "baseline": is_baseline,
-        })
+        self.on_event(
+            {
+                "type": "complete",
+                "trial": trial.number,
+                "recipe": item.recipe.describe(),
+                "accuracy": metrics["accuracy"],
+                "latency_p50_ms": metrics["latency_p50_ms"],
+                "speedup": metrics["speedup"],
+                "feasible": drop <= self.exp.constraint.max_drop,
+                "baseline": is_baseline,
+            }
+        )
 
     def _record_build(self, built: dict[str, Any]) -> None:
         for e in built.get("events", []):
@@ -387,7 +446,9 @@ class Controller:
         if stale:
             self.on_event({"type": "recovered", "count": stale})
         n_trials, started = self._start_run(study, n_trials, timeout_s)
-        resumed = started > 0 or bool(study.user_attrs.get(RUN_PREFIX + self._run_id, {}).get("resumed"))
+        resumed = started > 0 or bool(
+            study.user_attrs.get(RUN_PREFIX + self._run_id, {}).get("resumed")
+        )
         executor = RayExecutor(self.target, self.exp.latency.threads)
         self._baseline = self._find_baseline(study)
 
@@ -500,20 +561,37 @@ class Controller:
             controller_overhead_s=self._overhead / max(1, told + self._counts["rejected"]),
         )
 
-    def _handle(self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight],
-                item: _InFlight, ref: Any) -> None:
+    def _handle(
+        self,
+        study: optuna.Study,
+        executor: RayExecutor,
+        inflight: dict[Any, _InFlight],
+        item: _InFlight,
+        ref: Any,
+    ) -> None:
         import ray
 
         try:
             result = ray.get(ref)
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError) as e:
+        except (
+            ray.exceptions.WorkerCrashedError,
+            ray.exceptions.NodeDiedError,
+            ray.exceptions.ObjectLostError,
+            ray.exceptions.OutOfMemoryError,
+        ) as e:
             if item.attempts < self.exp.execution.max_retries:
                 item.attempts += 1
-                log.warning("trial %d: worker lost (%s); retrying", item.trial.number, type(e).__name__)
+                log.warning(
+                    "trial %d: worker lost (%s); retrying", item.trial.number, type(e).__name__
+                )
                 self._resubmit(executor, inflight, item)
                 return
-            self._fail(study, item, item.phase, f"worker lost {item.attempts + 1} times: {type(e).__name__}: {e}")
+            self._fail(
+                study,
+                item,
+                item.phase,
+                f"worker lost {item.attempts + 1} times: {type(e).__name__}: {e}",
+            )
             return
         except ray.exceptions.TaskCancelledError:
             self._fail(study, item, item.phase, "task cancelled")
@@ -525,8 +603,13 @@ class Controller:
             err = result["error"]
             if item.phase == "build" or item.built is None:
                 item.built = None
-            self._fail(study, item, err["stage"], err["reason"],
-                       status="rejected" if err["rejected"] else "failed")
+            self._fail(
+                study,
+                item,
+                err["stage"],
+                err["reason"],
+                status="rejected" if err["rejected"] else "failed",
+            )
             return
         if item.phase == "build":
             item.built = result
@@ -538,7 +621,9 @@ class Controller:
             return
         self._complete(study, item, result)
 
-    def _resubmit(self, executor: RayExecutor, inflight: dict[Any, _InFlight], item: _InFlight) -> None:
+    def _resubmit(
+        self, executor: RayExecutor, inflight: dict[Any, _InFlight], item: _InFlight
+    ) -> None:
         if item.phase == "build" or item.built is None:
             item.ref = executor.submit_build(item.task)
         else:
@@ -546,16 +631,21 @@ class Controller:
         item.started = time.monotonic()
         inflight[item.ref] = item
 
-    def _enforce_timeouts(self, study: optuna.Study, executor: RayExecutor,
-                          inflight: dict[Any, _InFlight]) -> None:
+    def _enforce_timeouts(
+        self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight]
+    ) -> None:
         limit = self.exp.execution.trial_timeout_s
         now = time.monotonic()
         for ref, item in list(inflight.items()):
             if now - item.started > limit:
                 executor.cancel(ref)
                 del inflight[ref]
-                self._fail(study, item, item.phase,
-                           f"{item.phase} exceeded the per-trial timeout of {limit:g}s and was cancelled")
+                self._fail(
+                    study,
+                    item,
+                    item.phase,
+                    f"{item.phase} exceeded the per-trial timeout of {limit:g}s and was cancelled",
+                )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -577,5 +667,5 @@ def _last_failure(study: optuna.Study) -> str:
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     if not failed:
         return "unknown reason"
-    t = failed[-1]
-    return f"[{t.user_attrs.get(R.ATTR_FAILURE_STAGE, '?')}] {t.user_attrs.get(R.ATTR_FAILURE_REASON, '?')}"
+    attrs = failed[-1].user_attrs
+    return f"[{attrs.get(R.ATTR_FAILURE_STAGE, '?')}] {attrs.get(R.ATTR_FAILURE_REASON, '?')}"

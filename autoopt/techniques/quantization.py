@@ -12,6 +12,7 @@ import contextlib
 import copy
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -56,7 +57,9 @@ INTEGER_OPS = frozenset(
 
 
 class _QuantizationConfig(MethodConfig):
-    #: PyTorch module names kept in float (a name also covers its submodules).
+    #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
+    #: for one name component, so a layer *type* can be excluded in every block:
+    #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
     exclude: list[str] = Field(default_factory=list)
     #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
     op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
@@ -98,8 +101,18 @@ def _precision_conflict(ctx: Context) -> str | None:
     return None
 
 
+def _pattern(name: str) -> re.Pattern[str]:
+    parts = [("[^.]+" if part == "*" else re.escape(part)) for part in name.split(".")]
+    return re.compile(r"\.".join(parts) + r"(\..+)?")
+
+
+def matches(path: str, name: str) -> bool:
+    """Whether module ``path`` is ``name`` or inside it (``*`` = one name component)."""
+    return _pattern(name).fullmatch(path) is not None
+
+
 def _covered(name: str, excluded: Iterable[str]) -> bool:
-    return any(name == e or name.startswith(e + ".") for e in excluded)
+    return any(matches(name, e) for e in excluded)
 
 
 def _unknown_layers_error(
@@ -142,7 +155,7 @@ def _layer_nodes(graph: onnx.GraphProto, exclude: list[str], stage: str) -> list
     nodes = []
     for node in graph.node:
         path = onnx_layer_path(node.name)
-        hits = [e for e in exclude if path == e or path.startswith(e + ".")]
+        hits = [e for e in exclude if matches(path, e)]
         if hits:
             nodes.append(node)
             found.update(hits)
