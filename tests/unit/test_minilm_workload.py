@@ -1,0 +1,257 @@
+"""The bundled minilm workload: the real all-MiniLM-L6-v2, its corpus, metric and students.
+
+The workload is loaded once for the module with the smallest splits the contract allows; every
+forward pass here runs on a handful of sentences, so the file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from autoopt.artifacts import TorchArtifact
+from autoopt.errors import WorkloadError
+from autoopt.onnx_export import export_onnx
+from autoopt.techniques._training import train_against_teacher
+from autoopt.techniques.distillation import KnowledgeDistillationConfig
+from autoopt.techniques.quantization import onnx_layer_path
+from autoopt.workloads import Split, Workload, load_workload, minilm, predict_torch
+
+EVAL, TRAIN, CALIBRATION = 500, 200, 32
+#: A few evaluation sentences of different lengths for the forward-pass checks.
+N_CHECK = 8
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    return load_workload(
+        "minilm", {"eval_size": EVAL, "train_size": TRAIN, "calibration_size": CALIBRATION}
+    )
+
+
+@pytest.fixture(scope="module")
+def check_rows(workload: Workload) -> np.ndarray:
+    """The longest and the shortest evaluation sentences: the checks cover both."""
+    order = np.argsort(-workload.evaluation.inputs[1].sum(1), kind="stable")
+    return np.concatenate([order[: N_CHECK // 2], order[-N_CHECK // 2 :]])
+
+
+@pytest.fixture(scope="module")
+def check_split(workload: Workload, check_rows: np.ndarray) -> Split:
+    return Split(tuple(x[check_rows] for x in workload.evaluation.inputs))
+
+
+@pytest.fixture(scope="module")
+def teacher_embeddings(workload: Workload, check_split: Split) -> np.ndarray:
+    return predict_torch(workload.model, check_split)
+
+
+def _texts(workload: Workload, split: str) -> list[str]:
+    return workload.extras["texts"][split]
+
+
+def test_minilm_model_is_all_minilm_l6_v2(workload: Workload) -> None:
+    bert = workload.model.bert
+    assert bert.config.num_hidden_layers == 6 and len(bert.encoder.layer) == 6
+    assert bert.config.hidden_size == 384
+    assert bert.config._attn_implementation == "eager"
+    # 22,713,216 in the checkpoint; the unused BERT pooler (384*384 + 384) is dropped.
+    assert sum(p.numel() for p in workload.model.parameters()) == 22_713_216 - 147_840
+    assert bert.pooler is None
+    assert workload.metric_name == "fidelity" and workload.output_kind == "embedding"
+    assert workload.input_names == ("input_ids", "attention_mask")
+    assert workload.output_names == ("embedding",)
+    assert workload.extras["tokenizer"] is not None
+
+
+def test_minilm_inputs_are_int64_padded_to_seq_len(workload: Workload) -> None:
+    for split in (workload.train, workload.calibration, workload.evaluation):
+        ids, mask = split.inputs
+        assert ids.dtype == np.int64 and mask.dtype == np.int64
+        assert ids.shape == mask.shape == (len(split), 128)
+    assert (len(workload.train), len(workload.calibration), len(workload.evaluation)) == (
+        TRAIN,
+        CALIBRATION,
+        EVAL,
+    )
+    assert tuple(x.shape for x in workload.example_inputs(1)) == ((1, 128), (1, 128))
+
+
+def test_minilm_embeddings_equal_mean_pooling_computed_independently(
+    workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
+) -> None:
+    from transformers import AutoModel
+
+    # A second copy of the model, loaded the way sentence-transformers loads it, and pooled
+    # here in numpy: masked mean of the last hidden states, then L2 normalization.
+    bert = AutoModel.from_pretrained(str(minilm.model_dir()), local_files_only=True).eval()
+    ids, mask = (torch.from_numpy(x) for x in check_split.inputs)
+    with torch.inference_mode():
+        hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
+    m = check_split.inputs[1][..., None].astype(np.float32)
+    mean = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    np.testing.assert_allclose(teacher_embeddings, expected, atol=2e-5)
+    np.testing.assert_allclose(np.linalg.norm(teacher_embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_minilm_embeddings_equal_sentence_transformers_when_installed(
+    workload: Workload, check_rows: np.ndarray, teacher_embeddings: np.ndarray
+) -> None:
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(minilm.model_dir()), device="cpu", local_files_only=True)
+    # sentence-transformers tokenizes the raw text itself (padding to the longest sentence).
+    texts = [_texts(workload, "evaluation")[i] for i in check_rows]
+    expected = model.encode(texts, convert_to_numpy=True, batch_size=N_CHECK)
+    np.testing.assert_allclose(teacher_embeddings, expected, atol=2e-5)
+
+
+def test_minilm_splits_are_disjoint(workload: Workload) -> None:
+    names = ("train", "calibration", "evaluation")
+    texts = {n: {s.casefold() for s in _texts(workload, n)} for n in names}
+    rows = {n: {r.tobytes() for r in getattr(workload, n).inputs[0]} for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not texts[a] & texts[b], (a, b)
+            assert not rows[a] & rows[b], (a, b)  # not even identical after tokenization
+
+
+def test_minilm_evaluation_has_distinct_natural_prose(workload: Workload) -> None:
+    texts = _texts(workload, "evaluation")
+    sources = workload.extras["sources"]["evaluation"]
+    assert len({s.casefold() for s in texts}) == len(texts) >= 500
+    assert len({r.tobytes() for r in workload.evaluation.inputs[0]}) == len(texts)
+    natural = [s for s, src in zip(texts, sources, strict=True) if src == "natural"]
+    assert len(natural) >= 0.7 * len(texts)
+    assert all(minilm.is_prose(s) for s in texts)
+    # Varied length: from a handful of words to several dozen.
+    words = [len(s.split()) for s in texts]
+    assert min(words) <= 6 and max(words) >= 35
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Return os.path.join(a, b) for the two parts.",
+        ">>> print(x) shows the value of the variable.",
+        "Use self.assertEqual to compare the two values here.",
+        "Die Funktion gibt eine Liste mit allen Schlüsseln zurück.",
+        "Too short to count.",
+        "lower case start is not a sentence start here.",
+    ],
+)
+def test_minilm_prose_filter_rejects_code_and_fragments(text: str) -> None:
+    assert not minilm.is_prose(text)
+
+
+def test_minilm_prose_filter_keeps_plain_sentences() -> None:
+    assert minilm.is_prose("Return a copy of the string with leading whitespace removed.")
+    docs = iter(["Summary line of the function.\n\nArgs:\n    x: the value.\n\n>>> f(1)\n2"])
+    assert list(minilm.prose_sentences(docs)) == ["Summary line of the function."]
+
+
+def test_minilm_corpus_ignores_patches_to_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ray's gRPC replaces inspect.isgenerator in every process that imports it; the corpus
+    # must not depend on whether the caller imported Ray.
+    def patched(obj: object) -> bool:
+        return False
+
+    monkeypatch.setattr(inspect, "isgenerator", patched)
+    sentences = list(minilm.prose_sentences(iter(minilm.stdlib_docstrings(["inspect"]))))
+    assert "Return true if the object is a generator." in sentences
+
+
+def test_minilm_teacher_fidelity_against_itself_is_one(
+    workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
+) -> None:
+    scores = workload.metric(teacher_embeddings, check_split, teacher_embeddings)
+    assert set(scores) == {"fidelity", "fidelity_min", "fidelity_p5"}
+    for value in scores.values():
+        assert value == pytest.approx(1.0, abs=1e-6)
+    worse = workload.metric(
+        np.roll(teacher_embeddings, 1, axis=0), check_split, teacher_embeddings
+    )
+    assert worse["fidelity_min"] <= worse["fidelity_p5"] <= worse["fidelity"] < 0.9
+
+
+def test_minilm_student_keeps_the_requested_layers(workload: Workload, check_split: Split) -> None:
+    assert workload.make_student is not None
+    student = workload.make_student({"layers": 3})
+    assert len(student.bert.encoder.layer) == student.bert.config.num_hidden_layers == 3
+    assert workload.model.bert.config.num_hidden_layers == 6  # the teacher is untouched
+    teacher_sd, student_sd = workload.model.state_dict(), student.state_dict()
+    for new, old in enumerate([0, 3, 5]):
+        prefix = "bert.encoder.layer."
+        for name in (".output.dense.weight", ".attention.self.query.bias"):
+            assert torch.equal(
+                student_sd[f"{prefix}{new}{name}"], teacher_sd[f"{prefix}{old}{name}"]
+            )
+    emb = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(student_sd[emb], teacher_sd[emb])
+    out = predict_torch(student, check_split)
+    assert out.shape == (N_CHECK, 384)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+
+    assert [len(workload.make_student(o).bert.encoder.layer) for o in (
+        {"keep": [1, 4]},
+        KnowledgeDistillationConfig().model_dump(),  # today's kd config: width 0.5 → 3 layers
+        {"width": 0.34},
+    )] == [2, 3, 2]  # fmt: skip
+    with pytest.raises(WorkloadError, match="keep"):
+        workload.make_student({"keep": [0, 6]})
+
+
+def test_minilm_student_trains_when_built_under_inference_mode(workload: Workload) -> None:
+    # Workers measure under inference_mode; the student they build must still be trainable.
+    assert workload.make_student is not None
+    with torch.inference_mode():
+        student = workload.make_student({"layers": 2})
+    before = student.bert.encoder.layer[1].output.dense.weight.detach().clone()
+    train_against_teacher(
+        student,
+        workload.model,
+        workload.train.take(4),
+        output_kind="embedding",
+        steps=1,
+        lr=1e-4,
+        batch_size=4,
+        temperature=1.0,
+        alpha=0.7,
+        seed=0,
+    )
+    assert not torch.equal(before, student.bert.encoder.layer[1].output.dense.weight)
+
+
+def test_minilm_onnx_export_matches_pytorch(
+    workload: Workload, check_split: Split, teacher_embeddings: np.ndarray, tmp_path: Path
+) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    artifact = export_onnx(TorchArtifact(workload.model), workload, tmp_path / "minilm.onnx")
+    graph = onnx.load(str(artifact.path), load_external_data=False).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in graph.input)
+    # Per-layer quantization exclusions find layers by these names.
+    layers = {onnx_layer_path(n.name) for n in graph.node if n.op_type == "MatMul"}
+    assert "bert.encoder.layer.5.output.dense" in layers
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(artifact.path), so, providers=["CPUExecutionProvider"])
+    # Exported at batch 2, run at batch 8: the batch axis is dynamic.
+    ids, mask = check_split.inputs
+    (out,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    assert out.shape == (N_CHECK, 384)
+    cos = np.sum(out * teacher_embeddings, axis=1)
+    assert cos.min() > 0.9999
+
+
+def test_minilm_load_rejects_an_evaluation_set_under_500() -> None:
+    with pytest.raises(WorkloadError, match="eval_size"):
+        minilm.load(eval_size=100)

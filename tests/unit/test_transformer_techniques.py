@@ -1,0 +1,138 @@
+"""Transformer techniques on the real all-MiniLM-L6-v2: each changes the model the way it says.
+
+Standard recipes' fidelity is checked against the values recorded on this machine (ONNX Runtime
+dynamic int8 ~0.964; with the FFN down-projections in float ~0.995).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from autoopt import hardware, registry
+from autoopt.artifacts import TorchArtifact
+from autoopt.backends.onnxruntime import OnnxRuntimeRunner
+from autoopt.backends.torch_eager import TorchRunner
+from autoopt.onnx_export import export_onnx
+from autoopt.recipe import Recipe, Step
+from autoopt.techniques._base import Context
+from autoopt.techniques.transformer_pruning import encoder_layers
+from autoopt.workloads import Split, Workload, load_workload, predict_torch
+
+FFN_OUT = "bert.encoder.layer.*.output.dense"
+
+
+@pytest.fixture(scope="module")
+def minilm() -> Workload:
+    return load_workload("minilm", {"eval_size": 500, "train_size": 200, "calibration_size": 32})
+
+
+@pytest.fixture(scope="module")
+def check(minilm: Workload) -> tuple[Split, np.ndarray]:
+    split = minilm.evaluation.take(96)
+    return split, predict_torch(minilm.model, split, 32)
+
+
+@pytest.fixture(scope="module")
+def teacher_onnx(minilm: Workload, tmp_path_factory: pytest.TempPathFactory):
+    return export_onnx(
+        TorchArtifact(minilm.model), minilm, tmp_path_factory.mktemp("m") / "t.onnx"
+    )
+
+
+def _ctx(w: Workload, tmp: Path, backend: str = "onnxruntime", **steps: Step) -> Context:
+    recipe = Recipe(
+        precision=Step.make("precision.fp32"), backend=Step.make(f"backend.{backend}"), **steps
+    )
+    return Context(w, recipe, hardware.current(), tmp)
+
+
+def _fidelity(w: Workload, runner, check: tuple[Split, np.ndarray]) -> float:
+    split, ref = check
+    out = np.concatenate([runner.run(x) for x, _ in split.batches(32)])
+    return w.metric(out, split, ref)["fidelity"]
+
+
+def test_attention_ffn_pruning_slices_heads_and_neurons(minilm, check, tmp_path) -> None:
+    step = Step.make(
+        "pruning.attention_ffn", {"heads": 0.25, "ffn": 0.5, "importance": "magnitude"}
+    )
+    tech = registry.get(step.key)()
+    before = {k: v.clone() for k, v in minilm.model.state_dict().items()}
+    out = tech.apply(
+        TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, pruning=step)
+    )
+    for k, v in minilm.model.state_dict().items():  # pure: the teacher is untouched
+        assert torch.equal(v, before[k]), k
+    for layer in encoder_layers(out.model):
+        sa = layer.attention.self
+        assert sa.query.out_features == sa.key.out_features == sa.value.out_features == 9 * 32
+        assert layer.attention.output.dense.in_features == 9 * 32
+        assert layer.intermediate.dense.out_features == 768 == layer.output.dense.in_features
+    n0 = sum(p.numel() for p in minilm.model.parameters())
+    n1 = sum(p.numel() for p in out.model.parameters())
+    assert n0 - n1 == 6 * (4 * 384 * 96 + 3 * 96 + 2 * 384 * 768 + 768)
+    fidelity = _fidelity(minilm, TorchRunner(out.model, 1), check)
+    assert 0.3 < fidelity < 0.98  # really pruned (not the teacher), not garbage
+    # Exported, it still runs in ONNX Runtime with the narrower matmuls.
+    graph = export_onnx(out, minilm, tmp_path / "p.onnx")
+    assert (
+        abs(_fidelity(minilm, OnnxRuntimeRunner(str(graph.path), "all", 1), check) - fidelity)
+        < 1e-3
+    )
+
+
+def test_attention_ffn_pruning_is_refused_for_models_without_encoder_layers(
+    digits, tmp_path
+) -> None:
+    step = Step.make("pruning.attention_ffn")
+    reason = registry.get(step.key)().check(step.parsed(), _ctx(digits, tmp_path, pruning=step))
+    assert reason and "pruning.structured" in reason
+
+
+def test_dynamic_int8_fidelity_matches_record_and_ffn_exclusion_restores_it(
+    minilm, check, teacher_onnx, tmp_path
+) -> None:
+    tech = registry.get("quantization.dynamic_int8")()
+    fidelities = {}
+    for exclude in ([], [FFN_OUT]):
+        step = Step.make("quantization.dynamic_int8", {"exclude": exclude})
+        out = tech.apply(teacher_onnx, step.parsed(), _ctx(minilm, tmp_path, quantization=step))
+        graph = onnx.load(str(out.path)).graph
+        ops = {n.op_type for n in graph.node}
+        assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+        float_ffn = [
+            n.name
+            for n in graph.node
+            if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name
+        ]
+        assert len(float_ffn) == (6 if exclude else 0)
+        fidelities[bool(exclude)] = _fidelity(
+            minilm, OnnxRuntimeRunner(str(out.path), "all", 1), check
+        )
+    assert fidelities[False] == pytest.approx(0.964, abs=0.015)
+    assert fidelities[True] == pytest.approx(0.995, abs=0.005)
+
+
+def test_bf16_really_runs_in_bf16(minilm, check, tmp_path) -> None:
+    if not hardware.current().native_bf16:
+        pytest.skip("this CPU has no native bf16 (AVX-512 BF16 / AMX)")
+    step = Step.make("precision.bf16")
+    out = registry.get(step.key)().apply(
+        TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, backend="torch_eager")
+    )
+    assert {p.dtype for p in out.model.parameters()} == {torch.bfloat16}
+    runner = TorchRunner(out.model, 1)
+    assert runner.describe()["dtype"] == "bfloat16"
+    seen = []
+    hook = out.model.bert.encoder.layer[0].output.dense.register_forward_hook(
+        lambda m, i, o: seen.append(o.dtype)
+    )
+    fidelity = _fidelity(minilm, runner, check)
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert 0.995 < fidelity < 1.0
