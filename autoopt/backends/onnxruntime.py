@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from autoopt.backends._base import Backend, Runner
+from autoopt.errors import CandidateError
 from autoopt.registry import register
 from autoopt.techniques._base import Context, MethodConfig
 
@@ -34,6 +41,13 @@ _NP_TYPES = {
 
 class OnnxRuntimeConfig(MethodConfig):
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
+    #: Apply ONNX Runtime's offline transformer fusions (Attention, SkipLayerNorm, BiasGelu,
+    #: EmbedLayerNorm) before the session: what Optimum's and Olive's BERT recipes do.
+    transformer_fusions: bool = False
+    #: Attention heads and hidden size for the fusions (0: let ONNX Runtime detect them, which
+    #: fails on graphs that reshape with -1, as Hugging Face's BERT does).
+    fusion_num_heads: int = Field(default=0, ge=0)
+    fusion_hidden_size: int = Field(default=0, ge=0)
 
 
 def session_options(level: str, threads: int) -> ort.SessionOptions:
@@ -112,4 +126,42 @@ class OnnxRuntimeBackend(Backend):
 
     def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
         assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
-        return OnnxRuntimeRunner(str(artifact.path), config.graph_optimization_level, threads)  # type: ignore[union-attr]
+        path = str(artifact.path)  # type: ignore[union-attr]
+        if config.transformer_fusions:
+            path = fuse_transformer(path, config.fusion_num_heads, config.fusion_hidden_size)
+        return OnnxRuntimeRunner(path, config.graph_optimization_level, threads)
+
+
+def fuse_transformer(path: str, num_heads: int = 0, hidden_size: int = 0) -> str:
+    """ONNX Runtime's BERT optimizer (heads and hidden size detected from the graph).
+
+    The fused graph is written beside the input; fusions apply fully only to a TorchScript
+    (``dynamo=False``) export of an eager-attention model, which is what autoopt exports.
+    """
+    import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # Its fusion report is logged at INFO on the root logger: keep it out of sweep output.
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.WARNING)
+    model = optimize_model(
+        path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+    )
+    if not model.get_fused_operator_statistics().get("Attention"):
+        raise CandidateError(
+            "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in this "
+            "graph; it needs a BERT-style encoder",
+            stage="compile",
+        )
+    # Never beside the input: that is a stage-cache entry, shared and read-only.
+    fused = str(_scratch() / f"fused-{uuid.uuid4().hex[:8]}.onnx")
+    model.save_model_to_file(fused)
+    return fused
+
+
+@functools.cache
+def _scratch() -> Path:
+    """A folder for this process's fused graphs, removed when the process exits."""
+    holder = tempfile.TemporaryDirectory(prefix="autoopt-ort-")
+    atexit.register(holder.cleanup)
+    return Path(holder.name)
