@@ -123,6 +123,16 @@ class VerifyConfig(Strict):
     min_agreement: float = Field(default=0.25, ge=0.0, le=1.0)
 
 
+class SeedCandidate(Strict):
+    """A fixed candidate measured first, e.g. a standard recipe to compare the search with.
+
+    ``params`` must give every parameter that is active for it, with values the space allows.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    params: dict[str, Any]
+
+
 class Experiment(Strict):
     name: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     description: str = ""
@@ -136,6 +146,8 @@ class Experiment(Strict):
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     targets: list[Target] = Field(default_factory=lambda: [Target()])
+    #: Candidates enqueued right after the baseline when the study is created.
+    seed_candidates: list[SeedCandidate] = Field(default_factory=list)
     storage: str = DEFAULT_STORAGE
     cache_dir: str = "results/cache"
     results_dir: str = "results"

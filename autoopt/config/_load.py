@@ -181,6 +181,40 @@ def check_experiment(experiment: Experiment, source: str) -> None:
                     f"{source}: sampler.name: 'grid' needs a finite space, but parameter "
                     f"'{name}' is a continuous range; give it a 'step' or 'choices'"
                 )
+    for i, seed in enumerate(experiment.seed_candidates):
+        check_seed_candidate(space, seed.params, f"{source}: seed_candidates[{i}]")
     from autoopt.workloads import check_workload_ref
 
     check_workload_ref(experiment.workload.name, f"{source}: workload.name")
+
+
+def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str) -> None:
+    """Every value is one the space allows, and every parameter active for it is given."""
+    from autoopt.config._space import encode_choice
+    from autoopt.recipe import recipe_from_params
+
+    for name, value in params.items():
+        spec = space.parameters.get(name)
+        if spec is None:
+            raise ConfigError(f"{where}.params: '{name}' is not a parameter of the search space")
+        if spec.kind == "categorical":
+            allowed = [encode_choice(c) for c in spec.choices or []]
+            if encode_choice(value) not in allowed:
+                raise ConfigError(
+                    f"{where}.params[{name}]: {value!r} is not one of {spec.choices}"
+                )
+        elif spec.kind in ("int", "float") and not spec.low <= value <= spec.high:  # type: ignore
+            raise ConfigError(
+                f"{where}.params[{name}]: {value!r} is outside [{spec.low}, {spec.high}]"
+            )
+    given: dict[str, Any] = {}
+    for name, spec in space.parameters.items():
+        if spec.kind == "fixed" or not space.is_active(name, given):
+            continue
+        if name not in params:
+            raise ConfigError(
+                f"{where}.params: '{name}' is active for this candidate and must be given, "
+                "or the sampler would choose it"
+            )
+        given[name] = encode_choice(params[name])
+    recipe_from_params(given, space)

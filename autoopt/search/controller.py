@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
+from autoopt.config._space import encode_choice
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import records as R
@@ -187,6 +188,13 @@ class Controller:
                 return
         params = baseline_params(self.exp.space) or {}
         study.enqueue_trial(params, user_attrs={R.ATTR_BASELINE: True}, skip_if_exists=False)
+        if created:
+            for seed in self.exp.seed_candidates:
+                study.enqueue_trial(
+                    {k: encode_choice(v) for k, v in seed.params.items()},
+                    user_attrs={R.ATTR_SEED: seed.name},
+                    skip_if_exists=False,
+                )
 
     def _controller_alive(self, owner: str) -> bool:
         host, _, rest = owner.partition(":")

@@ -31,6 +31,8 @@ ATTR_NODE = "node_id"
 ATTR_ARTIFACT = "artifact_key"
 ATTR_METRIC_NAMES = "metric_names"
 ATTR_TARGET = "target"
+#: Name of the fixed candidate (experiment ``seed_candidates``) a trial measured.
+ATTR_SEED = "seed_candidate"
 #: Study user attributes.
 STUDY_EXPERIMENT = "experiment"
 STUDY_WORKLOAD = "workload"

@@ -175,6 +175,16 @@ BAD = [
         "  backend.method: torch_eager\n",
         ["exp.yaml", "sampler.name", "grid", "pruning.structured.amount", "step"],
     ),
+    (
+        GOOD_EXPERIMENT + "seed_candidates: [{name: s, params: {pruning.method: structured}}]\n",
+        None,
+        ["exp.yaml", "seed_candidates[0]", "pruning.structured.amount", "must be given"],
+    ),
+    (
+        GOOD_EXPERIMENT + "seed_candidates: [{name: s, params: {pruning.method: magic}}]\n",
+        None,
+        ["exp.yaml", "seed_candidates[0]", "pruning.method", "magic"],
+    ),
 ]
 
 
