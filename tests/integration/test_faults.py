@@ -30,14 +30,22 @@ def _space(method: str, seconds: float = 4.0) -> str:
 
 
 def _kill_once(task_name: str, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the Ray worker process that is running ``task_name`` (its process title)."""
+    """SIGKILL the Ray worker process that is running ``task_name`` (its process title).
+
+    Only this test session's own Ray (descendants of this process) is searched: another sweep
+    on the same machine may run a task of the same name.
+    """
+    me = psutil.Process(os.getpid())
     while not stop.is_set() and not killed:
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            cmd = " ".join(proc.info["cmdline"] or [])
+        for proc in me.children(recursive=True):
+            try:
+                cmd = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
             if cmd.startswith(f"ray::{task_name}"):
                 time.sleep(1.0)  # well inside the technique's sleep
                 proc.kill()
-                killed.append(proc.info["pid"])
+                killed.append(proc.pid)
                 return
         time.sleep(0.1)
 
