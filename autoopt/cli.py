@@ -236,6 +236,13 @@ _SHORT = [
 ]
 
 
+def _emit_trials(frame: Any, fmt: Format, title: str) -> None:
+    """A table shows the main columns; csv and json carry every metric."""
+    if fmt is Format.table and len(frame):
+        frame = frame[[c for c in _SHORT if c in frame.columns]]
+    _emit(frame, fmt, title)
+
+
 @app.command()
 @_errors
 def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Format.table) -> None:
@@ -244,25 +251,14 @@ def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Form
     frame = record.frame()
     if len(frame):
         frame = frame[frame["pareto"]].sort_values("latency_p50_ms")
-    cols = (
-        [c for c in _SHORT if c in frame.columns]
-        if format is Format.table
-        else list(frame.columns)
-    )
-    _emit(frame[cols] if len(frame) else frame, format, f"Pareto front of '{study}'")
+    _emit_trials(frame, format, f"Pareto front of '{study}'")
 
 
 @app.command()
 @_errors
 def trials(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Format.table) -> None:
     """Print every trial of a study."""
-    frame = api.load_study(study, storage).frame()
-    cols = (
-        [c for c in _SHORT if c in frame.columns]
-        if format is Format.table
-        else list(frame.columns)
-    )
-    _emit(frame[cols] if len(frame) else frame, format, f"Trials of '{study}'")
+    _emit_trials(api.load_study(study, storage).frame(), format, f"Trials of '{study}'")
 
 
 @app.command()
