@@ -33,13 +33,10 @@ def open_storage(url: str | None, *, create: bool = False) -> optuna.storages.RD
 
     for attempt in range(SCHEMA_RACE_RETRIES + 1):
         try:
-            storage = optuna.storages.RDBStorage(
+            return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else {},
             )
-            if url.startswith("sqlite"):
-                _sqlite_wal(storage)
-            return storage
         except (IntegrityError, ProgrammingError, OperationalError) as e:
             # SQLite: two threads creating the tables of a new file ("already exists").
             if isinstance(e, OperationalError) and "already exists" not in str(e):
@@ -53,22 +50,6 @@ def open_storage(url: str | None, *, create: bool = False) -> optuna.storages.RD
         except Exception as e:  # noqa: BLE001 - driver missing, server down, bad URL
             raise StorageError(f"cannot open study storage {url}: {e}") from e
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _sqlite_wal(storage: optuna.storages.RDBStorage) -> None:
-    """WAL with synchronous=NORMAL: a tell writes many user attributes, each its own commit;
-    WAL makes each commit one append instead of a journal rewrite plus fsyncs, and lets the
-    dashboard read while the controller writes."""
-    from sqlalchemy import event
-
-    def pragmas(connection: object, _record: object) -> None:
-        cursor = connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    event.listen(storage.engine, "connect", pragmas)
-    storage.engine.dispose()  # connections opened before the listener get it on reconnect
 
 
 def load_optuna_study(name: str, url: str | None) -> optuna.Study:
