@@ -137,7 +137,7 @@ def run(
                     f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "
                     f"{e['budget']} trials already done"
                 )
-            if kind in ("complete", "failed", "rejected"):
+            if kind in ("complete", "failed"):  # refused candidates do not use the budget
                 progress.advance(bar)
 
         summary = api.run(
