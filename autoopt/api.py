@@ -157,25 +157,14 @@ def list_studies(storage: str | None = None) -> list[StudySummary]:
     import optuna
 
     rdb = open_storage(storage)
-    out = []
-    for s in optuna.get_all_study_summaries(rdb, include_best_trial=False):
-        record = study_record(
-            optuna.load_study(study_name=s.study_name, storage=rdb), normalize_url(storage)
-        )
-        speedups = [record.ratios(t).get("speedup") for t in record.front()]
-        finished = [t.completed or t.started for t in record.trials if t.completed or t.started]
-        out.append(
-            StudySummary(
-                name=s.study_name,
-                workload=record.workload,
-                metric_name=record.metric_name,
-                counts=record.counts(),
-                n_trials=len(record.trials),
-                best_speedup=max((x for x in speedups if x), default=None),
-                last_activity=max(finished, default=None),
+    return [
+        study_summary(
+            study_record(
+                optuna.load_study(study_name=s.study_name, storage=rdb), normalize_url(storage)
             )
         )
-    return out
+        for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)
+    ]
 
 
 def _policy(policy: str | Policy, options: dict[str, Any]) -> Policy:
