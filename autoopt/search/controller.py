@@ -39,7 +39,7 @@ from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
 from autoopt.search.sampling import make_sampler, suggest
-from autoopt.search.storage import normalize_url, open_storage
+from autoopt.search.storage import normalize_url, open_storage, set_user_attrs
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
@@ -310,9 +310,14 @@ class Controller:
 
     def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, Recipe | None, str]:
         trial = study.ask()  # pops a WAITING trial (the baseline, a re-queued one) first
-        trial.set_user_attr(ATTR_CONTROLLER, self.controller_id)
-        trial.set_user_attr(ATTR_RUN, self._run_id)
-        trial.set_user_attr(R.ATTR_TARGET, self.target.name)
+        set_user_attrs(
+            trial,
+            {
+                ATTR_CONTROLLER: self.controller_id,
+                ATTR_RUN: self._run_id,
+                R.ATTR_TARGET: self.target.name,
+            },
+        )
         try:
             if trial.user_attrs.get(R.ATTR_BASELINE):
                 if baseline_params(self.exp.space) is not None:
@@ -351,16 +356,18 @@ class Controller:
         t0 = time.perf_counter()
         trial = item.trial if isinstance(item, _InFlight) else item
         recipe = item.recipe if isinstance(item, _InFlight) else recipe
+        attrs: dict[str, Any] = {}
         if recipe is not None:
-            trial.set_user_attr(R.ATTR_RECIPE, recipe.to_dict())
-            trial.set_user_attr(R.ATTR_RECIPE_STR, recipe.describe())
+            attrs[R.ATTR_RECIPE] = recipe.to_dict()
+            attrs[R.ATTR_RECIPE_STR] = recipe.describe()
         if isinstance(item, _InFlight):
-            trial.set_user_attr("retries", item.attempts)
+            attrs["retries"] = item.attempts
             if item.built:
-                trial.set_user_attr(R.ATTR_STAGES, item.built.get("events", []))
-        trial.set_user_attr(R.ATTR_STATUS, status)
-        trial.set_user_attr(R.ATTR_FAILURE_STAGE, stage)
-        trial.set_user_attr(R.ATTR_FAILURE_REASON, reason[:2000])
+                attrs[R.ATTR_STAGES] = item.built.get("events", [])
+        attrs[R.ATTR_STATUS] = status
+        attrs[R.ATTR_FAILURE_STAGE] = stage
+        attrs[R.ATTR_FAILURE_REASON] = reason[:2000]
+        set_user_attrs(trial, attrs)
         # A refused candidate is told as PRUNED, not FAIL: TPE ignores failed trials but counts
         # pruned ones among the bad, so it learns to stop proposing what this host refuses.
         study.tell(trial, state=TrialState.PRUNED if status == "rejected" else TrialState.FAIL)
@@ -394,22 +401,27 @@ class Controller:
         if self.exp.constraint.mode == "relative":
             drop = drop / base["accuracy"] if base["accuracy"] else drop
         metrics["accuracy_drop"] = drop
-        for name, value in metrics.items():
-            trial.set_user_attr(name, value)
-        trial.set_user_attr(R.ATTR_METRIC_NAMES, sorted(metrics))
-        trial.set_user_attr(R.ATTR_RECIPE, item.recipe.to_dict())
-        trial.set_user_attr(R.ATTR_RECIPE_STR, item.recipe.describe())
-        trial.set_user_attr(R.ATTR_STATUS, "complete")
-        trial.set_user_attr(R.ATTR_STAGES, (item.built or {}).get("events", []))
-        trial.set_user_attr(R.ATTR_ARTIFACT, (item.built or {}).get("key", ""))
-        trial.set_user_attr(R.ATTR_RUNNER, result.get("runner", {}))
-        trial.set_user_attr(R.ATTR_HARDWARE, result.get("hardware", {}))
-        trial.set_user_attr(R.ATTR_NODE, result.get("node_id", ""))
-        trial.set_user_attr("build_s", (item.built or {}).get("seconds", 0.0))
-        trial.set_user_attr("measure_s", result.get("seconds", 0.0))
+        built = item.built or {}
+        set_user_attrs(
+            trial,
+            {
+                **metrics,
+                R.ATTR_METRIC_NAMES: sorted(metrics),
+                R.ATTR_RECIPE: item.recipe.to_dict(),
+                R.ATTR_RECIPE_STR: item.recipe.describe(),
+                R.ATTR_STATUS: "complete",
+                R.ATTR_STAGES: built.get("events", []),
+                R.ATTR_ARTIFACT: built.get("key", ""),
+                R.ATTR_RUNNER: result.get("runner", {}),
+                R.ATTR_HARDWARE: result.get("hardware", {}),
+                R.ATTR_NODE: result.get("node_id", ""),
+                "build_s": built.get("seconds", 0.0),
+                "measure_s": result.get("seconds", 0.0),
+                "build_threads": built.get("threads", 1),
+                "retries": item.attempts,
+            },
+        )
         trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
-        trial.set_user_attr("build_threads", (item.built or {}).get("threads", 1))
-        trial.set_user_attr("retries", item.attempts)
         study.tell(trial, [metrics[o] for o in self.exp.objectives])
         self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1

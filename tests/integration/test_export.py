@@ -446,7 +446,9 @@ def test_export_rebuilds_evicted_stages_and_still_verifies(swept: Swept, tmp_pat
 
 def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path) -> None:
     db = tmp_path / "study.db"
-    shutil.copyfile(swept.root / "study.db", db)
+    # The study file is in WAL mode: a consistent copy goes through SQLite, not the file system.
+    with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
     storage = f"sqlite:///{db}"
     chosen = autoopt.select(swept.name, storage, **swept.case.policy).trial
     raw = optuna.load_study(study_name=swept.name, storage=storage)
