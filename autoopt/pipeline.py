@@ -145,9 +145,14 @@ def build(
     for step in recipe.techniques():
         cls = registry.get(step.key)
         technique = cls()
-        if wants_onnx and "onnx" in technique.accepts and _kind(entry) == "torch":  # type: ignore[union-attr]
-            _export(run_stage, workload, workdir)
         config = step.parsed()
+        if (
+            wants_onnx
+            and "onnx" in technique.accepts
+            and _kind(entry) == "torch"  # type: ignore[union-attr]
+            and not technique.needs_torch(config)
+        ):
+            _export(run_stage, workload, workdir)
         run_stage(
             step.key,
             step.params,

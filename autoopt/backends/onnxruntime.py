@@ -122,6 +122,26 @@ class OnnxRuntimeBackend(Backend):
                 "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
                 "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
             )
+        assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
+        if config.transformer_fusions and ctx.recipe.quantization is not None:
+            return (
+                "transformer_fusions: ONNX Runtime's BERT optimizer fuses float graphs, and this "
+                "recipe quantizes before the backend (its MatMulInteger / QDQ nodes match no "
+                "Attention pattern); use transformer_fusions only without quantization"
+            )
+        pruning = ctx.recipe.pruning
+        if (
+            config.transformer_fusions
+            and config.fusion_num_heads
+            and pruning is not None
+            and pruning.method == "attention_ffn"
+            and float(pruning.params.get("heads", 0.0)) > 0
+        ):
+            return (
+                f"transformer_fusions: fusion_num_heads={config.fusion_num_heads} is the "
+                "unpruned model's head count, and this recipe prunes attention heads; set "
+                "fusion_num_heads to 0 to detect it from the graph"
+            )
         return None
 
     def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:

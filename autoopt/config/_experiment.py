@@ -90,6 +90,9 @@ class ExecutionConfig(Strict):
     trial_timeout_s: float = Field(default=900.0, gt=0)
     #: Retries of a trial whose worker process died (not of a candidate that raised).
     max_retries: int = Field(default=1, ge=0)
+    #: CPUs each build task holds, and the threads its training uses. Measurement keeps
+    #: ``latency.threads``. With one worker on a small host, a build can use every core.
+    build_threads: int = Field(default=1, ge=1)
 
 
 class Target(Strict):

@@ -306,6 +306,7 @@ class Controller:
             plugins=list(self.exp.plugins),
             seed=self.exp.sampler.seed or 0,
             sys_path=[os.getcwd(), *sys.path],
+            build_threads=self.exp.execution.build_threads,
         )
 
     def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, Recipe | None, str]:
@@ -460,7 +461,9 @@ class Controller:
         # Loaded here first so a workload that trains its teacher does it once, not per worker.
         self._workload = load_workload(self.exp.workload.name, self.exp.workload.options)
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
-        check_targets([self.target])
+        check_targets(
+            [self.target], max(self.exp.execution.build_threads, self.exp.latency.threads)
+        )
         study = self._open_study(n_trials)
         stale = self._recover_stale(study)
         if stale:
@@ -469,7 +472,9 @@ class Controller:
         resumed = started > 0 or bool(
             study.user_attrs.get(RUN_PREFIX + self._run_id, {}).get("resumed")
         )
-        executor = RayExecutor(self.target, self.exp.latency.threads)
+        executor = RayExecutor(
+            self.target, self.exp.latency.threads, self.exp.execution.build_threads
+        )
         self._baseline = self._find_baseline(study)
 
         inflight: dict[Any, _InFlight] = {}

@@ -45,6 +45,7 @@ class TrialTask:
     plugins: list[str] = field(default_factory=list)
     seed: int = 0
     sys_path: list[str] = field(default_factory=list)
+    build_threads: int = 1
 
 
 def _prepare(task: TrialTask) -> Any:
@@ -83,12 +84,16 @@ def _error(e: CandidateError) -> dict[str, Any]:
 
 
 def build_candidate(task: TrialTask) -> dict[str, Any]:
+    import torch
+
     from autoopt import hardware
     from autoopt.cache import StageCache
     from autoopt.pipeline import build
     from autoopt.recipe import Recipe
 
     start = time.perf_counter()
+    # The build worker is reused across trials: set the threads of this trial's build.
+    torch.set_num_threads(task.build_threads)
     try:
         workload = _prepare(task)
         recipe = Recipe.from_dict(task.recipe)
@@ -105,8 +110,6 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
         return _error(e)
     except Exception as e:  # noqa: BLE001 - e.g. a plugin or workload error: fail this trial
         return _error(CandidateError(f"{type(e).__name__}: {e}", stage="build"))
-    import torch
-
     return {
         "key": result.key,
         "path": str(result.path),
@@ -186,15 +189,16 @@ def _split_resources(resources: dict[str, float]) -> dict[str, Any]:
     return out
 
 
-def check_targets(targets: list[Any]) -> None:
-    """Fail fast, naming what the cluster has, when no alive node can serve a target."""
+def check_targets(targets: list[Any], cpus: int = 1) -> None:
+    """Fail fast, naming what the cluster has, when no alive node can serve a target (with
+    ``cpus`` CPUs for a task: the larger of the build and the measurement threads)."""
     import ray
 
     from autoopt.errors import ConfigError
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     for target in targets:
-        needs = {"CPU": 1.0, MEASURE_SLOT: 1.0, **target.resources}
+        needs = {"CPU": float(cpus), MEASURE_SLOT: 1.0, **target.resources}
         matching = [
             n
             for n in nodes
@@ -229,11 +233,12 @@ def check_targets(targets: list[Any]) -> None:
 class RayExecutor:
     """Submits the two tasks of a trial to nodes of one hardware target."""
 
-    def __init__(self, target: Any, threads: int = 1) -> None:
+    def __init__(self, target: Any, threads: int = 1, build_threads: int = 1) -> None:
         import ray
 
         self._target = target
         self._threads = threads
+        self._build_threads = build_threads
         self._build = ray.remote(build_candidate)
         self._measure = ray.remote(max_calls=1)(measure_candidate)
 
@@ -245,7 +250,10 @@ class RayExecutor:
 
     def submit_build(self, task: TrialTask) -> Any:
         return self._build.options(
-            num_cpus=1, max_retries=0, name=f"build-{task.trial_number}", **self._placement()
+            num_cpus=self._build_threads,
+            max_retries=0,
+            name=f"build-{task.trial_number}",
+            **self._placement(),
         ).remote(task)
 
     def submit_measure(self, task: TrialTask, built: dict[str, Any]) -> Any:

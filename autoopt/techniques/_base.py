@@ -65,6 +65,11 @@ class Technique(ABC):
         """A reason this method cannot build this candidate here, or None."""
         return None
 
+    def needs_torch(self, config: MethodConfig) -> bool:
+        """Whether this configuration needs the PyTorch model even when it accepts ONNX (it
+        then converts the model itself): the pipeline does not export before it."""
+        return False
+
     @abstractmethod
     def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
         """Return the transformed artifact. Must not mutate ``artifact``."""

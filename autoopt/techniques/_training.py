@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from autoopt.workloads import Split
+    from autoopt.workloads import Workload
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +74,102 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
         yield from torch.randperm(n, generator=generator).split(batch_size)
 
 
+@dataclass(frozen=True)
+class TeacherTargets:
+    """The teacher's outputs on the train split, computed once and shared by every training
+    run in the process (a build worker trains many students against the same teacher)."""
+
+    outputs: torch.Tensor
+    #: Per-position features (``workload.features``), zero-padded to the split's longest
+    #: trimmed sample and stored in fp16 (targets, not weights); None without the hook.
+    features: torch.Tensor | None
+    #: Mean square of the real (unpadded) feature values: the token loss is relative to it.
+    feature_scale: float
+
+
+_TARGETS: dict[tuple[int, str, bool], tuple[torch.nn.Module, TeacherTargets]] = {}
+TARGET_BATCH = 64
+
+
+def _trim(workload: Workload, batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(workload.trim_batch(tuple(batch))) if workload.trim_batch else batch
+
+
+def teacher_targets(workload: Workload) -> TeacherTargets:
+    """The teacher's outputs (and features) on ``workload.train``, cached for the last teacher
+    and split seen in this process."""
+    import torch
+
+    # The entry holds the teacher, so its id cannot be reused by another model while cached.
+    key = (id(workload.model), workload.train.fingerprint(), workload.features is not None)
+    if key in _TARGETS:
+        return _TARGETS[key][1]
+    inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
+    outputs, features, masks = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(workload.train), TARGET_BATCH):
+            batch = _trim(workload, [x[start : start + TARGET_BATCH] for x in inputs])
+            if workload.features is not None:
+                out, feat, mask = workload.features(workload.model, tuple(batch))
+                features.append(feat.float())
+                masks.append(mask)
+            else:
+                out = workload.model(*batch)
+            outputs.append(out.float())
+    stacked = None
+    scale = 1.0
+    if features:
+        length = max(f.shape[1] for f in features)
+        stacked = torch.zeros(
+            len(workload.train), length, features[0].shape[-1], dtype=torch.float16
+        )
+        total, count = 0.0, 0
+        for i, (feat, mask) in enumerate(zip(features, masks, strict=True)):
+            real = feat * mask.unsqueeze(-1)
+            stacked[i * TARGET_BATCH : i * TARGET_BATCH + len(feat), : feat.shape[1]] = real
+            total += float(real.pow(2).sum())
+            count += int(mask.sum()) * feat.shape[-1]
+        scale = total / max(count, 1)
+    targets = TeacherTargets(torch.cat(outputs), stacked, scale)
+    _TARGETS.clear()  # one teacher per worker at a time: free the previous workload's
+    _TARGETS[key] = (workload.model, targets)
+    return targets
+
+
 def train_against_teacher(
     student: torch.nn.Module,
-    teacher: torch.nn.Module,
-    split: Split,
+    workload: Workload,
     *,
-    output_kind: OutputKind,
     steps: int,
     lr: float,
     batch_size: int,
     temperature: float,
     alpha: float,
     seed: int,
+    feature_weight: float = 0.0,
 ) -> torch.nn.Module:
-    """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) and return it in
-    eval mode. The teacher is only run, under ``no_grad``; its mode is not touched (it is the
-    workload's shared model and is already in eval mode).
+    """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) against the
+    workload's fp32 teacher on its train split, and return it in eval mode.
+
+    The teacher's outputs are computed once (:func:`teacher_targets`). Batches are trimmed
+    by the workload's ``trim_batch`` (padding every sample of the batch has: a batch of short
+    sentences costs what its longest sentence costs, not the model's maximum length). With
+    ``feature_weight`` and the workload's ``features`` hook, the student also matches the
+    teacher's per-position features (for a transformer, every token's last hidden state),
+    a far denser signal than the pooled output alone.
     """
     import torch
 
-    n = len(split)
-    inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in split.inputs]
-    targets = None if split.targets is None else torch.from_numpy(np.asarray(split.targets))
+    n = len(workload.train)
+    inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
+    split_targets = workload.train.targets
+    targets = None if split_targets is None else torch.from_numpy(np.asarray(split_targets))
+    output_kind = workload.output_kind
     # Labels are only used by the classification loss; an embedding split may carry none.
     if output_kind != "logits":
         targets = None
+    use_features = feature_weight > 0 and workload.features is not None
+    teacher = teacher_targets(workload)
     params = [p for p in student.parameters() if p.requires_grad]
     # A caller inside inference_mode (a measuring worker) must still be able to train here;
     # fork_rng keeps dropout's draws from the global generator deterministic and private.
@@ -114,17 +186,27 @@ def train_against_teacher(
         student.train()
         for step in range(steps):
             idx = next(batches)
-            batch = [x[idx] for x in inputs]
-            with torch.no_grad():
-                t_out = teacher(*batch)
+            batch = _trim(workload, [x[idx] for x in inputs])
+            if use_features:
+                assert workload.features is not None and teacher.features is not None  # noqa: S101
+                out, feat, mask = workload.features(student, tuple(batch))
+                want = teacher.features[idx, : feat.shape[1]].float()
+                m = mask.unsqueeze(-1).to(feat.dtype)
+                err = ((feat.float() - want) * m).pow(2).sum() / teacher.feature_scale
+                feature_loss = err / (m.sum() * feat.shape[-1]).clamp_min(1)
+            else:
+                out = student(*batch)
+                feature_loss = None
             loss = kd_loss(
-                student(*batch),
-                t_out,
+                out,
+                teacher.outputs[idx],
                 None if targets is None else targets[idx],
                 output_kind,
                 temperature,
                 alpha,
             )
+            if feature_loss is not None:
+                loss = loss + feature_weight * feature_loss
             if not torch.isfinite(loss):
                 from autoopt.errors import CandidateError
 

@@ -30,6 +30,9 @@ class KnowledgeDistillationConfig(MethodConfig):
     steps: int = Field(default=300, ge=1, le=1_000_000)
     lr: float = Field(default=3e-3, gt=0.0, le=1.0)
     batch_size: int = Field(default=64, ge=1, le=65_536)
+    #: Weight of the per-position feature loss (a transformer's token states) added to the
+    #: output loss; used by workloads with a ``features`` hook, ignored by others.
+    feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
 @register
@@ -59,7 +62,6 @@ class KnowledgeDistillation(Technique):
             raise CandidateError(self.check(config, ctx) or "", stage=self.key)
         # The teacher is always the workload's fp32 model, whatever the previous stage built:
         # distillation is the first stage, and its input artifact is never modified.
-        teacher = ctx.workload.model
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
             student = make_student(config.model_dump())
@@ -71,14 +73,13 @@ class KnowledgeDistillation(Technique):
             )
         student = train_against_teacher(
             student,
-            teacher,
-            ctx.workload.train,
-            output_kind=ctx.workload.output_kind,
+            ctx.workload,
             steps=config.steps,
             lr=config.lr,
             batch_size=config.batch_size,
             temperature=config.temperature,
             alpha=config.alpha,
             seed=ctx.seed,
+            feature_weight=config.feature_weight,
         )
         return TorchArtifact(student.eval())

@@ -32,6 +32,8 @@ class _RecoveryConfig(MethodConfig):
     recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
     recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
     recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
+    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
+    recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
 class UnstructuredPruningConfig(_RecoveryConfig):
@@ -80,15 +82,14 @@ def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> N
         return
     train_against_teacher(
         model,
-        ctx.workload.model,
-        ctx.workload.train,
-        output_kind=ctx.workload.output_kind,
+        ctx.workload,
         steps=config.recovery_steps,
         lr=config.recovery_lr,
         batch_size=config.recovery_batch_size,
         temperature=RECOVERY_TEMPERATURE,
         alpha=RECOVERY_ALPHA,
         seed=ctx.seed,
+        feature_weight=config.recovery_feature_weight,
     )
 
 

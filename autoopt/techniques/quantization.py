@@ -83,6 +83,11 @@ class _QuantizationConfig(MethodConfig):
 class DynamicInt8Config(_QuantizationConfig):
     #: Weight type (ONNX only: PyTorch's dynamic Linear stores signed int8 weights).
     weight_type: Literal["QInt8", "QUInt8"] = "QInt8"
+    #: Also keep in float the k layers whose quantization alone moves the outputs most, measured
+    #: on the calibration split (:func:`sensitivity_ranking`); needs the PyTorch model.
+    exclude_most_sensitive: int = Field(default=0, ge=0, le=10_000)
+    #: Calibration samples the sensitivity ranking runs on.
+    sensitivity_samples: int = Field(default=64, ge=1, le=100_000)
 
 
 class StaticInt8Config(_QuantizationConfig):
@@ -265,16 +270,73 @@ class DynamicInt8Quantization(Technique):
                 )
         return None
 
+    def needs_torch(self, config: MethodConfig) -> bool:
+        return isinstance(config, DynamicInt8Config) and config.exclude_most_sensitive > 0
+
     def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
         assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
+        if config.exclude_most_sensitive:
+            if not isinstance(artifact, TorchArtifact):
+                raise CandidateError(
+                    f"{self.key}.exclude_most_sensitive ranks layers on the PyTorch model, and "
+                    f"this stage received a {artifact.kind} model; put quantization before "
+                    "any stage that converts the model, or list the layers in exclude",
+                    stage=self.key,
+                )
+            config = with_sensitive_exclusions(artifact.model, config, ctx)
         if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
             return TorchArtifact(_torch_dynamic(artifact.model, config, self.key))
         return _onnx_dynamic(as_onnx(artifact, ctx, "dynamic_int8"), config, ctx, self.key)
 
 
+def sensitivity_ranking(
+    model: torch.nn.Module, config: DynamicInt8Config, ctx: Context
+) -> list[tuple[str, float]]:
+    """Every quantizable ``nn.Linear`` with the error that quantizing it *alone* causes.
+
+    The error is the outputs' relative squared distance to the float model's,
+    ``‖q(x) − f(x)‖² / ‖f(x)‖²``, on the first ``sensitivity_samples`` calibration samples
+    (never the evaluation split), with the candidate's own settings (per-channel or not).
+    Sorted from the most sensitive layer down.
+    """
+    from torch import nn
+
+    from autoopt.workloads import predict_torch
+
+    split = ctx.workload.calibration.take(config.sensitivity_samples)
+    reference = predict_torch(model, split, batch_size=32)
+    norm = float(np.sum(reference.astype(np.float64) ** 2)) or 1.0
+    one_at_a_time = config.model_copy(update={"exclude": [], "exclude_most_sensitive": 0})
+    errors = []
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.Linear) or _covered(name, config.exclude):
+            continue
+        alone = _torch_dynamic(model, one_at_a_time, "sensitivity", only=[name])
+        out = predict_torch(alone, split, batch_size=32)
+        errors.append((name, float(np.sum((out - reference).astype(np.float64) ** 2)) / norm))
+    return sorted(errors, key=lambda item: -item[1])
+
+
+def with_sensitive_exclusions(
+    model: torch.nn.Module, config: DynamicInt8Config, ctx: Context
+) -> DynamicInt8Config:
+    """``config`` with its ``exclude_most_sensitive`` layers added to ``exclude``."""
+    ranking = sensitivity_ranking(model, config, ctx)
+    top = [name for name, _ in ranking[: config.exclude_most_sensitive]]
+    logger.info(
+        "dynamic_int8: keeping the %d most sensitive layers in float: %s",
+        len(top), ", ".join(f"{n} ({e:.2e})" for n, e in ranking[: len(top)]),
+    )  # fmt: skip
+    return config.model_copy(update={"exclude": sorted({*config.exclude, *top})})
+
+
 def _torch_dynamic(
-    model: torch.nn.Module, config: DynamicInt8Config, stage: str
+    model: torch.nn.Module,
+    config: DynamicInt8Config,
+    stage: str,
+    only: list[str] | None = None,
 ) -> torch.nn.Module:
+    """``model`` with its Linears (those not excluded, or just ``only``) in dynamic int8."""
     import torch
     from torch import nn
 
@@ -283,7 +345,7 @@ def _torch_dynamic(
     unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
     if unknown:
         raise _unknown_layers_error(stage, unknown, linears)
-    chosen = [n for n in linears if not _covered(n, config.exclude)]
+    chosen = only or [n for n in linears if not _covered(n, config.exclude)]
     if not chosen:
         raise CandidateError(
             f"{stage}: the model has no nn.Linear left to quantize after the exclusions "

@@ -77,6 +77,19 @@ class Workload:
     dynamic_axes: Mapping[str, Mapping[int, str]] | None = None
     #: Builds an untrained, smaller student from the distillation method's config.
     make_student: Callable[[Mapping[str, Any]], torch.nn.Module] | None = None
+    #: Training only: drops the padding every sample of a batch shares, leaving the model's
+    #: outputs unchanged (e.g. token positions past the batch's longest sentence).
+    trim_batch: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = None
+    #: Training only: ``features(model, inputs) -> (outputs, features, mask)``, per-position
+    #: features (batch, positions, dim) a student matches to the teacher's where ``mask``
+    #: (batch, positions) is true; distillation's ``feature_weight`` weighs that loss.
+    features: (
+        Callable[
+            [torch.nn.Module, tuple[torch.Tensor, ...]],
+            tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        ]
+        | None
+    ) = None
     description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)

@@ -83,6 +83,33 @@ class SentenceEmbedder(nn.Module):
         ).last_hidden_state
         return mean_pool(tokens, attention_mask)
 
+    def forward_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(embedding, token states, mask)``: the workload's ``features`` hook."""
+        tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(tokens, attention_mask), tokens, attention_mask.bool()
+
+
+def trim_padding(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Cut a right-padded batch after its longest sentence. The attention mask already keeps
+    padding out of every real token's output and out of the mean, so the embeddings are the
+    same; the cost follows the batch's real length (16 tokens on average here, not 128)."""
+    length = max(1, int(inputs[1].sum(1).max()))
+    return tuple(x[:, :length] for x in inputs)
+
+
+def token_features(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Embedding plus every token's last hidden state, for distillation's feature loss."""
+    if not isinstance(model, SentenceEmbedder):
+        raise WorkloadError(
+            f"workload 'minilm': feature distillation needs a SentenceEmbedder, got "
+            f"{type(model).__name__}"
+        )
+    return model.forward_features(inputs[0], inputs[1])
+
 
 def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """sentence-transformers' ``Pooling(mean)`` then ``Normalize``, operation for operation."""
@@ -572,6 +599,8 @@ def load(
         input_names=("input_ids", "attention_mask"),
         output_names=("embedding",),
         make_student=make_student,
+        trim_batch=trim_padding,
+        features=token_features,
         description=(
             f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
             f"teacher on {eval_size} sentences of standard-library docstrings and templates"

@@ -35,7 +35,8 @@ def _ci() -> bool:
 def find_bindir() -> Path | None:
     """The newest ``/usr/lib/postgresql/<version>/bin`` holding both initdb and pg_ctl."""
     found = [
-        p for p in Path("/").glob(PG_BIN_GLOB.lstrip("/"))
+        p
+        for p in Path("/").glob(PG_BIN_GLOB.lstrip("/"))
         if (p / "initdb").is_file() and (p / "pg_ctl").is_file()
     ]
 
@@ -45,8 +46,9 @@ def find_bindir() -> Path | None:
     return max(found, key=version, default=None)
 
 
-def _run(cmd: list[str], *, timeout: float = 120, env: dict[str, str] | None = None,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], *, timeout: float = 120, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
         pytest.fail(
@@ -69,12 +71,17 @@ def ensure_installed() -> Path:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     lock = ["-o", "DPkg::Lock::Timeout=300"]
     _run(["apt-get", *lock, "update"], timeout=APT_TIMEOUT_S, env=env)
-    _run(["apt-get", *lock, "install", "-y", "--no-install-recommends", "postgresql"],
-         timeout=APT_TIMEOUT_S, env=env)
+    _run(
+        ["apt-get", *lock, "install", "-y", "--no-install-recommends", "postgresql"],
+        timeout=APT_TIMEOUT_S,
+        env=env,
+    )
     bindir = find_bindir()
     if bindir is None:
-        pytest.fail(f"`apt-get install -y postgresql` succeeded but left no {PG_BIN_GLOB}/initdb",
-                    pytrace=False)
+        pytest.fail(
+            f"`apt-get install -y postgresql` succeeded but left no {PG_BIN_GLOB}/initdb",
+            pytrace=False,
+        )
     return bindir
 
 
@@ -102,15 +109,21 @@ class PostgresServer:
         """A new, empty database (no Optuna tables yet); returns its SQLAlchemy URL."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
-                             dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def pg_ctl(self, *args: str, timeout: float = 60, check: bool = True
-               ) -> subprocess.CompletedProcess[str]:
-        return _run([*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
-                    timeout=timeout, env=_clean_env(), check=check)
+    def pg_ctl(
+        self, *args: str, timeout: float = 60, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return _run(
+            [*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), *args],
+            timeout=timeout,
+            env=_clean_env(),
+            check=check,
+        )
 
     def log_tail(self, n: int = 4000) -> str:
         try:
@@ -139,22 +152,50 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(bindir, base, 0, as_user)
     started = False
     try:
-        _run([*as_user, str(bindir / "initdb"), "-D", str(server.data), "--auth=trust",
-              "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"], env=_clean_env())
+        _run(
+            [
+                *as_user,
+                str(bindir / "initdb"),
+                "-D",
+                str(server.data),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            env=_clean_env(),
+        )
         for _attempt in range(3):  # the port may be taken between choosing it and binding it
             server.port = _free_port()
-            options = (f"-p {server.port} -h 127.0.0.1 -k {base} -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off")
+            options = (
+                f"-p {server.port} -h 127.0.0.1 -k {base} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off"
+            )
             # -l: the server must not inherit our captured stdout, or waiting on it never ends.
-            result = server.pg_ctl("-o", options, "-l", str(base / "server.log"), "-w",
-                                   "-t", "60", "start", check=False)
+            result = server.pg_ctl(
+                "-o",
+                options,
+                "-l",
+                str(base / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
             if result.returncode == 0:
                 started = True
                 break
             time.sleep(0.5)
         if not started:
-            pytest.fail(f"PostgreSQL did not start:\n{result.stdout}\n{result.stderr}\n"
-                        f"{server.log_tail()}", pytrace=False)
+            pytest.fail(
+                f"PostgreSQL did not start:\n{result.stdout}\n{result.stderr}\n"
+                f"{server.log_tail()}",
+                pytrace=False,
+            )
         server.create_database("autoopt")
         yield server
     finally:

@@ -54,12 +54,29 @@ def pg_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
     return postgres.create_database(request.node.name.lower()[:60])
 
 
-def _cli_run(exp: Path, url: str, study: str, n_trials: int, log: IO[str], repo: Path
-             ) -> subprocess.Popen[str]:
+def _cli_run(
+    exp: Path, url: str, study: str, n_trials: int, log: IO[str], repo: Path
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "autoopt.cli", "run", str(exp), "--storage", url,
-         "--study", study, "--n-trials", str(n_trials), "--workers", "1"],
-        cwd=repo, stdout=log, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "autoopt.cli",
+            "run",
+            str(exp),
+            "--storage",
+            url,
+            "--study",
+            study,
+            "--n-trials",
+            str(n_trials),
+            "--workers",
+            "1",
+        ],
+        cwd=repo,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -108,12 +125,14 @@ def test_postgres_two_controllers_share_one_study(
     numbers = sorted(t.number for t in trials)
     assert numbers == list(range(6)), numbers  # none lost, none duplicated
     assert sum(bool(t.user_attrs.get(R.ATTR_BASELINE)) for t in trials) == 1
-    assert not [t.number for t in trials
-                if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
     # Two runs, one per controller, both finished; each ran its 3 trials.
-    runs = {k.removeprefix(RUN_PREFIX): v for k, v in study.user_attrs.items()
-            if k.startswith(RUN_PREFIX)}
+    runs = {
+        k.removeprefix(RUN_PREFIX): v
+        for k, v in study.user_attrs.items()
+        if k.startswith(RUN_PREFIX)
+    }
     assert len(runs) == 2 and all(r["finished"] for r in runs.values()), runs
     assert len({r["controller"] for r in runs.values()}) == 2
     per_run = collections.Counter(t.user_attrs.get(ATTR_RUN) for t in trials)
@@ -121,8 +140,9 @@ def test_postgres_two_controllers_share_one_study(
     for t in trials:  # a trial is run by the controller of the run it counts for
         assert t.user_attrs[ATTR_CONTROLLER] == runs[t.user_attrs[ATTR_RUN]]["controller"]
     # The two runs really overlapped in time (else this tested nothing concurrent).
-    a, b = ({k: dt.datetime.fromisoformat(r[k]) for k in ("started", "ended")}
-            for r in runs.values())
+    a, b = (
+        {k: dt.datetime.fromisoformat(r[k]) for k in ("started", "ended")} for r in runs.values()
+    )
     assert a["started"] < b["ended"] and b["started"] < a["ended"], runs
 
     record = autoopt.load_study("shared", pg_url)

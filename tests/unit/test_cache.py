@@ -163,8 +163,9 @@ def test_stage_cache_concurrent_writers_publish_exactly_one_entry(tmp_path: Path
     n = 6
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [
-        ctx.Process(target=_writer, args=(str(root), str(tmp_path / "home"), f"w{i}", barrier,
-                                          results))
+        ctx.Process(
+            target=_writer, args=(str(root), str(tmp_path / "home"), f"w{i}", barrier, results)
+        )
         for i in range(n)
     ]
     for p in procs:
@@ -296,7 +297,8 @@ def test_stage_cache_url_root_serves_the_pipeline_on_another_node(
 
     recipe = Recipe(
         pruning=Step.make("pruning.structured", {"amount": 0.5, "recovery_steps": 0}),
-        precision=Step.make("precision.fp32"), backend=Step.make("backend.onnxruntime"),
+        precision=Step.make("precision.fp32"),
+        backend=Step.make("backend.onnxruntime"),
     )
     first = build(recipe, workload, StageCache(memory_url), hardware.current(), tmp_path)
     assert [e.hit for e in first.events] == [False, False]

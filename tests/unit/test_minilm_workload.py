@@ -6,6 +6,7 @@ forward pass here runs on a handful of sentences, so the file stays well under a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -215,9 +216,7 @@ def test_minilm_student_trains_when_built_under_inference_mode(workload: Workloa
     before = student.bert.encoder.layer[1].output.dense.weight.detach().clone()
     train_against_teacher(
         student,
-        workload.model,
-        workload.train.take(4),
-        output_kind="embedding",
+        dataclasses.replace(workload, train=workload.train.take(4)),
         steps=1,
         lr=1e-4,
         batch_size=4,
@@ -226,6 +225,46 @@ def test_minilm_student_trains_when_built_under_inference_mode(workload: Workloa
         seed=0,
     )
     assert not torch.equal(before, student.bert.encoder.layer[1].output.dense.weight)
+
+
+def test_minilm_trimmed_batches_give_the_padded_embeddings(
+    workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
+) -> None:
+    # Training runs on batches cut after their longest sentence; that is only sound if the
+    # embeddings do not change.
+    assert workload.trim_batch is not None
+    batch = tuple(torch.from_numpy(x) for x in check_split.inputs[:2])
+    longest = int(batch[1].sum(1).max())
+    trimmed = workload.trim_batch(batch)
+    assert all(x.shape == (N_CHECK, longest) for x in trimmed) and longest < 128
+    with torch.inference_mode():
+        out = workload.model(*trimmed).numpy()
+    np.testing.assert_allclose(out, teacher_embeddings, atol=2e-5)
+
+
+def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
+    workload: Workload, check_split: Split
+) -> None:
+    assert workload.make_student is not None and workload.features is not None
+    inputs = tuple(torch.from_numpy(x) for x in check_split.inputs[:2])
+
+    def token_error(model: torch.nn.Module) -> float:
+        with torch.inference_mode():
+            _, mine, mask = workload.features(model, inputs)
+            _, want, _ = workload.features(workload.model, inputs)
+        return float((mine - want)[mask].pow(2).mean())
+
+    small = dataclasses.replace(workload, train=workload.train.take(64))
+    errors = {}
+    for weight in (0.0, 1.0):
+        student = workload.make_student({"layers": 2})
+        train_against_teacher(
+            student, small, steps=30, lr=3e-4, batch_size=16, temperature=1.0, alpha=0.9,
+            seed=0, feature_weight=weight,
+        )  # fmt: skip
+        errors[weight] = token_error(student)
+    # The output loss alone leaves the token states free; the feature loss matches them.
+    assert errors[1.0] < 0.7 * errors[0.0], errors
 
 
 def test_minilm_onnx_export_matches_pytorch(

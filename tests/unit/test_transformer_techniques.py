@@ -118,6 +118,49 @@ def test_dynamic_int8_fidelity_matches_record_and_ffn_exclusion_restores_it(
     assert fidelities[True] == pytest.approx(0.995, abs=0.005)
 
 
+def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
+    minilm, check, tmp_path
+) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from autoopt.techniques.quantization import sensitivity_ranking
+
+    tech = registry.get("quantization.dynamic_int8")()
+    base = {"per_channel": True, "sensitivity_samples": 16}
+    ctx = _ctx(minilm, tmp_path, backend="torch_eager")
+    ranking = sensitivity_ranking(
+        minilm.model,
+        Step.make(tech.key, base).parsed(),
+        ctx,  # type: ignore[arg-type]
+    )
+    assert len(ranking) == 36  # 6 layers x (q, k, v, attention out, FFN in, FFN out)
+    errors = [e for _, e in ranking]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 10 * errors[-1]
+    # Measured here: the FFN down-projections (fed by GELU outputs) are the worst.
+    assert ranking[0][0].endswith(".output.dense") and ".attention." not in ranking[0][0]
+
+    fidelities = {}
+    for k in (0, 2):
+        step = Step.make(tech.key, {**base, "exclude_most_sensitive": k})
+        model = tech.apply(
+            TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, "torch_eager")
+        ).model
+        floats = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+        assert sorted(floats) == sorted(name for name, _ in ranking[:k])
+        assert sum(isinstance(m, DynamicLinear) for m in model.modules()) == 36 - k
+        fidelities[k] = _fidelity(minilm, TorchRunner(model, 2), check)
+    assert fidelities[2] > fidelities[0] + 0.005, fidelities
+
+    # On ONNX Runtime the ranking (made on the PyTorch model before export) names the nodes
+    # that stay float.
+    step = Step.make(tech.key, {**base, "exclude_most_sensitive": 1})
+    out = tech.apply(TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path))
+    top = "/" + ranking[0][0].replace("bert.encoder.layer.", "encoder/layer.").replace(".", "/")
+    graph = onnx.load(str(out.path), load_external_data=False).graph
+    float_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and "/dense/" in n.name]
+    assert len(float_matmuls) == 1 and top.replace("layer/", "layer.") in float_matmuls[0]
+
+
 def test_bf16_really_runs_in_bf16(minilm, check, tmp_path) -> None:
     if not hardware.current().native_bf16:
         pytest.skip("this CPU has no native bf16 (AVX-512 BF16 / AMX)")
