@@ -127,6 +127,12 @@ def run(
                     f"{e['reason'][:160]}",
                     highlight=False,
                 )
+            elif kind == "duplicate":
+                progress.console.print(
+                    f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
+                    f"measurement reused  {e['recipe']}",
+                    highlight=False,
+                )
             elif kind == "recovered":
                 progress.console.print(
                     f"[{e['study']}] {e['count']} trial(s) left RUNNING by a stopped controller: "
@@ -137,7 +143,7 @@ def run(
                     f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "
                     f"{e['budget']} trials already done"
                 )
-            if kind in ("complete", "failed"):  # refused candidates do not use the budget
+            if kind in ("complete", "failed", "duplicate"):  # refused ones do not count
                 progress.advance(bar)
 
         summary = api.run(
@@ -188,7 +194,13 @@ def _print_summary(summary: Any) -> None:
         out.print("No trial met the accuracy floor; the best trials found are in trials.csv.")
     out.print(
         f"{summary.trials_run} trials this run ({summary.completed} complete, {summary.failed} "
-        f"failed, {summary.rejected} rejected) in {summary.elapsed_s:.0f}s; stopped: "
+        f"failed, {summary.rejected} rejected"
+        + (
+            f", {summary.duplicates} repeats told their earlier measurement"
+            if summary.duplicates
+            else ""
+        )
+        + f") in {summary.elapsed_s:.0f}s; stopped: "
         f"{summary.stopped}. Stage cache: {summary.cache_hits} stage builds reused "
         f"(saved {summary.cache_saved_s:.1f}s), {summary.cache_builds} built."
     )

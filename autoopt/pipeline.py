@@ -18,7 +18,7 @@ from autoopt.artifacts import Artifact, TorchArtifact
 from autoopt.cache import StageCache, code_version, stage_key
 from autoopt.errors import AutoOptError, CandidateError, CandidateRejected
 from autoopt.onnx_export import OnnxExportConfig, export_onnx
-from autoopt.techniques._base import Context
+from autoopt.techniques._base import Context, Technique
 
 if TYPE_CHECKING:
     from autoopt.hardware import Hardware
@@ -145,6 +145,7 @@ def build(
     for step in recipe.techniques():
         cls = registry.get(step.key)
         technique = cls()
+        assert isinstance(technique, Technique)  # noqa: S101 - recipe.techniques() holds no backend
         config = step.parsed()
         if (
             wants_onnx

@@ -16,6 +16,7 @@ baseline is known are held until it is.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -45,7 +46,33 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
 ATTR_CONTROLLER = "controller"
 ATTR_RUN = "run_id"
+#: On a trial whose candidate was measured before: the number of the trial measured.
+ATTR_DUPLICATE_OF = "duplicate_of"
 RUN_PREFIX = "run:"
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """A complete trial's recorded outcome, for telling a repeat of its candidate."""
+
+    number: int
+    user_attrs: dict[str, Any]
+    values: list[float]
+
+    @classmethod
+    def of(cls, t: optuna.trial.FrozenTrial) -> _Measured:
+        return cls(t.number, dict(t.user_attrs), list(t.values or []))
+
+
+def _recipe_key(recipe: Recipe | dict[str, Any]) -> str:
+    data = recipe.to_dict() if isinstance(recipe, Recipe) else recipe
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def _fixed(trial: optuna.Trial) -> bool:
+    """The baseline, a seed candidate or a re-queued trial: always measured."""
+    attrs = trial.user_attrs
+    return bool(attrs.get(R.ATTR_BASELINE) or attrs.get(R.ATTR_SEED) or "requeued_from" in attrs)
 
 
 @dataclass
@@ -85,6 +112,8 @@ class RunSummary:
     siblings: list[RunSummary] = field(default_factory=list)
     #: Seconds the controller itself spent per trial (ask, sample, tell, storage writes).
     controller_overhead_s: float = 0.0
+    #: Trials whose candidate had been measured already in this study: told that measurement.
+    duplicates: int = 0
 
 
 class Controller:
@@ -112,7 +141,8 @@ class Controller:
         self._hits = self._builds = 0
         self._saved = 0.0
         self._overhead = 0.0
-        self._counts = {"complete": 0, "failed": 0, "rejected": 0}
+        self._counts = {"complete": 0, "failed": 0, "rejected": 0, "duplicate": 0}
+        self._measured: dict[str, _Measured] = {}
         self._pending: list[tuple[_InFlight, dict[str, Any]]] = []
         self.warnings: list[str] = []
         self._workload: Any = None
@@ -423,7 +453,11 @@ class Controller:
             },
         )
         trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
-        study.tell(trial, [metrics[o] for o in self.exp.objectives])
+        values = [metrics[o] for o in self.exp.objectives]
+        study.tell(trial, values)
+        self._measured.setdefault(
+            _recipe_key(item.recipe), _Measured(trial.number, trial.user_attrs, values)
+        )
         self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
         self.on_event(
@@ -436,6 +470,35 @@ class Controller:
                 "speedup": metrics["speedup"],
                 "feasible": drop <= self.exp.constraint.max_drop,
                 "baseline": is_baseline,
+            }
+        )
+
+    def _tell_duplicate(
+        self, study: optuna.Study, trial: optuna.Trial, recipe: Recipe, prior: _Measured
+    ) -> None:
+        """A candidate this study has measured already: told that measurement, not rebuilt.
+
+        TPE proposes the same point of a categorical space again and again; re-measuring it
+        would spend minutes to learn what the study already records (Optuna's FAQ does the
+        same). The trial counts toward the budget and says which trial it repeats.
+        """
+        own = {ATTR_CONTROLLER, ATTR_RUN, R.ATTR_TARGET, R.ATTR_BASELINE, R.ATTR_SEED}
+        attrs = {k: v for k, v in prior.user_attrs.items() if k not in own}
+        attrs.update(
+            {ATTR_DUPLICATE_OF: prior.number, R.ATTR_STAGES: [], "build_s": 0.0, "measure_s": 0.0}
+        )
+        set_user_attrs(trial, attrs)
+        drop = float(prior.user_attrs["accuracy_drop"])
+        trial.set_constraint(R.CONSTRAINT_KEY, drop - self.exp.constraint.max_drop)
+        study.tell(trial, prior.values)
+        self._counts["complete"] += 1
+        self._counts["duplicate"] += 1
+        self.on_event(
+            {
+                "type": "duplicate",
+                "trial": trial.number,
+                "of": prior.number,
+                "recipe": recipe.describe(),
             }
         )
 
@@ -476,6 +539,13 @@ class Controller:
             self.target, self.exp.latency.threads, self.exp.execution.build_threads
         )
         self._baseline = self._find_baseline(study)
+        self._measured = {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get(R.ATTR_RECIPE) and ATTR_DUPLICATE_OF not in t.user_attrs:
+                # The first measurement of a candidate is the one repeats point to.
+                self._measured.setdefault(
+                    _recipe_key(t.user_attrs[R.ATTR_RECIPE]), _Measured.of(t)
+                )
 
         inflight: dict[Any, _InFlight] = {}
         run_started = started
@@ -512,10 +582,16 @@ class Controller:
                 return
             assert recipe is not None  # noqa: S101 - no error means a recipe
             started += 1
-            task = self._task(trial.number, recipe)
-            ref = executor.submit_build(task)
-            inflight[ref] = _InFlight(trial, recipe, task, ref, "build", time.monotonic())
-            self.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
+            prior = None if _fixed(trial) else self._measured.get(_recipe_key(recipe))
+            if prior is not None:
+                self._tell_duplicate(study, trial, recipe, prior)
+            else:
+                task = self._task(trial.number, recipe)
+                ref = executor.submit_build(task)
+                inflight[ref] = _InFlight(trial, recipe, task, ref, "build", time.monotonic())
+                self.on_event(
+                    {"type": "start", "trial": trial.number, "recipe": recipe.describe()}
+                )
             if self.exp.sampler.name == "grid" and _grid_exhausted(study):
                 exhausted = True
             self._overhead += time.perf_counter() - t0
@@ -584,6 +660,7 @@ class Controller:
             study=record,
             warnings=self.warnings,
             controller_overhead_s=self._overhead / max(1, told + self._counts["rejected"]),
+            duplicates=self._counts["duplicate"],
         )
 
     def _handle(

@@ -210,7 +210,10 @@ def study_record(study: optuna.Study, storage_url: str) -> StudyRecord:
     except (RuntimeError, ValueError):  # no complete trials yet
         front_numbers = set()
     for t in trials:
-        t.on_front = t.number in front_numbers and t.feasible
+        # A repeat of an earlier trial's candidate carries that trial's numbers: the front
+        # lists the candidate once, under the trial that measured it.
+        repeat = "duplicate_of" in t.user_attrs
+        t.on_front = t.number in front_numbers and t.feasible and not repeat
     ua = study.user_attrs
     return StudyRecord(
         name=study.study_name,

@@ -79,15 +79,38 @@ def test_run_again_continues_study_and_reuses_cache(
     exp = make_experiment(space, n_trials=2, workers=1)
     first = autoopt.run(exp)
     assert first.cache_builds >= 2  # pruning + ONNX export built once
+    assert first.duplicates == 0
+
+    # The space has one candidate, measured above: asked again, it is told that measurement
+    # instead of being rebuilt and re-timed.
     second = autoopt.run(exp, n_trials=2)
     study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
     assert len(study.trials) == 4
     assert sum(t.is_baseline for t in study.trials) == 1  # the baseline is not re-run
-    assert second.cache_hits >= 2 and second.cache_builds == 0
-    assert second.cache_saved_s > 0
+    assert second.duplicates == 2 and second.cache_builds == second.cache_hits == 0
+    measured = study.trials[1]
+    for repeat in study.trials[2:]:
+        assert repeat.state == "COMPLETE" and repeat.user_attrs["duplicate_of"] == 1
+        assert repeat.values == measured.values and repeat.metrics == measured.metrics
+        assert repeat.recipe == measured.recipe and repeat.stages == []
+        assert not repeat.on_front  # the front lists the candidate once
+    assert [t.number for t in study.front()].count(1) == measured.on_front
+
+    # A new candidate sharing the first stages reuses them from the cache.
+    make_experiment(
+        space.replace(
+            "backend.method", "quantization.method: [dynamic_int8]\n      backend.method"
+        ),
+        n_trials=1,
+        workers=1,
+    )
+    third = autoopt.run(exp)
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    assert third.duplicates == 0 and third.cache_builds == 1  # the quantization stage only
+    assert third.cache_hits >= 2 and third.cache_saved_s > 0
     reused = [e for e in study.trials[-1].stages if e["hit"]]
     assert {e["stage"] for e in reused} >= {"pruning.structured", "export.onnx"}
-    assert len(StageCache(tmp_path / "cache").entries()) >= 3
+    assert len(StageCache(tmp_path / "cache").entries()) >= 4
 
 
 def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
