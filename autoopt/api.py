@@ -70,9 +70,7 @@ def run(
     ensure_ray(
         num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1), address=ray_address
     )
-    check_targets(
-        exp.targets, max(exp.execution.build_threads, exp.latency.threads)
-    )  # every target, before any study is touched
+    check_targets(exp.targets, exp.task_cpus)  # every target, before any study is touched
     open_storage(storage or exp.storage, create=True)  # tables made once, not per thread
     controllers = [
         Controller(

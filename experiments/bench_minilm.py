@@ -15,7 +15,7 @@ import datetime as dt
 from pathlib import Path
 
 import autoopt
-from autoopt.search.records import ATTR_SEED, StudyRecord, TrialRecord
+from autoopt.search.records import ATTR_DUPLICATE_OF, ATTR_SEED, StudyRecord, TrialRecord
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = ((0.99, 3.0), (0.95, 5.0))
@@ -37,6 +37,12 @@ def families(t: TrialRecord) -> str:
     if precision != "precision.fp32":
         parts.append(precision.split(".")[1])
     return " + ".join(parts) or "none (fp32)"
+
+
+def fastest_at(study: StudyRecord, trials: list[TrialRecord], floor: float) -> TrialRecord | None:
+    """The fastest of ``trials`` whose fidelity is at least ``floor``."""
+    ok = [t for t in trials if t.metrics["fidelity"] >= floor]
+    return max(ok, key=lambda t: study.ratios(t)["speedup"], default=None)
 
 
 def row(study: StudyRecord, t: TrialRecord, label: str) -> str:
@@ -70,7 +76,10 @@ def main() -> None:
 def report(study: StudyRecord, minutes: float) -> None:
     base = study.baseline
     assert base is not None, "the baseline did not complete"
-    done = [t for t in study.trials if t.state == "COMPLETE"]
+    # A repeat carries an earlier trial's measurement: count each candidate once.
+    done = [
+        t for t in study.trials if t.state == "COMPLETE" and ATTR_DUPLICATE_OF not in t.user_attrs
+    ]
     states = study.counts()
     started = [t.started for t in study.trials if t.started]
     ended = [t.completed for t in study.trials if t.completed]
@@ -112,8 +121,7 @@ def report(study: StudyRecord, minutes: float) -> None:
     ]
     why = []
     for floor, goal in GOALS:
-        ok = [t for t in done if t.metrics["fidelity"] >= floor]
-        best = max(ok, key=lambda t: study.ratios(t)["speedup"], default=None)
+        best = fastest_at(study, done, floor)
         speed = study.ratios(best)["speedup"] if best else 0.0
         verdict = "met" if speed >= goal else f"not met: {speed / goal:.0%} of the goal"
         lines.append(
@@ -134,11 +142,15 @@ def report(study: StudyRecord, minutes: float) -> None:
             )
         else:
             why.append(f"- ≥ {goal:.0f}x at fidelity ≥ {floor}: no candidate was that fast.")
-    students = {}
+    students: dict[str, float] = {}
     for t in done:
-        name = families(t)
-        if name.startswith("distillation") and "pruning" not in name and "int8" not in name:
-            layers = name.split("(")[1].split(")")[0]
+        recipe = t.recipe or {}
+        if (
+            recipe.get("distillation")
+            and not recipe.get("pruning")
+            and not recipe.get("quantization")
+        ):
+            layers = f"{recipe['distillation']['config'].get('layers')} layers"
             students[layers] = max(students.get(layers, 0.0), t.metrics["fidelity"])
     if why and students:
         why.append(
@@ -166,8 +178,7 @@ def report(study: StudyRecord, minutes: float) -> None:
     for name, members in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])):
         cells = []
         for floor in (0.99, 0.95):
-            ok = [t for t in members if t.metrics["fidelity"] >= floor]
-            top = max(ok, key=lambda t: study.ratios(t)["speedup"], default=None)
+            top = fastest_at(study, members, floor)
             cells.append(f"{study.ratios(top)['speedup']:.2f}x (#{top.number})" if top else "-")
         fastest_t = max(members, key=lambda t: study.ratios(t)["speedup"])
         lines.append(

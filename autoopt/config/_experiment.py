@@ -192,5 +192,10 @@ class Experiment(Strict):
         return self._source
 
     @property
+    def task_cpus(self) -> int:
+        """CPUs a node must offer one task: the larger of a build's and a measurement's."""
+        return max(self.execution.build_threads, self.latency.threads)
+
+    @property
     def directions(self) -> list[str]:
         return [OBJECTIVE_DIRECTIONS[o] for o in self.objectives]

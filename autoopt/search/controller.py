@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
 ATTR_CONTROLLER = "controller"
 ATTR_RUN = "run_id"
-#: On a trial whose candidate was measured before: the number of the trial measured.
-ATTR_DUPLICATE_OF = "duplicate_of"
 RUN_PREFIX = "run:"
 
 
@@ -72,7 +70,9 @@ def _recipe_key(recipe: Recipe | dict[str, Any]) -> str:
 def _fixed(trial: optuna.Trial) -> bool:
     """The baseline, a seed candidate or a re-queued trial: always measured."""
     attrs = trial.user_attrs
-    return bool(attrs.get(R.ATTR_BASELINE) or attrs.get(R.ATTR_SEED) or "requeued_from" in attrs)
+    return bool(
+        attrs.get(R.ATTR_BASELINE) or attrs.get(R.ATTR_SEED) or R.ATTR_REQUEUED_FROM in attrs
+    )
 
 
 @dataclass
@@ -258,7 +258,7 @@ class Controller:
                 "re-queued",
             )
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            attrs: dict[str, Any] = {"requeued_from": t.number}
+            attrs: dict[str, Any] = {R.ATTR_REQUEUED_FROM: t.number}
             if t.user_attrs.get(R.ATTR_BASELINE):
                 attrs[R.ATTR_BASELINE] = True
             if t.user_attrs.get(ATTR_RUN):
@@ -485,7 +485,12 @@ class Controller:
         own = {ATTR_CONTROLLER, ATTR_RUN, R.ATTR_TARGET, R.ATTR_BASELINE, R.ATTR_SEED}
         attrs = {k: v for k, v in prior.user_attrs.items() if k not in own}
         attrs.update(
-            {ATTR_DUPLICATE_OF: prior.number, R.ATTR_STAGES: [], "build_s": 0.0, "measure_s": 0.0}
+            {
+                R.ATTR_DUPLICATE_OF: prior.number,
+                R.ATTR_STAGES: [],
+                "build_s": 0.0,
+                "measure_s": 0.0,
+            }
         )
         set_user_attrs(trial, attrs)
         drop = float(prior.user_attrs["accuracy_drop"])
@@ -524,9 +529,7 @@ class Controller:
         # Loaded here first so a workload that trains its teacher does it once, not per worker.
         self._workload = load_workload(self.exp.workload.name, self.exp.workload.options)
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
-        check_targets(
-            [self.target], max(self.exp.execution.build_threads, self.exp.latency.threads)
-        )
+        check_targets([self.target], self.exp.task_cpus)
         study = self._open_study(n_trials)
         stale = self._recover_stale(study)
         if stale:
@@ -541,7 +544,7 @@ class Controller:
         self._baseline = self._find_baseline(study)
         self._measured = {}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get(R.ATTR_RECIPE) and ATTR_DUPLICATE_OF not in t.user_attrs:
+            if t.user_attrs.get(R.ATTR_RECIPE) and R.ATTR_DUPLICATE_OF not in t.user_attrs:
                 # The first measurement of a candidate is the one repeats point to.
                 self._measured.setdefault(
                     _recipe_key(t.user_attrs[R.ATTR_RECIPE]), _Measured.of(t)

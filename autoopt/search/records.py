@@ -33,6 +33,10 @@ ATTR_METRIC_NAMES = "metric_names"
 ATTR_TARGET = "target"
 #: Name of the fixed candidate (experiment ``seed_candidates``) a trial measured.
 ATTR_SEED = "seed_candidate"
+#: On a trial whose candidate was measured before: the number of the trial that measured it.
+ATTR_DUPLICATE_OF = "duplicate_of"
+#: On a trial re-queued after its controller died: the number of the trial it replaces.
+ATTR_REQUEUED_FROM = "requeued_from"
 #: Study user attributes.
 STUDY_EXPERIMENT = "experiment"
 STUDY_WORKLOAD = "workload"
@@ -212,7 +216,7 @@ def study_record(study: optuna.Study, storage_url: str) -> StudyRecord:
     for t in trials:
         # A repeat of an earlier trial's candidate carries that trial's numbers: the front
         # lists the candidate once, under the trial that measured it.
-        repeat = "duplicate_of" in t.user_attrs
+        repeat = ATTR_DUPLICATE_OF in t.user_attrs
         t.on_front = t.number in front_numbers and t.feasible and not repeat
     ua = study.user_attrs
     return StudyRecord(

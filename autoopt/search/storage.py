@@ -63,9 +63,10 @@ def open_storage(url: str | None, *, create: bool = False) -> optuna.storages.RD
 def _sqlite_fast_commits(storage: optuna.storages.RDBStorage, *, create: bool) -> None:
     """WAL journal, ``synchronous=NORMAL`` and a busy timeout for a SQLite study file.
 
-    A tell writes each user attribute in its own commit (Optuna has no batch write), and in
-    SQLite's default rollback journal every commit rewrites the journal and syncs twice: that
-    was most of the controller's overhead per trial. In WAL a commit is one append, readers
+    A trial still takes several commits (ask, each sampled parameter, the attributes, the
+    tell), and in SQLite's default rollback journal every commit rewrites the journal and
+    syncs twice: that was much of the controller's overhead per trial. In WAL a commit is one
+    append, readers
     (the dashboard) never block the writer, and NORMAL loses nothing when a process is killed
     (only an OS crash may drop the last commits). The journal mode is a property of the file:
     it is set once, by the controller that opens it for writing, in its own short connection;
