@@ -297,24 +297,68 @@ def sensitivity_ranking(
     The error is the outputs' relative squared distance to the float model's,
     ``‖q(x) − f(x)‖² / ‖f(x)‖²``, on the first ``sensitivity_samples`` calibration samples
     (never the evaluation split), with the candidate's own settings (per-channel or not).
-    Sorted from the most sensitive layer down.
+    Sorted from the most sensitive layer down. Each Linear is swapped for its quantized copy
+    in ``model`` itself and put back, so no copy of the whole model is made; batches are
+    trimmed by the workload's ``trim_batch`` (a ranking, not a measurement).
     """
+    import torch
     from torch import nn
 
-    from autoopt.workloads import predict_torch
+    workload = ctx.workload
+    split = workload.calibration.take(config.sensitivity_samples)
+    batches = [
+        tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)
+        for inputs, _ in split.batches(32)
+    ]
+    if workload.trim_batch is not None:
+        batches = [workload.trim_batch(b) for b in batches]
 
-    split = ctx.workload.calibration.take(config.sensitivity_samples)
-    reference = predict_torch(model, split, batch_size=32)
-    norm = float(np.sum(reference.astype(np.float64) ** 2)) or 1.0
-    one_at_a_time = config.model_copy(update={"exclude": [], "exclude_most_sensitive": 0})
+    def outputs() -> np.ndarray:
+        with torch.inference_mode():
+            return np.concatenate([model(*b).float().numpy() for b in batches]).astype(np.float64)
+
+    reference = outputs()
+    norm = float(np.sum(reference**2)) or 1.0
+    parents = dict(model.named_modules())
     errors = []
-    for name, module in model.named_modules():
+    for name, module in list(model.named_modules()):
         if not isinstance(module, nn.Linear) or _covered(name, config.exclude):
             continue
-        alone = _torch_dynamic(model, one_at_a_time, "sensitivity", only=[name])
-        out = predict_torch(alone, split, batch_size=32)
-        errors.append((name, float(np.sum((out - reference).astype(np.float64) ** 2)) / norm))
+        parent_name, _, attr = name.rpartition(".")
+        parent = parents[parent_name]
+        setattr(parent, attr, _quantized_linear(module, config.per_channel))
+        try:
+            errors.append((name, float(np.sum((outputs() - reference) ** 2)) / norm))
+        finally:
+            setattr(parent, attr, module)
     return sorted(errors, key=lambda item: -item[1])
+
+
+def _quantized_linear(module: torch.nn.Module, per_channel: bool) -> torch.nn.Module:
+    """A dynamic int8 copy of one ``nn.Linear``, as ``quantize_dynamic`` would make it."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    float_copy = copy.deepcopy(module)
+    float_copy.qconfig = _dynamic_qconfig(per_channel)
+    with _torch_ao_quiet():
+        return DynamicLinear.from_float(float_copy)
+
+
+@contextlib.contextmanager
+def _torch_ao_quiet() -> Iterator[None]:
+    # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency;
+    # the eager dynamic path still works and is what we measure.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
+        yield
+
+
+def _dynamic_qconfig(per_channel: bool) -> object:
+    with _torch_ao_quiet():
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+
+    return per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
 
 
 def with_sensitive_exclusions(
@@ -334,9 +378,8 @@ def _torch_dynamic(
     model: torch.nn.Module,
     config: DynamicInt8Config,
     stage: str,
-    only: list[str] | None = None,
 ) -> torch.nn.Module:
-    """``model`` with its Linears (those not excluded, or just ``only``) in dynamic int8."""
+    """``model`` with its Linears (those not excluded) in dynamic int8."""
     import torch
     from torch import nn
 
@@ -345,25 +388,17 @@ def _torch_dynamic(
     unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
     if unknown:
         raise _unknown_layers_error(stage, unknown, linears)
-    chosen = only or [n for n in linears if not _covered(n, config.exclude)]
+    chosen = [n for n in linears if not _covered(n, config.exclude)]
     if not chosen:
         raise CandidateError(
             f"{stage}: the model has no nn.Linear left to quantize after the exclusions "
             f"{config.exclude}; PyTorch dynamic quantization only covers nn.Linear",
             stage=stage,
         )
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency;
-        # the eager dynamic path still works and is what we measure.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
-        from torch.ao.quantization import (
-            default_dynamic_qconfig,
-            per_channel_dynamic_qconfig,
-            quantize_dynamic,
-        )
+    with _torch_ao_quiet():
+        from torch.ao.quantization import quantize_dynamic
 
-        qconfig = per_channel_dynamic_qconfig if config.per_channel else default_dynamic_qconfig
+        qconfig = _dynamic_qconfig(config.per_channel)
         # Naming each chosen Linear (rather than the nn.Linear type) is how exclusions stay float.
         quantized = quantize_dynamic(
             copy.deepcopy(model).eval(),

@@ -134,6 +134,8 @@ def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
         ctx,  # type: ignore[arg-type]
     )
     assert len(ranking) == 36  # 6 layers x (q, k, v, attention out, FFN in, FFN out)
+    # Each Linear was swapped for its quantized copy and put back: the teacher is intact.
+    assert not any(isinstance(m, DynamicLinear) for m in minilm.model.modules())
     errors = [e for _, e in ranking]
     assert errors == sorted(errors, reverse=True) and errors[0] > 10 * errors[-1]
     # Measured here: the FFN down-projections (fed by GELU outputs) are the worst.
