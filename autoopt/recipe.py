@@ -183,6 +183,20 @@ def recipe_from_params(params: Mapping[str, Any], space: SearchSpace) -> Recipe:
     return Recipe(**kwargs)  # type: ignore[arg-type]
 
 
+def fixed_overrides(params: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
+    """The values ``params`` (a seed candidate's) gives to parameters the space fixes.
+
+    A seed is a fixed candidate, such as a standard recipe, and may lie outside the searched
+    space: ``per_channel: false`` for the standard int8 recipe where the space searches
+    per-channel only. Optuna records only sampled parameters, so these are applied on top.
+    """
+    return {
+        name: value
+        for name, value in params.items()
+        if (spec := space.parameters.get(name)) is not None and spec.kind == "fixed"
+    }
+
+
 def baseline_params(space: SearchSpace) -> dict[str, Any] | None:
     """Parameters that make the space produce the baseline recipe, if it can."""
     wanted = {

@@ -189,7 +189,11 @@ def check_experiment(experiment: Experiment, source: str) -> None:
 
 
 def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str) -> None:
-    """Every value is one the space allows, and every parameter active for it is given."""
+    """Every value is one the space allows, and every parameter active for it is given.
+
+    A parameter the space fixes may be given another value (a standard recipe need not lie
+    inside the searched space); the method's own config validates it.
+    """
     from autoopt.config._space import encode_choice
     from autoopt.recipe import recipe_from_params
 
@@ -209,6 +213,9 @@ def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str)
             )
     given: dict[str, Any] = {}
     for name, spec in space.parameters.items():
+        if spec.kind == "fixed" and name in params and space.is_active(name, given):
+            given[name] = params[name]  # a seed may set what the search keeps fixed
+            continue
         if spec.kind == "fixed" or not space.is_active(name, given):
             continue
         if name not in params:

@@ -36,7 +36,13 @@ from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.config._space import encode_choice
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
-from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.recipe import (
+    Recipe,
+    baseline_params,
+    baseline_recipe,
+    fixed_overrides,
+    recipe_from_params,
+)
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
 from autoopt.search.sampling import make_sampler, suggest
@@ -133,6 +139,7 @@ class Controller:
         self.storage_url = normalize_url(storage or experiment.storage)
         self.study_name = study_name or experiment.study_name(self.target)
         self.workers = workers or experiment.execution.workers
+        self._seeds = {seed.name: seed for seed in experiment.seed_candidates}
         self._on_event = on_event or (lambda e: None)
         self.ray_address = ray_address
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -355,6 +362,9 @@ class Controller:
                     suggest(trial, self.exp.space)  # record the enqueued baseline params
                 return trial, baseline_recipe(), ""
             params = suggest(trial, self.exp.space)
+            seed = self._seeds.get(trial.user_attrs.get(R.ATTR_SEED, ""))
+            if seed is not None:
+                params.update(fixed_overrides(seed.params, self.exp.space))
             return trial, recipe_from_params(params, self.exp.space), ""
         except ConfigError as e:
             return trial, None, str(e)

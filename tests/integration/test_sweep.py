@@ -9,6 +9,7 @@ import pandas as pd
 
 import autoopt
 from autoopt.cache import StageCache
+from autoopt.search.records import ATTR_SEED
 
 SMALL_SPACE = """
 parameters:
@@ -139,3 +140,31 @@ def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
     assert "agrees with the teacher" in reasons
     assert all(not t.on_front for t in failed)
     assert summary.completed == sum(t.state == "COMPLETE" for t in study.trials) >= 2
+
+
+def test_seed_candidate_may_set_what_the_space_fixes(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    # The standard int8 recipe is per-tensor while the space searches per-channel only: the
+    # seed's value is the one built and recorded, and sampled trials keep the space's.
+    space = """
+    parameters:
+      quantization.method: [none, dynamic_int8]
+      quantization.dynamic_int8.per_channel: true
+      precision.method: fp32
+      backend.method: torch_eager
+    """
+    seed = """
+    seed_candidates:
+      - name: per-tensor
+        params: {quantization.method: dynamic_int8, quantization.dynamic_int8.per_channel: false}
+    """
+    autoopt.run(make_experiment(space, n_trials=6, extra=seed))
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    int8 = {
+        t.number: (t.user_attrs.get(ATTR_SEED), t.recipe["quantization"]["config"]["per_channel"])
+        for t in study.trials
+        if t.state == "COMPLETE" and t.recipe and t.recipe.get("quantization")
+    }
+    assert int8[1] == ("per-tensor", False), int8
+    assert all(per_channel for n, (_, per_channel) in int8.items() if n != 1), int8
