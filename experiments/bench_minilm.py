@@ -5,7 +5,7 @@ fusions; ONNX Runtime dynamic int8, what Optimum and Olive do by default) are me
 same run as the search (the experiment's ``seed_candidates``), so every speedup is a ratio
 taken on this machine in one run. Writes results/minilm/benchmark.md.
 
-    .venv/bin/python experiments/bench_minilm.py --minutes 45
+    .venv/bin/python experiments/bench_minilm.py --minutes 57
 """
 
 from __future__ import annotations
