@@ -161,14 +161,23 @@ def baseline_recipe() -> Recipe:
     return Recipe(precision=Step.make("precision.fp32"), backend=Step.make("backend.torch_eager"))
 
 
-def recipe_from_params(params: Mapping[str, Any], space: SearchSpace) -> Recipe:
-    """Turn one trial's sampled parameters (plus the space's fixed values) into a recipe."""
+def recipe_from_params(
+    params: Mapping[str, Any], space: SearchSpace, fixed: Mapping[str, Any] | None = None
+) -> Recipe:
+    """Turn one trial's sampled parameters (plus the space's fixed values) into a recipe.
+
+    ``fixed`` replaces the values of parameters the space fixes (where active): a seed
+    candidate, such as a standard recipe, may lie outside the searched space, e.g.
+    ``per_channel: false`` where the space searches per-channel int8 only. Optuna records
+    only sampled parameters, so the seed's are applied here.
+    """
+    fixed = fixed or {}
     values: dict[str, Any] = {}
     for name, spec in space.parameters.items():
         if name in params:
             values[name] = decode_choice(spec, params[name])
         elif spec.kind == "fixed" and space.is_active(name, values):
-            values[name] = spec.value
+            values[name] = fixed.get(name, spec.value)
     kwargs: dict[str, Step | None] = {}
     for family in FAMILIES:
         method = values.get(f"{family}.method", DEFAULT_METHODS.get(family, NONE_METHOD))
@@ -181,20 +190,6 @@ def recipe_from_params(params: Mapping[str, Any], space: SearchSpace) -> Recipe:
         config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
         kwargs[family] = Step.make(f"{family}.{method}", config)
     return Recipe(**kwargs)  # type: ignore[arg-type]
-
-
-def fixed_overrides(params: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-    """The values ``params`` (a seed candidate's) gives to parameters the space fixes.
-
-    A seed is a fixed candidate, such as a standard recipe, and may lie outside the searched
-    space: ``per_channel: false`` for the standard int8 recipe where the space searches
-    per-channel only. Optuna records only sampled parameters, so these are applied on top.
-    """
-    return {
-        name: value
-        for name, value in params.items()
-        if (spec := space.parameters.get(name)) is not None and spec.kind == "fixed"
-    }
 
 
 def baseline_params(space: SearchSpace) -> dict[str, Any] | None:

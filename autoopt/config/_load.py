@@ -213,9 +213,6 @@ def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str)
             )
     given: dict[str, Any] = {}
     for name, spec in space.parameters.items():
-        if spec.kind == "fixed" and name in params and space.is_active(name, given):
-            given[name] = params[name]  # a seed may set what the search keeps fixed
-            continue
         if spec.kind == "fixed" or not space.is_active(name, given):
             continue
         if name not in params:
@@ -224,4 +221,7 @@ def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str)
                 "or the sampler would choose it"
             )
         given[name] = encode_choice(params[name])
-    recipe_from_params(given, space)
+    try:
+        recipe_from_params(given, space, fixed=params)  # a seed may set what the space fixes
+    except ConfigError as e:
+        raise ConfigError(f"{where}.params: {e}") from e

@@ -36,13 +36,7 @@ from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.config._space import encode_choice
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
-from autoopt.recipe import (
-    Recipe,
-    baseline_params,
-    baseline_recipe,
-    fixed_overrides,
-    recipe_from_params,
-)
+from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
 from autoopt.search.sampling import make_sampler, suggest
@@ -363,9 +357,8 @@ class Controller:
                 return trial, baseline_recipe(), ""
             params = suggest(trial, self.exp.space)
             seed = self._seeds.get(trial.user_attrs.get(R.ATTR_SEED, ""))
-            if seed is not None:
-                params.update(fixed_overrides(seed.params, self.exp.space))
-            return trial, recipe_from_params(params, self.exp.space), ""
+            fixed = seed.params if seed is not None else None
+            return trial, recipe_from_params(params, self.exp.space, fixed), ""
         except ConfigError as e:
             return trial, None, str(e)
 

@@ -66,11 +66,11 @@ def _sqlite_fast_commits(storage: optuna.storages.RDBStorage, *, create: bool) -
     A trial still takes several commits (ask, each sampled parameter, the attributes, the
     tell), and in SQLite's default rollback journal every commit rewrites the journal and
     syncs twice: that was much of the controller's overhead per trial. In WAL a commit is one
-    append, readers
-    (the dashboard) never block the writer, and NORMAL loses nothing when a process is killed
-    (only an OS crash may drop the last commits). The journal mode is a property of the file:
-    it is set once, by the controller that opens it for writing, in its own short connection;
-    switching it needs the file to itself, so with another connection open it stays as it is.
+    append, readers (the dashboard) never block the writer, and NORMAL loses nothing when a
+    process is killed (only an OS crash may drop the last commits). The journal mode is a
+    property of the file: it is set once, by the controller that opens it for writing, in its
+    own short connection; switching it needs the file to itself, so with another connection
+    open it stays as it is.
     """
     import sqlite3
 

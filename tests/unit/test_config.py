@@ -185,6 +185,19 @@ BAD = [
         None,
         ["exp.yaml", "seed_candidates[0]", "pruning.method", "magic"],
     ),
+    (
+        # A seed may set what the space fixes, but only to a value the method accepts.
+        GOOD_EXPERIMENT
+        + "seed_candidates: [{name: s, params: {pruning.method: none, backend.method: "
+        "torch_eager, quantization.method: static_int8, "
+        "quantization.static_int8.calibration_method: minmax, "
+        "quantization.static_int8.per_channel: maybe}}]\n",
+        "parameters:\n  pruning.method: [none]\n  quantization.method: [none, static_int8]\n"
+        "  quantization.static_int8.calibration_method: [minmax]\n"
+        "  quantization.static_int8.per_channel: true\n  precision.method: fp32\n"
+        "  backend.method: [torch_eager, onnxruntime]\n",
+        ["exp.yaml", "seed_candidates[0]", "per_channel", "boolean", "maybe"],
+    ),
 ]
 
 
