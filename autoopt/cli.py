@@ -133,6 +133,12 @@ def run(
                     f"measurement reused  {e['recipe']}",
                     highlight=False,
                 )
+            elif kind == "recombined":
+                progress.console.print(
+                    f"{tag}queued: the model of trial {e['model_from']} with the post-training "
+                    f"settings of trial {e['settings_from']}",
+                    highlight=False,
+                )
             elif kind == "recovered":
                 progress.console.print(
                     f"[{e['study']}] {e['count']} trial(s) left RUNNING by a stopped controller: "

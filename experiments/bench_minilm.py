@@ -16,10 +16,19 @@ import shutil
 from pathlib import Path
 
 import autoopt
-from autoopt.search.records import ATTR_DUPLICATE_OF, ATTR_SEED, StudyRecord, TrialRecord
+from autoopt.search.records import (
+    ATTR_DUPLICATE_OF,
+    ATTR_RECOMBINED,
+    ATTR_SEED,
+    StudyRecord,
+    TrialRecord,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = ((0.99, 3.0), (0.95, 5.0))
+#: The experiment's seed candidates that are standard recipes (Optimum's and Olive's defaults);
+#: its other seeds are starting points for the search.
+STANDARD = ("ort-fp32-fusions", "ort-dynamic-int8")
 
 
 def families(t: TrialRecord) -> str:
@@ -28,7 +37,7 @@ def families(t: TrialRecord) -> str:
     parts = []
     kd = recipe.get("distillation")
     if kd:
-        parts.append(f"distillation ({kd['config'].get('layers')} layers)")
+        parts.append(f"distillation ({student_layers(kd['config'])})")
     if recipe.get("pruning"):
         parts.append("pruning")
     quant = recipe.get("quantization")
@@ -38,6 +47,13 @@ def families(t: TrialRecord) -> str:
     if precision != "precision.fp32":
         parts.append(precision.split(".")[1])
     return " + ".join(parts) or "none (fp32)"
+
+
+def student_layers(config: dict) -> str:
+    """``3 layers``, or the layers kept when the recipe names them: ``layers 0, 2, 5``."""
+    if config.get("keep"):
+        return "layers " + ", ".join(str(i) for i in config["keep"])
+    return f"{config.get('layers')} layers"
 
 
 def fastest_at(study: StudyRecord, trials: list[TrialRecord], floor: float) -> TrialRecord | None:
@@ -90,6 +106,7 @@ def report(study: StudyRecord, minutes: float) -> None:
     started = [t.started for t in study.trials if t.started]
     ended = [t.completed for t in study.trials if t.completed]
     elapsed_min = (max(ended) - min(started)).total_seconds() / 60 if started and ended else 0.0
+    recombined = sum(ATTR_RECOMBINED in t.user_attrs for t in study.trials)
     hits = [e for t in study.trials for e in t.stages if e["hit"]]
     built = [e for t in study.trials for e in t.stages if not e["hit"]]
     header = (
@@ -106,16 +123,18 @@ def report(study: StudyRecord, minutes: float) -> None:
         f"{states.get('FAIL', 0)} failed, {states.get('PRUNED', 0)} refused) in "
         f"{elapsed_min:.1f} min. Speedups are against the baseline measured in the same run; "
         "timings on this shared machine vary up to ±14% run to run. The sweep starts from an "
-        "empty stage cache.",
+        f"empty stage cache. {recombined} trials paired a model on the front with another front "
+        "member's post-training settings (`sampler.recombine`).",
         "",
-        "## Baseline and standard recipes",
+        "## Baseline, standard recipes and seeds",
         "",
         header,
         row(study, base, "baseline: fp32 PyTorch eager"),
     ]
     for t in done:
-        if t.user_attrs.get(ATTR_SEED):
-            lines.append(row(study, t, f"standard: {t.user_attrs[ATTR_SEED]}"))
+        seed = t.user_attrs.get(ATTR_SEED)
+        if seed:
+            lines.append(row(study, t, f"{'standard' if seed in STANDARD else 'seed'}: {seed}"))
     lines += ["", "## The search's feasible Pareto front (fidelity >= 0.99)", "", header]
     for t in study.front():
         lines.append(row(study, t, "front"))
@@ -157,7 +176,7 @@ def report(study: StudyRecord, minutes: float) -> None:
             and not recipe.get("pruning")
             and not recipe.get("quantization")
         ):
-            layers = f"{recipe['distillation']['config'].get('layers')} layers"
+            layers = student_layers(recipe["distillation"]["config"])
             students[layers] = max(students.get(layers, 0.0), t.metrics["fidelity"])
     if why and students:
         why.append(

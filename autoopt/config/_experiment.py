@@ -63,6 +63,11 @@ class Budget(Strict):
 class SamplerConfig(Strict):
     name: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     seed: int | None = 0
+    #: After each trial, pair every trained model (distillation, pruning) on the
+    #: accuracy/latency front with the post-training settings (quantization, precision,
+    #: backend) of up to this many front members, most accurate first; they run before the
+    #: sampler's next proposal. 0 leaves the search to the sampler alone.
+    recombine: int = Field(default=0, ge=0, le=100)
 
     @model_validator(mode="before")
     @classmethod

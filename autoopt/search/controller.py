@@ -37,6 +37,7 @@ from autoopt.config import Experiment, Target
 from autoopt.config._space import encode_choice
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.search import recombine
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
 from autoopt.search.sampling import make_sampler, suggest
@@ -259,11 +260,12 @@ class Controller:
                 "re-queued",
             )
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            attrs: dict[str, Any] = {R.ATTR_REQUEUED_FROM: t.number}
-            if t.user_attrs.get(R.ATTR_BASELINE):
-                attrs[R.ATTR_BASELINE] = True
-            if t.user_attrs.get(ATTR_RUN):
-                attrs[ATTR_RUN] = t.user_attrs[ATTR_RUN]
+            # What the trial is (baseline, seed, recombination, its run) goes with it.
+            kept = (R.ATTR_BASELINE, R.ATTR_SEED, R.ATTR_RECOMBINED, R.ATTR_FIXED, ATTR_RUN)
+            attrs: dict[str, Any] = {
+                R.ATTR_REQUEUED_FROM: t.number,
+                **{k: t.user_attrs[k] for k in kept if t.user_attrs.get(k)},
+            }
             study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
             n += 1
         return n
@@ -356,11 +358,66 @@ class Controller:
                     suggest(trial, self.exp.space)  # record the enqueued baseline params
                 return trial, baseline_recipe(), ""
             params = suggest(trial, self.exp.space)
-            seed = self._seeds.get(trial.user_attrs.get(R.ATTR_SEED, ""))
-            fixed = seed.params if seed is not None else None
-            return trial, recipe_from_params(params, self.exp.space, fixed), ""
+            return trial, recipe_from_params(params, self.exp.space, self._overrides(trial)), ""
         except ConfigError as e:
             return trial, None, str(e)
+
+    def _overrides(self, trial: optuna.Trial | optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """The values a trial sets for parameters the space fixes (a seed's, a recombination's)."""
+        seed = self._seeds.get(trial.user_attrs.get(R.ATTR_SEED, ""))
+        if seed is not None:
+            space = self.exp.space.parameters
+            return {
+                k: v for k, v in seed.params.items() if k in space and space[k].kind == "fixed"
+            }
+        return dict(trial.user_attrs.get(R.ATTR_FIXED, {}))
+
+    def _recombine(self, study: optuna.Study) -> None:
+        """Queue the front's models with the front's post-training settings (see
+        :mod:`autoopt.search.recombine`); Optuna hands queued trials out before sampling."""
+        per_model = self.exp.sampler.recombine
+        if per_model <= 0:
+            return
+        t0 = time.perf_counter()
+        # A baseline with no parameters (the space cannot express it) has no model part.
+        expressible = baseline_params(self.exp.space) is not None
+        points, tried = [], []
+        for t in study.get_trials(deepcopy=False):
+            fixed = self._overrides(t)
+            if t.state == TrialState.COMPLETE:
+                if t.user_attrs.get(R.ATTR_BASELINE) and not expressible:
+                    continue
+                points.append(
+                    recombine.Point(
+                        t.number,
+                        t.params,
+                        float(t.user_attrs["accuracy"]),
+                        float(t.user_attrs["latency_p50_ms"]),
+                        fixed,
+                    )
+                )
+            else:
+                params = t.params or t.system_attrs.get("fixed_params", {})
+                tried.append({**params, **fixed})
+        for r in recombine.recombinations(points, per_model, tried):
+            study.enqueue_trial(
+                r.params,
+                user_attrs={
+                    R.ATTR_RECOMBINED: {
+                        "model_from": r.model_from,
+                        "settings_from": r.settings_from,
+                    },
+                    R.ATTR_FIXED: r.fixed,
+                },
+            )
+            self.on_event(
+                {
+                    "type": "recombined",
+                    "model_from": r.model_from,
+                    "settings_from": r.settings_from,
+                }
+            )
+        self._overhead += time.perf_counter() - t0
 
     def _precheck(self, recipe: Recipe) -> str:
         """Refuse here what this host's checks refuse, without a Ray round trip (workers
@@ -463,6 +520,7 @@ class Controller:
         )
         self._overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
+        self._recombine(study)
         self.on_event(
             {
                 "type": "complete",

@@ -37,6 +37,11 @@ ATTR_SEED = "seed_candidate"
 ATTR_DUPLICATE_OF = "duplicate_of"
 #: On a trial re-queued after its controller died: the number of the trial it replaces.
 ATTR_REQUEUED_FROM = "requeued_from"
+#: On a trial that pairs a front model with another front member's post-training settings:
+#: ``{"model_from": n, "settings_from": m}`` (see :mod:`autoopt.search.recombine`).
+ATTR_RECOMBINED = "recombined"
+#: Values a trial sets for parameters the space fixes (a seed's, or a recombination's).
+ATTR_FIXED = "fixed_overrides"
 #: Study user attributes.
 STUDY_EXPERIMENT = "experiment"
 STUDY_WORKLOAD = "workload"

@@ -23,6 +23,9 @@ class KnowledgeDistillationConfig(MethodConfig):
     #: For layered students (transformers): how many of the teacher's layers to keep; when
     #: unset the workload derives it from ``width``.
     layers: int | None = Field(default=None, ge=1, le=1024)
+    #: For layered students: exactly which of the teacher's layers to keep (0-based indices);
+    #: wins over ``layers`` (which, when also given, must be its length).
+    keep: list[int] | None = Field(default=None, min_length=1)
     temperature: float = Field(default=4.0, ge=1.0, le=20.0)
     #: Weight of the soft (teacher) term; ``1 - alpha`` weighs the labels (or, for embedding
     #: workloads, the relative squared error).

@@ -32,6 +32,7 @@ def make_experiment(tmp_path: Path, repo: Path):
         workers: int = 2,
         trial_timeout_s: float = 240,
         workload: str = "digits_cnn",
+        sampler: str = "{name: random, seed: 3}",
     ) -> Path:
         (tmp_path / "space.yaml").write_text(textwrap.dedent(space))
         exp = tmp_path / "exp.yaml"
@@ -42,7 +43,7 @@ def make_experiment(tmp_path: Path, repo: Path):
                 search_space: space.yaml
                 constraint: {{max_drop: 0.02}}
                 budget: {{n_trials: {n_trials}}}
-                sampler: {{name: random, seed: 3}}
+                sampler: {sampler}
                 latency: {{batch_size: 1, threads: 1, warmup: 3, runs: 20}}
                 execution: {{workers: {workers}, trial_timeout_s: {trial_timeout_s}}}
                 storage: sqlite:///{tmp_path}/study.db

@@ -9,7 +9,7 @@ import pandas as pd
 
 import autoopt
 from autoopt.cache import StageCache
-from autoopt.search.records import ATTR_SEED
+from autoopt.search.records import ATTR_RECOMBINED, ATTR_SEED
 
 SMALL_SPACE = """
 parameters:
@@ -168,3 +168,46 @@ def test_seed_candidate_may_set_what_the_space_fixes(
     }
     assert int8[1] == ("per-tensor", False), int8
     assert all(per_channel for n, (_, per_channel) in int8.items() if n != 1), int8
+
+
+def test_recombine_pairs_front_models_with_front_settings(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    # The baseline (teacher, eager) is the most accurate point and the pruned seed on ONNX
+    # Runtime the fastest: both are on the front, so the teacher on ONNX Runtime and the pruned
+    # model on eager are queued and measured before the sampler proposes anything.
+    space = """
+    parameters:
+      pruning.method: [none, structured]
+      pruning.structured.amount: 0.5
+      pruning.structured.recovery_steps: 0
+      precision.method: fp32
+      backend.method: [torch_eager, onnxruntime]
+    """
+    seed = """
+    seed_candidates:
+      - name: pruned-ort
+        params: {pruning.method: structured, backend.method: onnxruntime}
+    """
+    exp = make_experiment(
+        space, n_trials=4, workers=1, extra=seed, sampler="{name: random, seed: 3, recombine: 2}"
+    )
+    autoopt.run(exp)
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    by_number = {t.number: t for t in study.trials}
+    base, pruned = by_number[0], by_number[1]
+    assert pruned.metrics["accuracy"] < base.metrics["accuracy"]
+    assert pruned.metrics["latency_p50_ms"] < base.metrics["latency_p50_ms"]
+    built = {
+        (t.recipe.get("pruning") is not None, t.recipe["backend"]["key"]): t.user_attrs[
+            ATTR_RECOMBINED
+        ]
+        for t in (by_number[2], by_number[3])
+    }
+    assert built == {
+        (False, "backend.onnxruntime"): {"model_from": 0, "settings_from": 1},
+        (True, "backend.torch_eager"): {"model_from": 1, "settings_from": 0},
+    }
+    # The pruned model was built once: its recombination took it from the stage cache.
+    eager_pruned = next(t for t in (by_number[2], by_number[3]) if t.recipe.get("pruning"))
+    assert [e["hit"] for e in eager_pruned.stages if e["stage"].startswith("pruning")] == [True]
