@@ -84,8 +84,9 @@ def recombinations(
     models: dict[str, Point] = {}
     settings: dict[str, Point] = {}
     for p in front:
-        models.setdefault(_key(split({**p.params, **p.fixed})[0]), p)
-        settings.setdefault(_key(split({**p.params, **p.fixed})[1]), p)
+        model, setting = split({**p.params, **p.fixed})
+        models.setdefault(_key(model), p)
+        settings.setdefault(_key(setting), p)
     out: list[Recombination] = []
     for m in models.values():
         m_params, m_fixed = split(m.params)[0], split(m.fixed)[0]
