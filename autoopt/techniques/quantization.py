@@ -301,21 +301,15 @@ def sensitivity_ranking(
     in ``model`` itself and put back, so no copy of the whole model is made; batches are
     trimmed by the workload's ``trim_batch`` (a ranking, not a measurement).
     """
-    import torch
     from torch import nn
 
-    workload = ctx.workload
-    split = workload.calibration.take(config.sensitivity_samples)
-    batches = [
-        tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)
-        for inputs, _ in split.batches(32)
-    ]
-    if workload.trim_batch is not None:
-        batches = [workload.trim_batch(b) for b in batches]
+    from autoopt.workloads import predict_torch
+
+    split = ctx.workload.calibration.take(config.sensitivity_samples)
 
     def outputs() -> np.ndarray:
-        with torch.inference_mode():
-            return np.concatenate([model(*b).float().numpy() for b in batches]).astype(np.float64)
+        out = predict_torch(model, split, batch_size=32, trim=ctx.workload.trim_batch)
+        return out.astype(np.float64)
 
     reference = outputs()
     norm = float(np.sum(reference**2)) or 1.0

@@ -143,13 +143,20 @@ def top1_accuracy(
     }
 
 
-def predict_torch(model: torch.nn.Module, split: Split, batch_size: int = 256) -> np.ndarray:
-    """Run a PyTorch model over a split in fp32 and return the stacked outputs."""
+def predict_torch(
+    model: torch.nn.Module,
+    split: Split,
+    batch_size: int = 256,
+    trim: Callable[[tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]] | None = None,
+) -> np.ndarray:
+    """Run a PyTorch model over a split in fp32 and return the stacked outputs; ``trim`` (a
+    workload's ``trim_batch``) first drops the padding each batch shares."""
     import torch
 
     outs = []
     with torch.inference_mode():
         for inputs, _ in split.batches(batch_size):
-            out = model(*(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs))
+            batch = tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)
+            out = model(*(trim(batch) if trim is not None else batch))
             outs.append(out.float().cpu().numpy())
     return np.concatenate(outs)
