@@ -336,19 +336,6 @@ def study_summary(record: StudyRecord) -> StudySummary:
 
 
 def study_target(record: StudyRecord) -> dict[str, Any]:
-    """The hardware target the study's trials ran on: ``{"name", "resources", "labels"}``.
-
-    ``resources`` are the Ray resources a node had to offer (``{}``: any node, e.g. the local
-    CPU); a study written before targets were recorded falls back to its experiment's.
-    """
-    from autoopt.search.records import STUDY_EXPERIMENT, STUDY_TARGET
-
-    target = record.user_attrs.get(STUDY_TARGET)
-    if not isinstance(target, dict):
-        execution = (record.user_attrs.get(STUDY_EXPERIMENT) or {}).get("execution") or {}
-        target = {"name": "local", "resources": execution.get("resources") or {}}
-    return {
-        "name": str(target.get("name") or "local"),
-        "resources": dict(target.get("resources") or {}),
-        "labels": dict(target.get("labels") or {}),
-    }
+    """The hardware target the study's trials ran on: ``{"name", "device", "resources",
+    "labels"}`` (see :attr:`StudyRecord.target`)."""
+    return record.target

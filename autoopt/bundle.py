@@ -256,12 +256,15 @@ class BundleRunner(Runner):
         return {k: float(v) for k, v in scores.items()}
 
 
-def load(directory: str | Path, *, threads: int | None = None) -> BundleRunner:
+def load(
+    directory: str | Path, *, threads: int | None = None, device: str | None = None
+) -> BundleRunner:
     """Load an exported bundle after checking every file's SHA-256 against its manifest.
 
     Args:
         directory: the bundle folder written by :func:`autoopt.export`.
         threads: intra-op threads; default: the number the trial was measured with.
+        device: "cpu" or "cuda"; default: the device of the target the trial was measured on.
 
     Raises:
         ExportError: a file is missing, modified or unlisted, or the model cannot be loaded.
@@ -284,10 +287,19 @@ def load(directory: str | Path, *, threads: int | None = None) -> BundleRunner:
         raise BackendUnavailableError(
             f"{root}: the bundle runs on {key}, which cannot run here: {reason}"
         )
+    on = device or str(backend.get("device", "cpu"))
+    if on == "cuda":
+        from autoopt import hardware
+
+        if not hardware.current().cuda_devices:
+            raise BackendUnavailableError(
+                f"{root}: the bundle was measured on a cuda target, and PyTorch sees no CUDA "
+                "device here; load it with device='cpu' to run it on the CPU"
+            )
     artifact = _load_artifact(root, manifest)
     n_threads = threads or int(backend.get("threads", 1))
     try:
-        runner = backend_cls().compile(artifact, step.parsed(), n_threads)  # type: ignore[union-attr, call-arg]
+        runner = backend_cls().compile(artifact, step.parsed(), n_threads, on)  # type: ignore[union-attr, call-arg]
     except Exception as e:  # noqa: BLE001
         raise ExportError(f"{root}: {key} cannot load the model: {type(e).__name__}: {e}") from e
     return BundleRunner(root, manifest, runner)

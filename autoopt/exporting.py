@@ -520,6 +520,7 @@ def export_trial(
     )
     here: dict[str, Any] = hardware.current().to_dict()
     versions: dict[str, Any] = dict(here.get("versions") or {})
+    device = study.target["device"]
 
     staging = out.parent / f".{out.name}.export-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -534,6 +535,7 @@ def export_trial(
                         hardware.current(),
                         Path(workdir),
                         seed=seed,
+                        device=device,
                     )
                 except CandidateError as e:
                     raise ExportError(
@@ -599,6 +601,7 @@ def export_trial(
                 "key": recipe.backend.key,
                 "config": recipe.backend.params,
                 "threads": latency.threads,
+                "device": device,
                 "runner": record.runner,
             },
             "model": model_info,

@@ -174,15 +174,21 @@ def measure(
     latency: LatencyConfig,
     verify_settings: VerifyConfig,
     scratch: Path,
+    device: str = "cpu",
 ) -> Measurement:
-    """Compile for the recipe's backend, verify against the teacher, score and time it."""
+    """Compile for the recipe's backend on ``device``, verify against the teacher, score and
+    time it."""
     backend_cls = registry.get(recipe.backend.key)
     backend = backend_cls()
     teacher_outputs(workload)  # computed before the memory window opens
     _reset_peak_rss()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mb()
     try:
-        runner = backend.compile(artifact, recipe.backend.parsed(), latency.threads)  # type: ignore[union-attr, call-arg]
+        runner = backend.compile(artifact, recipe.backend.parsed(), latency.threads, device)  # type: ignore[union-attr, call-arg]
     except CandidateError:
         raise
     except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
@@ -217,6 +223,10 @@ def measure(
             metrics["latency_runs"] = stats.runs
     metrics["peak_memory_mb"] = _peak_rss_mb()
     metrics["memory_delta_mb"] = max(0.0, metrics["peak_memory_mb"] - rss_before)
+    if device == "cuda":
+        import torch
+
+        metrics["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     metrics["size_mb"] = artifact_size_bytes(artifact, scratch) / 2**20
     metrics["params"] = param_count(artifact)
     for name, value in metrics.items():

@@ -67,6 +67,12 @@ class BuildResult:
 
 def check_recipe(recipe: Recipe, ctx: Context) -> None:
     """Refuse the candidate before anything runs if a step or the backend cannot do it here."""
+    if ctx.device == "cuda" and not ctx.hardware.cuda_devices:
+        raise CandidateRejected(
+            "the target's device is cuda, but PyTorch sees no CUDA device on this host "
+            f"({ctx.hardware.cpu_model}, torch {ctx.hardware.versions.get('torch', '?')})",
+            stage="check",
+        )
     backend_cls = registry.get(recipe.backend.key)
     reason = backend_cls.unavailable_reason()  # type: ignore[union-attr]
     if reason:
@@ -96,9 +102,18 @@ def build(
     hardware: Hardware,
     workdir: Path,
     seed: int = 0,
+    device: str = "cpu",
 ) -> BuildResult:
-    """Build ``recipe``'s artifact, reusing every stage the cache already holds."""
-    ctx = Context(workload=workload, recipe=recipe, hardware=hardware, workdir=workdir, seed=seed)
+    """Build ``recipe``'s artifact, reusing every stage the cache already holds. Training
+    stages run on ``device``; every cached artifact is stored on the CPU."""
+    ctx = Context(
+        workload=workload,
+        recipe=recipe,
+        hardware=hardware,
+        workdir=workdir,
+        seed=seed,
+        device=device,
+    )
     check_recipe(recipe, ctx)
     events: list[StageEvent] = []
 

@@ -23,6 +23,7 @@ _BUILTIN_MODULES = (
     "autoopt.techniques.transformer_pruning",
     "autoopt.techniques.quantization",
     "autoopt.techniques.precision",
+    "autoopt.techniques.float8",
     "autoopt.backends.torch_eager",
     "autoopt.backends.torch_compile",
     "autoopt.backends.onnxruntime",

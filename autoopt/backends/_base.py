@@ -2,7 +2,7 @@
 
 Lifecycle, in the measuring worker: ``unavailable_reason()`` (class-level, cheap; a backend
 that cannot run on this host says why and is never imitated) → ``check(config, ctx)`` →
-``compile(artifact, config, threads)`` → ``Runner.run`` / ``Runner.timed``. Timing itself
+``compile(artifact, config, threads, device)`` → ``Runner.run`` / ``Runner.timed``. Timing itself
 lives in :mod:`autoopt.measure`, not here.
 """
 
@@ -28,7 +28,8 @@ class Runner(ABC):
 
     @abstractmethod
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
-        """A zero-argument call that runs the batch with inputs already converted, for timing."""
+        """A zero-argument call that runs the batch with inputs already converted (and on the
+        device), for timing; it returns only once the device has finished the batch."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -50,5 +51,8 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
-        """Prepare the artifact for serving with a fixed number of intra-op threads."""
+    def compile(
+        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+    ) -> Runner:
+        """Prepare the artifact for serving on ``device`` ("cpu" or "cuda") with a fixed
+        number of intra-op CPU threads."""

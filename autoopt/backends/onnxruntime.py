@@ -117,6 +117,15 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
+        if ctx.device != "cpu":
+            import onnxruntime
+
+            providers = onnxruntime.get_available_providers()
+            return (
+                f"autoopt serves ONNX Runtime through its CPUExecutionProvider only, and this "
+                f"target's device is {ctx.device} (this onnxruntime has {', '.join(providers)}); "
+                "use torch_eager or torch_compile on a cuda target"
+            )
         if ctx.recipe.precision.method == "bf16":
             return (
                 "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
@@ -144,8 +153,14 @@ class OnnxRuntimeBackend(Backend):
             )
         return None
 
-    def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
+    def compile(
+        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+    ) -> Runner:
         assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
+        if device != "cpu":
+            raise CandidateError(
+                f"backend.onnxruntime serves on the CPU only, not on {device}", stage="compile"
+            )
         path = str(artifact.path)  # type: ignore[union-attr]
         if config.transformer_fusions:
             path = fuse_transformer(path, config.fusion_num_heads, config.fusion_hidden_size)

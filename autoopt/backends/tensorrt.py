@@ -37,5 +37,7 @@ class TensorRTBackend(Backend):
             return "TensorRT needs PyTorch with CUDA to allocate device buffers"
         return "TensorRT engines are not built by this version of autoopt yet"
 
-    def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
+    def compile(
+        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+    ) -> Runner:
         raise BackendUnavailableError(f"backend.tensorrt: {self.unavailable_reason()}")

@@ -18,20 +18,42 @@ if TYPE_CHECKING:
 
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype the model computes in: its first float parameter's, past fp8 weights (an fp8
+    model computes in bf16 around its fp8 matrix products)."""
     import torch
 
     for p in model.parameters():
-        if p.is_floating_point():
+        if p.is_floating_point() and p.element_size() > 1:
             return p.dtype
     return torch.float32
 
 
+def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """``model`` itself if it is already on ``device``, else a copy moved there: a runner never
+    moves the caller's model (a workload's teacher stays on the CPU)."""
+    import copy
+
+    import torch
+
+    target = torch.device(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.device.type == target.type for t in tensors):
+        return model
+    return copy.deepcopy(model).to(target)
+
+
 class TorchRunner(Runner):
-    def __init__(self, model: torch.nn.Module, threads: int, label: str = "eager") -> None:
+    """Runs a PyTorch module on ``device``: inputs are cast to the model's float dtype and
+    moved there; on CUDA a timed call waits for the GPU to finish the batch."""
+
+    def __init__(
+        self, model: torch.nn.Module, threads: int, label: str = "eager", device: str = "cpu"
+    ) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.model = model.eval()
+        self.device = torch.device(device)
+        self.model = on_device(model, device).eval()
         self.dtype = model_dtype(model)
         self.threads = threads
         self.label = label
@@ -39,35 +61,43 @@ class TorchRunner(Runner):
     def _convert(self, inputs: Sequence[np.ndarray]) -> list[torch.Tensor]:
         import torch
 
-        tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs]
+        tensors = [torch.from_numpy(np.ascontiguousarray(x)).to(self.device) for x in inputs]
         return [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model(*self._convert(inputs)).float().numpy()
+            return self.model(*self._convert(inputs)).float().cpu().numpy()
 
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         import torch
 
         tensors = self._convert(inputs)
         model = self.model
+        # CUDA kernels run asynchronously: without the wait a call would time the launches.
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
 
         def call() -> Any:
             with torch.inference_mode():
-                return model(*tensors)
+                out = model(*tensors)
+            sync()
+            return out
 
         return call
 
     def describe(self) -> dict[str, Any]:
         import torch
 
-        return {
+        info: dict[str, Any] = {
             "backend": self.label,
             "dtype": str(self.dtype).removeprefix("torch."),
             "threads": torch.get_num_threads(),
+            "device": str(self.device),
         }
+        if self.device.type == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(self.device)
+        return info
 
 
 @register
@@ -75,5 +105,7 @@ class TorchEagerBackend(Backend):
     key = "backend.torch_eager"
     artifact_kind = "torch"
 
-    def compile(self, artifact: Artifact, config: MethodConfig, threads: int) -> Runner:
-        return TorchRunner(artifact.model, threads)  # type: ignore[union-attr]
+    def compile(
+        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+    ) -> Runner:
+        return TorchRunner(artifact.model, threads, device=device)  # type: ignore[union-attr]

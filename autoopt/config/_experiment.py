@@ -108,6 +108,9 @@ class Target(Strict):
     """
 
     name: str = Field(default="local", pattern=r"^[A-Za-z0-9_.-]+$")
+    #: Where candidates run and are timed (and models train): the host's CPU, or its first
+    #: NVIDIA GPU. A ``cuda`` target's tasks also ask Ray for one GPU each.
+    device: Literal["cpu", "cuda"] = "cpu"
     #: Ray resources a node must offer, e.g. ``{GPU: 1}`` or ``{xeon_amx: 1}``.
     resources: dict[str, float] = Field(default_factory=dict)
     #: Ray node labels a node must carry (``ray start --labels``), e.g. ``{cpu: sapphire-rapids}``.
@@ -120,6 +123,14 @@ class Target(Strict):
         if bad:
             raise ValueError(f"resource amounts must be > 0, got {bad}")
         return v
+
+    @property
+    def task_resources(self) -> dict[str, float]:
+        """What each of its Ray tasks holds: ``resources``, plus one GPU on a ``cuda`` target
+        unless ``resources`` names a GPU amount itself."""
+        if self.device == "cuda" and "GPU" not in self.resources:
+            return {**self.resources, "GPU": 1.0}
+        return dict(self.resources)
 
 
 class VerifyConfig(Strict):

@@ -65,9 +65,12 @@ def clean(obj: Any) -> Any:
 
 
 def target_label(target: dict[str, Any]) -> str:
-    """A target as ``api.study_target`` gives it, in a few words: ``gpu (GPU=1)``, ``local``."""
+    """A target as ``api.study_target`` gives it, in a few words: ``gpu (cuda, GPU=1)``,
+    ``local``."""
     name = str(target.get("name") or "local")
     needs = {**(target.get("resources") or {}), **(target.get("labels") or {})}
+    if target.get("device", "cpu") != "cpu":
+        needs = {"device": target["device"], **needs}
     if not needs:
         return name
     inner = ", ".join(

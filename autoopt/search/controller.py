@@ -340,6 +340,7 @@ class Controller:
             seed=self.exp.sampler.seed or 0,
             sys_path=[os.getcwd(), *sys.path],
             build_threads=self.exp.execution.build_threads,
+            device=self.target.device,
         )
 
     def _ask(self, study: optuna.Study) -> tuple[optuna.Trial, Recipe | None, str]:
@@ -429,7 +430,10 @@ class Controller:
         if self.target.resources or self.target.labels or self.ray_address:
             return ""  # the target's hardware may differ from the controller's
         try:
-            check_recipe(recipe, Context(self._workload, recipe, hardware.current()))
+            check_recipe(
+                recipe,
+                Context(self._workload, recipe, hardware.current(), device=self.target.device),
+            )
         except CandidateError as e:
             return str(e)
         return ""

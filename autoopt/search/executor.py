@@ -46,6 +46,8 @@ class TrialTask:
     seed: int = 0
     sys_path: list[str] = field(default_factory=list)
     build_threads: int = 1
+    #: The target's device: where models train, run and are timed.
+    device: str = "cpu"
 
 
 def _prepare(task: TrialTask) -> Any:
@@ -105,6 +107,7 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
                 hardware.current(),
                 Path(workdir),
                 seed=task.seed,
+                device=task.device,
             )
     except CandidateError as e:
         return _error(e)
@@ -140,6 +143,7 @@ def measure_candidate(task: TrialTask, built: dict[str, Any]) -> dict[str, Any]:
                 LatencyConfig(**task.latency),
                 VerifyConfig(**task.verify),
                 Path(scratch),
+                device=task.device,
             )
     except CandidateError as e:
         return _error(e)
@@ -198,7 +202,7 @@ def check_targets(targets: list[Any], cpus: int = 1) -> None:
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     for target in targets:
-        needs = {"CPU": float(cpus), MEASURE_SLOT: 1.0, **target.resources}
+        needs = {"CPU": float(cpus), MEASURE_SLOT: 1.0, **target.task_resources}
         matching = [
             n
             for n in nodes
@@ -243,7 +247,7 @@ class RayExecutor:
         self._measure = ray.remote(max_calls=1)(measure_candidate)
 
     def _placement(self) -> dict[str, Any]:
-        options = _split_resources(dict(self._target.resources))
+        options = _split_resources(self._target.task_resources)
         if self._target.labels:
             options["label_selector"] = dict(self._target.labels)
         return options
@@ -259,7 +263,7 @@ class RayExecutor:
     def submit_measure(self, task: TrialTask, built: dict[str, Any]) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        options = _split_resources({**self._target.resources, MEASURE_SLOT: 1})
+        options = _split_resources({**self._target.task_resources, MEASURE_SLOT: 1})
         strategy = NodeAffinitySchedulingStrategy(node_id=built["node_id"], soft=False)
         return self._measure.options(
             num_cpus=self._threads,

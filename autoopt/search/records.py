@@ -154,6 +154,25 @@ class StudyRecord:
         return sorted((t for t in self.trials if t.on_front), key=lambda t: t.metrics.get(key, 0))
 
     @property
+    def target(self) -> dict[str, Any]:
+        """The hardware target the trials ran on: ``{"name", "device", "resources", "labels"}``.
+
+        ``resources`` are the Ray resources a node had to offer (``{}``: any node, e.g. the
+        local CPU); a study written before targets were recorded falls back to its
+        experiment's.
+        """
+        target = self.user_attrs.get(STUDY_TARGET)
+        if not isinstance(target, dict):
+            execution = (self.user_attrs.get(STUDY_EXPERIMENT) or {}).get("execution") or {}
+            target = {"name": "local", "resources": execution.get("resources") or {}}
+        return {
+            "name": str(target.get("name") or "local"),
+            "device": str(target.get("device") or "cpu"),
+            "resources": dict(target.get("resources") or {}),
+            "labels": dict(target.get("labels") or {}),
+        }
+
+    @property
     def accuracy_floor(self) -> float | None:
         from autoopt.config import AccuracyConstraint
 

@@ -43,6 +43,8 @@ class Context:
     #: Scratch space for intermediate files (ONNX graphs); removed after the build.
     workdir: Path = field(default_factory=lambda: Path("."))
     seed: int = 0
+    #: The target's device ("cpu" or "cuda"): where the candidate trains, runs and is timed.
+    device: str = "cpu"
 
     @property
     def backend_kind(self) -> ArtifactKind:

@@ -87,7 +87,7 @@ class TeacherTargets:
     feature_scale: float
 
 
-_TARGETS: dict[tuple[int, str, bool], tuple[torch.nn.Module, TeacherTargets]] = {}
+_TARGETS: dict[tuple[int, str, bool, str], tuple[torch.nn.Module, TeacherTargets]] = {}
 TARGET_BATCH = 64
 
 
@@ -95,33 +95,43 @@ def _trim(workload: Workload, batch: list[torch.Tensor]) -> list[torch.Tensor]:
     return list(workload.trim_batch(tuple(batch))) if workload.trim_batch else batch
 
 
-def teacher_targets(workload: Workload) -> TeacherTargets:
-    """The teacher's outputs (and features) on ``workload.train``, cached for the last teacher
-    and split seen in this process."""
+def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
+    """The teacher's outputs (and features) on ``workload.train``, computed on ``device`` and
+    kept there, cached for the last teacher, split and device seen in this process."""
+    import copy
+
     import torch
 
     # The entry holds the teacher, so its id cannot be reused by another model while cached.
-    key = (id(workload.model), workload.train.fingerprint(), workload.features is not None)
+    key = (
+        id(workload.model),
+        workload.train.fingerprint(),
+        workload.features is not None,
+        device,
+    )
     if key in _TARGETS:
         return _TARGETS[key][1]
+    # The workload's teacher stays where the workload put it (the CPU); a copy goes to the GPU.
+    model = workload.model if device == "cpu" else copy.deepcopy(workload.model).to(device)
     inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
     outputs, features, masks = [], [], []
     with torch.inference_mode():
         for start in range(0, len(workload.train), TARGET_BATCH):
             batch = _trim(workload, [x[start : start + TARGET_BATCH] for x in inputs])
+            batch = [x.to(device) for x in batch]
             if workload.features is not None:
-                out, feat, mask = workload.features(workload.model, tuple(batch))
+                out, feat, mask = workload.features(model, tuple(batch))
                 features.append(feat.float())
                 masks.append(mask)
             else:
-                out = workload.model(*batch)
+                out = model(*batch)
             outputs.append(out.float())
     stacked = None
     scale = 1.0
     if features:
         length = max(f.shape[1] for f in features)
         stacked = torch.zeros(
-            len(workload.train), length, features[0].shape[-1], dtype=torch.float16
+            len(workload.train), length, features[0].shape[-1], dtype=torch.float16, device=device
         )
         total, count = 0.0, 0
         for i, (feat, mask) in enumerate(zip(features, masks, strict=True)):
@@ -147,9 +157,13 @@ def train_against_teacher(
     alpha: float,
     seed: int,
     feature_weight: float = 0.0,
+    device: str = "cpu",
 ) -> torch.nn.Module:
     """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) against the
     workload's fp32 teacher on its train split, and return it in eval mode.
+
+    Training runs on ``device``; the student is back on the CPU when this returns (the stage
+    cache stores CPU models).
 
     The teacher's outputs are computed once (:func:`teacher_targets`). Batches are trimmed
     by the workload's ``trim_batch`` (padding every sample of the batch has: a batch of short
@@ -169,14 +183,17 @@ def train_against_teacher(
     if output_kind != "logits":
         targets = None
     use_features = feature_weight > 0 and workload.features is not None
-    teacher = teacher_targets(workload)
+    teacher = teacher_targets(workload, device)
+    student.to(device)
+    if targets is not None:
+        targets = targets.to(device)
     params = [p for p in student.parameters() if p.requires_grad]
     # A caller inside inference_mode (a measuring worker) must still be able to train here;
     # fork_rng keeps dropout's draws from the global generator deterministic and private.
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
-        torch.random.fork_rng(devices=[]),
+        torch.random.fork_rng(devices=[torch.cuda.current_device()] if device == "cuda" else []),
     ):
         torch.manual_seed(seed)
         opt = torch.optim.Adam(params, lr=lr)
@@ -186,7 +203,8 @@ def train_against_teacher(
         student.train()
         for step in range(steps):
             idx = next(batches)
-            batch = _trim(workload, [x[idx] for x in inputs])
+            batch = [x.to(device) for x in _trim(workload, [x[idx] for x in inputs])]
+            idx = idx.to(device)
             if use_features:
                 assert workload.features is not None and teacher.features is not None  # noqa: S101
                 out, feat, mask = workload.features(student, tuple(batch))
@@ -220,7 +238,7 @@ def train_against_teacher(
             sched.step()
             if (step + 1) % 100 == 0:
                 logger.debug("step %d/%d loss %.4f", step + 1, steps, loss.item())
-    return student.eval()
+    return student.cpu().eval()
 
 
 def count_parameters(model: torch.nn.Module) -> int:

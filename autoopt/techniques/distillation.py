@@ -84,5 +84,6 @@ class KnowledgeDistillation(Technique):
             alpha=config.alpha,
             seed=ctx.seed,
             feature_weight=config.feature_weight,
+            device=ctx.device,
         )
         return TorchArtifact(student.eval())

@@ -1,4 +1,4 @@
-"""Precision: run the model in fp32 (unchanged), fp16 or bf16."""
+"""Precision: run the model in fp32 (unchanged), fp16 or bf16 (fp8: :mod:`.float8`)."""
 
 from __future__ import annotations
 
@@ -50,13 +50,15 @@ class _HalfPrecision(Technique):
         return ctx.hardware.native_fp16 if self.name == "fp16" else ctx.hardware.native_bf16
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        if ctx.backend_kind == "torch" and not self._native(ctx) and not ctx.hardware.cuda_devices:
+        if ctx.device == "cuda":
+            return None  # every CUDA GPU PyTorch supports has fp16; bf16 is checked below
+        if ctx.backend_kind == "torch" and not self._native(ctx):
             flags = "avx512_fp16 or amx_fp16" if self.name == "fp16" else "avx512_bf16 or amx_bf16"
             return (
                 f"this CPU ({ctx.hardware.cpu_model}) has no native {self.name} arithmetic "
                 f"(needs {flags}), so PyTorch would emulate {self.name} slower than fp32; use "
                 f"fp32{' or fp16 on onnxruntime' if self.name == 'fp16' else ''}, or a host "
-                "with those instructions or a GPU"
+                "with those instructions or a cuda target"
             )
         return None
 
@@ -108,4 +110,10 @@ class Bf16Precision(_HalfPrecision):
                 "Conv/MatMul/Gemm kernels; use fp32/fp16 on onnxruntime or bf16 on torch_eager "
                 "or torch_compile"
             )
+        if ctx.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_bf16_supported():
+                name = torch.cuda.get_device_name()
+                return f"this GPU ({name}) has no bf16 arithmetic (needs compute capability 8.0+)"
         return super().check(config, ctx)

@@ -90,6 +90,7 @@ def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> N
         alpha=RECOVERY_ALPHA,
         seed=ctx.seed,
         feature_weight=config.recovery_feature_weight,
+        device=ctx.device,
     )
 
 

@@ -97,7 +97,7 @@ class StaticInt8Config(_QuantizationConfig):
 
 def _precision_conflict(ctx: Context) -> str | None:
     precision = ctx.recipe.precision.method
-    if precision in ("fp16", "bf16"):
+    if precision in ("fp16", "bf16", "fp8"):
         return (
             f"int8 quantization cannot be combined with precision {precision}: the quantized "
             "model keeps float32 scales and float32 layers between the int8 ones; use precision "
@@ -256,6 +256,12 @@ class DynamicInt8Quantization(Technique):
         assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
         if reason := _precision_conflict(ctx):
             return reason
+        if ctx.device != "cpu":
+            return (
+                "dynamic int8 runs on the CPU (PyTorch's quantized Linear and ONNX Runtime's "
+                f"CPU kernels), and this target's device is {ctx.device}; use precision fp8, "
+                "fp16 or bf16 on a cuda target"
+            )
         if ctx.backend_kind == "torch":
             if config.weight_type != "QInt8":
                 return (

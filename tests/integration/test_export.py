@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import autoopt
 from autoopt.cache import StageCache
-from autoopt.errors import ConfigError, ExportError
+from autoopt.errors import BackendUnavailableError, ConfigError, ExportError
 from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.records import StudyRecord, TrialRecord
 
@@ -152,6 +153,7 @@ def test_manifest_records_recipe_metrics_versions_hardware_signature_and_hashes(
     assert m["recipe"] == t.recipe and m["recipe_str"] == t.recipe_str
     assert m["metrics"]["accuracy"] == t.metrics["accuracy"]
     assert m["backend"]["key"] == _backend(t)
+    assert m["backend"]["device"] == "cpu"  # the study's target: the local CPU
     assert m["measured_on"]["cpu_model"] == t.hardware["cpu_model"]
     assert {"torch", "onnxruntime", "onnx", "numpy", "python", "autoopt"} <= set(m["versions"])
     assert m["workload"]["name"] == swept.case.workload
@@ -195,6 +197,9 @@ def test_export_torch_trial_reloads(swept: Swept, tmp_path: Path) -> None:
     runner = autoopt.load(tmp_path / "b")
     score = runner.evaluate()[runner.metric_name]
     assert abs(score - base.metrics["accuracy"]) <= DEFAULT_ACCURACY_TOLERANCE
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailableError, match="no CUDA device"):
+            autoopt.load(tmp_path / "b", device="cuda")
 
 
 # ---- tampering --------------------------------------------------------------------------------

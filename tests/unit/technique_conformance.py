@@ -55,6 +55,7 @@ def make_context(
     others: dict[str, tuple[str, dict[str, Any]]] | None = None,
     hardware: Hardware | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ) -> Context:
     """A context whose recipe holds ``key`` (with ``config``) in its family's slot."""
     steps: dict[str, Step] = {"precision": Step.make(precision)}
@@ -68,6 +69,7 @@ def make_context(
         hardware=hardware or autoopt.hardware.current(),
         workdir=workdir,
         seed=seed,
+        device=device,
     )
 
 

@@ -86,7 +86,7 @@ def test_registry_lists_every_technique_method() -> None:
     assert builtin("distillation") == ["kd"]
     assert builtin("pruning") == ["attention_ffn", "structured", "unstructured"]
     assert builtin("quantization") == ["dynamic_int8", "static_int8"]
-    assert builtin("precision") == ["bf16", "fp16", "fp32"]
+    assert builtin("precision") == ["bf16", "fp16", "fp32", "fp8"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,8 +500,15 @@ def test_half_precision_check_refuses_host_without_native_support(
     bare = dataclasses.replace(autoopt.hardware.current(), cpu_flags=(), cuda_devices=())
     reason = _check(workload, tmp_path, key, hardware=bare)
     assert reason is not None and flag in reason
+    # A GPU in the host does not make the CPU's emulation fast: a cpu target still refuses.
     gpu = dataclasses.replace(bare, cuda_devices=("NVIDIA H100",))
-    assert _check(workload, tmp_path, key, hardware=gpu) is None
+    reason = _check(workload, tmp_path, key, hardware=gpu)
+    assert reason is not None and flag in reason
+
+
+def test_fp16_check_passes_on_a_cuda_target(workload: Workload, tmp_path: Path) -> None:
+    bare = dataclasses.replace(autoopt.hardware.current(), cpu_flags=())
+    assert _check(workload, tmp_path, "precision.fp16", hardware=bare, device="cuda") is None
 
 
 def test_bf16_check_refuses_onnx_backend(workload: Workload, tmp_path: Path) -> None:
