@@ -6,10 +6,12 @@ precision, backend) takes seconds on a cached model. A joint sampler such as TPE
 model trained late in a sweep with the settings that already proved fast on another model, so
 a sweep can train a student and never measure it with the int8 recipe that won on the teacher.
 
-After each trial, every model on the accuracy/latency Pareto front is paired with the settings
-of up to ``per_model`` front members (most accurate first) it has not been tried with. These
-pure functions choose the pairs; the controller enqueues them, so they run before the
-sampler's next proposal.
+After each trial, every model worth pairing is paired with the settings of up to ``per_model``
+front members (most accurate first) it has not been tried with. A model is worth pairing when
+it is on the accuracy/latency Pareto front, or on the front of the trials that share its
+settings: a student measured only in fp32 is beaten by the teacher with int8, yet with int8 it
+may be the fastest model above some accuracy. These pure functions choose the pairs; the
+controller enqueues them, so they run before the sampler's next proposal.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
 def recombinations(
     points: Iterable[Point], per_model: int, tried: Iterable[Mapping[str, Any]] = ()
 ) -> list[Recombination]:
-    """Front models × front settings (the ``per_model`` most accurate), minus pairs tried.
+    """Models worth pairing × front settings (the ``per_model`` most accurate), minus pairs
+    tried. Models on the front come first, then those on the front of their own settings.
 
     A pair counts as tried when a point, or any of ``tried`` (the parameters, fixed values
     included, of trials queued, running, failed or refused), has exactly its parameters.
@@ -87,6 +90,12 @@ def recombinations(
         model, setting = split({**p.params, **p.fixed})
         models.setdefault(_key(model), p)
         settings.setdefault(_key(setting), p)
+    same_settings: dict[str, list[Point]] = {}
+    for p in points:
+        same_settings.setdefault(_key(split({**p.params, **p.fixed})[1]), []).append(p)
+    for group in same_settings.values():
+        for p in pareto_front(group):
+            models.setdefault(_key(split({**p.params, **p.fixed})[0]), p)
     out: list[Recombination] = []
     for m in models.values():
         m_params, m_fixed = split(m.params)[0], split(m.fixed)[0]

@@ -44,6 +44,24 @@ def test_front_models_get_front_settings_they_lack() -> None:
     assert recombinations(points, 0) == []
 
 
+def test_a_model_beaten_only_by_other_settings_still_gets_the_front_settings() -> None:
+    """The 3-layer student in fp32 is beaten by the teacher with int8, but not by any model in
+    fp32: it is paired with int8 (it may be the fastest model above some accuracy then)."""
+    four = {**STUDENT, "distillation.kd.layers": 4}
+    points = [
+        Point(0, {**TEACHER, **EAGER}, 1.00, 27.0),
+        Point(1, {**TEACHER, **INT8}, 0.99, 15.0),
+        Point(2, {**four, **INT8}, 0.96, 10.0),
+        Point(3, {**STUDENT, **EAGER}, 0.95, 14.0),  # off the front: 2 beats it
+        Point(4, {**STUDENT, "distillation.kd.lr": 1.0, **EAGER}, 0.50, 20.0),  # 3 beats it
+    ]
+    assert [p.number for p in pareto_front(points)] == [0, 1, 2]
+    pairs = {(r.model_from, r.settings_from) for r in recombinations(points, 2)}
+    # Front models first (the 4-layer student in eager), then the 3-layer one with int8; the
+    # student that is worse than another in eager is not paired.
+    assert pairs == {(2, 0), (3, 1)}
+
+
 def test_pairs_already_queued_or_refused_are_not_proposed_again() -> None:
     points = [
         Point(0, {**TEACHER, **EAGER}, 1.00, 27.0),
