@@ -489,7 +489,7 @@ def export_trial(
     from autoopt.config import LatencyConfig, VerifyConfig
     from autoopt.pipeline import build
     from autoopt.recipe import Recipe
-    from autoopt.search.records import STUDY_CACHE_DIR
+    from autoopt.search.records import STUDY_CACHE_DIR, STUDY_WORKLOAD_VERSION
     from autoopt.workloads import load_workload
 
     if not accuracy_tolerance >= 0:
@@ -508,6 +508,16 @@ def export_trial(
         )
     wref = exp["workload"]
     workload = load_workload(wref["name"], wref.get("options") or {})
+    measured_with = study.user_attrs.get(STUDY_WORKLOAD_VERSION)
+    if measured_with and measured_with != workload.version:
+        raise ExportError(
+            f"trial {trial}: workload '{wref['name']}' here is version {workload.version} (its "
+            f"teacher's weights and its data), but study '{study.name}' was measured with "
+            f"version {measured_with}; a workload that trains its teacher on first use "
+            "(digits_cnn does) can train a different one on another machine or library "
+            "version: export where the sweep ran, or give this machine that one's "
+            "AUTOOPT_HOME/workloads folder"
+        )
     latency = LatencyConfig.model_validate(exp.get("latency") or {})
     verify_settings = VerifyConfig.model_validate(exp.get("verify") or {})
     seed = int((exp.get("sampler") or {}).get("seed") or 0)

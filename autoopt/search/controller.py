@@ -193,6 +193,7 @@ class Controller:
         if created or not existing:
             study.set_user_attr(R.STUDY_OBJECTIVES, list(self.exp.objectives))
             study.set_user_attr(R.STUDY_WORKLOAD, self.exp.workload.name)
+            study.set_user_attr(R.STUDY_WORKLOAD_VERSION, self._workload.version)
             study.set_user_attr(R.STUDY_CONSTRAINT, self.exp.constraint.model_dump())
             study.set_user_attr(R.STUDY_TARGET, self.target.model_dump())
         study.set_user_attr(R.STUDY_EXPERIMENT, self.exp.model_dump(mode="json"))

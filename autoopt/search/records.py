@@ -45,6 +45,8 @@ ATTR_FIXED = "fixed_overrides"
 #: Study user attributes.
 STUDY_EXPERIMENT = "experiment"
 STUDY_WORKLOAD = "workload"
+#: The workload's version (its teacher's weights and its data) the study was measured with.
+STUDY_WORKLOAD_VERSION = "workload_version"
 STUDY_METRIC = "metric_name"
 STUDY_OBJECTIVES = "objectives"
 STUDY_CONSTRAINT = "constraint"

@@ -29,6 +29,7 @@ from autoopt.cache import StageCache
 from autoopt.errors import BackendUnavailableError, ConfigError, ExportError
 from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.records import StudyRecord, TrialRecord
+from autoopt.workloads import load_workload
 
 
 @dataclass(frozen=True)
@@ -475,6 +476,23 @@ def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path)
         autoopt.export(swept.name, storage, out=out, trial=chosen.number)
     assert f"{wrong:.4f}" in str(info.value) and "tolerance 0.005" in str(info.value)
     assert not out.exists() and not list(tmp_path.glob(".b.export-*"))
+
+
+def test_export_refuses_a_study_measured_with_another_teacher(
+    swept: Swept, tmp_path: Path
+) -> None:
+    db = tmp_path / "study.db"
+    with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    storage = f"sqlite:///{db}"
+    raw = optuna.load_study(study_name=swept.name, storage=storage)
+    here = raw.user_attrs["workload_version"]  # recorded when the sweep created the study
+    assert here == load_workload(swept.case.workload, swept.case.options).version
+    raw.set_user_attr("workload_version", "0123456789abcdef")
+    out = tmp_path / "b"
+    with pytest.raises(ExportError, match="measured with version 0123456789abcdef") as info:
+        autoopt.export(swept.name, storage, out=out, trial=0)
+    assert f"version {here}" in str(info.value) and not out.exists()
 
 
 def test_export_refuses_unknown_trial_and_non_empty_out(swept: Swept, tmp_path: Path) -> None:
