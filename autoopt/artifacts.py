@@ -74,3 +74,17 @@ def artifact_size_bytes(artifact: Artifact, scratch: Path) -> int:
     size = path.stat().st_size
     path.unlink()
     return size
+
+
+def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """``model`` itself if it is already on ``device``, else a copy moved there: a runner never
+    moves the caller's model (a workload's teacher stays on the CPU)."""
+    import copy
+
+    import torch
+
+    target = torch.device(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    if all(t.device.type == target.type for t in tensors):
+        return model
+    return copy.deepcopy(model).to(target)

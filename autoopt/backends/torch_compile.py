@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING, Literal
 
+from autoopt.artifacts import on_device
 from autoopt.backends._base import Backend, Runner
-from autoopt.backends.torch_eager import TorchRunner, on_device
+from autoopt.backends.torch_eager import TorchRunner
 from autoopt.registry import register
 from autoopt.techniques._base import MethodConfig
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autoopt.artifacts import on_device
 from autoopt.backends._base import Backend, Runner
 from autoopt.registry import register
 from autoopt.techniques._base import MethodConfig
@@ -26,20 +27,6 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
         if p.is_floating_point() and p.element_size() > 1:
             return p.dtype
     return torch.float32
-
-
-def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
-    """``model`` itself if it is already on ``device``, else a copy moved there: a runner never
-    moves the caller's model (a workload's teacher stays on the CPU)."""
-    import copy
-
-    import torch
-
-    target = torch.device(device)
-    tensors = [*model.parameters(), *model.buffers()]
-    if all(t.device.type == target.type for t in tensors):
-        return model
-    return copy.deepcopy(model).to(target)
 
 
 class TorchRunner(Runner):

@@ -98,9 +98,9 @@ def _trim(workload: Workload, batch: list[torch.Tensor]) -> list[torch.Tensor]:
 def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
     """The teacher's outputs (and features) on ``workload.train``, computed on ``device`` and
     kept there, cached for the last teacher, split and device seen in this process."""
-    import copy
-
     import torch
+
+    from autoopt.artifacts import on_device
 
     # The entry holds the teacher, so its id cannot be reused by another model while cached.
     key = (
@@ -111,8 +111,7 @@ def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
     )
     if key in _TARGETS:
         return _TARGETS[key][1]
-    # The workload's teacher stays where the workload put it (the CPU); a copy goes to the GPU.
-    model = workload.model if device == "cpu" else copy.deepcopy(workload.model).to(device)
+    model = on_device(workload.model, device)  # the workload's own teacher stays on the CPU
     inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
     outputs, features, masks = [], [], []
     with torch.inference_mode():
