@@ -83,19 +83,19 @@ def recombinations(
     if per_model <= 0 or not points:
         return []
     seen = {_key({**p.params, **p.fixed}) for p in points} | {_key(t) for t in tried}
-    front = pareto_front(points)
+    # (model part, settings part) of each point, fixed values included, split once.
+    parts = {p.number: split({**p.params, **p.fixed}) for p in points}
     models: dict[str, Point] = {}
     settings: dict[str, Point] = {}
-    for p in front:
-        model, setting = split({**p.params, **p.fixed})
-        models.setdefault(_key(model), p)
-        settings.setdefault(_key(setting), p)
+    for p in pareto_front(points):
+        models.setdefault(_key(parts[p.number][0]), p)
+        settings.setdefault(_key(parts[p.number][1]), p)
     same_settings: dict[str, list[Point]] = {}
     for p in points:
-        same_settings.setdefault(_key(split({**p.params, **p.fixed})[1]), []).append(p)
+        same_settings.setdefault(_key(parts[p.number][1]), []).append(p)
     for group in same_settings.values():
         for p in pareto_front(group):
-            models.setdefault(_key(split({**p.params, **p.fixed})[0]), p)
+            models.setdefault(_key(parts[p.number][0]), p)
     out: list[Recombination] = []
     for m in models.values():
         m_params, m_fixed = split(m.params)[0], split(m.fixed)[0]
