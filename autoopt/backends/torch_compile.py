@@ -3,8 +3,9 @@ Triton kernels on a CUDA GPU (where ``reduce-overhead`` also replays CUDA graphs
 
 from __future__ import annotations
 
+import functools
 import shutil
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from autoopt.artifacts import on_device
 from autoopt.backends._base import Backend, Runner
@@ -25,6 +26,35 @@ class TorchCompileConfig(MethodConfig):
         "default"
     )
     dynamic: bool = False
+    #: Inductor's freezing: weights become constants, folded and pre-packed for oneDNN. Needed
+    #: for a PT2E int8 model (static_int8 on PyTorch), whose q/dq patterns it lowers to int8.
+    freezing: bool = False
+    #: A C++ wrapper calls the generated kernels instead of Python: less overhead per kernel,
+    #: which a small model at batch 1 notices; compiling takes longer.
+    cpp_wrapper: bool = False
+
+
+@functools.cache
+def _patched_class() -> type:
+    import torch
+
+    class Patched(torch.nn.Module):
+        """Runs a compiled module under Inductor settings that ``torch.compile``'s ``options``
+        do not carry reliably (freezing through ``options`` fails on PT2E int8 graphs): they
+        are read when a call compiles, so each call sets them."""
+
+        def __init__(self, compiled: torch.nn.Module, settings: dict[str, bool]) -> None:
+            super().__init__()
+            self.compiled = compiled
+            self.settings = settings
+
+        def forward(self, *args: Any) -> Any:
+            from torch._inductor import config as inductor_config
+
+            with inductor_config.patch(self.settings):
+                return self.compiled(*args)
+
+    return Patched
 
 
 @register
@@ -58,4 +88,20 @@ class TorchCompileBackend(Backend):
         # Placed before compiling, so Inductor generates kernels for the device it will run on.
         model = on_device(artifact.model, device).eval()  # type: ignore[union-attr]
         compiled = torch.compile(model, mode=config.mode, dynamic=config.dynamic)
-        return TorchRunner(compiled, threads, label=f"torch.compile({config.mode})", device=device)  # type: ignore[arg-type]
+        settings = {"freezing": config.freezing, "cpp_wrapper": config.cpp_wrapper}
+        label = ", ".join([config.mode, *(k for k, on in settings.items() if on)])
+        if not any(settings.values()):
+            return TorchRunner(compiled, threads, label=f"torch.compile({label})", device=device)  # type: ignore[arg-type]
+        if config.freezing:
+            from autoopt.techniques.pt2e import register_inductor_passes
+
+            register_inductor_passes()
+        # Freezing folds weights only for graphs compiled without autograd: no_grad is what
+        # Inductor documents for it (and what the int8 passes were measured under).
+        return TorchRunner(
+            _patched_class()(compiled, settings),
+            threads,
+            label=f"torch.compile({label})",
+            device=device,
+            grad_mode="no_grad",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,11 +34,17 @@ class TorchRunner(Runner):
     moved there; on CUDA a timed call waits for the GPU to finish the batch."""
 
     def __init__(
-        self, model: torch.nn.Module, threads: int, label: str = "eager", device: str = "cpu"
+        self,
+        model: torch.nn.Module,
+        threads: int,
+        label: str = "eager",
+        device: str = "cpu",
+        grad_mode: Literal["inference_mode", "no_grad"] = "inference_mode",
     ) -> None:
         import torch
 
         torch.set_num_threads(threads)
+        self.no_grad = torch.no_grad if grad_mode == "no_grad" else torch.inference_mode
         self.device = torch.device(device)
         self.model = on_device(model, device).eval()
         self.dtype = model_dtype(model)
@@ -52,21 +58,20 @@ class TorchRunner(Runner):
         return [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        import torch
 
-        with torch.inference_mode():
+        with self.no_grad():
             return self.model(*self._convert(inputs)).float().cpu().numpy()
 
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         import torch
 
         tensors = self._convert(inputs)
-        model = self.model
+        model, no_grad = self.model, self.no_grad
         # CUDA kernels run asynchronously: without the wait a call would time the launches.
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
 
         def call() -> Any:
-            with torch.inference_mode():
+            with no_grad():
                 out = model(*tensors)
             sync()
             return out

@@ -1,4 +1,5 @@
-"""Quantization to int8: dynamic (PyTorch or ONNX Runtime) and static QDQ (ONNX Runtime).
+"""Quantization to int8: dynamic (PyTorch or ONNX Runtime) and static, calibrated (ONNX
+Runtime QDQ, or PyTorch 2 export quantization compiled by Inductor: :mod:`.pt2e`).
 
 Layer exclusions are given as PyTorch module names (``fc2``, ``encoder.layer.0.output.dense``)
 whatever the artifact kind. On ONNX graphs they are matched to the nodes the TorchScript
@@ -92,7 +93,8 @@ class DynamicInt8Config(_QuantizationConfig):
 
 class StaticInt8Config(_QuantizationConfig):
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
-    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    #: ONNX Runtime: minmax, entropy, percentile. PyTorch (PT2E): minmax, histogram.
+    calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
 
 
 def _precision_conflict(ctx: Context) -> str | None:
@@ -476,27 +478,103 @@ class _CalibrationReader:
 class StaticInt8Quantization(Technique):
     """Weights and activations to int8 with ranges calibrated on the calibration split.
 
-    ONNX Runtime QDQ format; activations are unsigned (QUInt8) because signed activations run
+    ONNX Runtime: QDQ format; activations are unsigned (QUInt8) because signed activations run
     several times slower on x86 CPUs without VNNI-friendly kernels, weights are signed (QInt8).
+    PyTorch: PT2E quantization for Inductor (:mod:`autoopt.techniques.pt2e`), served by
+    ``torch_compile`` with ``freezing``, which lowers it to oneDNN's int8 Linear and Conv.
     """
 
     key = "quantization.static_int8"
     family = "quantization"
     Config = StaticInt8Config
-    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("onnx",)
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
     #: Calibration batch: small enough for big models, large enough to be quick.
     CALIBRATION_BATCH = 32
+    ONNX_CALIBRATION = ("minmax", "entropy", "percentile")
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        if ctx.backend_kind != "onnx":
+        from autoopt.techniques.pt2e import CALIBRATION_METHODS
+
+        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
+        if reason := _precision_conflict(ctx):
+            return reason
+        if ctx.device != "cpu":
             return (
-                f"static int8 is implemented with ONNX Runtime; choose backend onnxruntime "
-                f"(this recipe uses {ctx.recipe.backend.method}), or quantization.dynamic_int8 "
-                "on PyTorch"
+                f"static int8 runs on the CPU (ONNX Runtime's and oneDNN's int8 kernels), and "
+                f"this target's device is {ctx.device}; use precision fp8, fp16 or bf16 on a "
+                "cuda target"
             )
-        return _precision_conflict(ctx)
+        backend = ctx.recipe.backend
+        if ctx.backend_kind == "onnx":
+            if config.calibration_method not in self.ONNX_CALIBRATION:
+                return (
+                    f"calibration_method {config.calibration_method} is PyTorch's (PT2E); "
+                    f"ONNX Runtime calibrates with {', '.join(self.ONNX_CALIBRATION)}"
+                )
+            return None
+        if backend.method != "torch_compile" or not backend.params.get("freezing"):
+            return (
+                "static int8 on PyTorch is a PT2E graph that only Inductor turns into int8 "
+                "kernels (eager runs it in float): use backend torch_compile with "
+                "backend.torch_compile.freezing: true, or backend onnxruntime"
+            )
+        if not config.per_channel:
+            return (
+                "PT2E quantization for Inductor scales weights per output channel only: set "
+                "per_channel: true, or use backend onnxruntime for per-tensor weights"
+            )
+        if config.calibration_method not in CALIBRATION_METHODS:
+            return (
+                f"calibration_method {config.calibration_method} is ONNX Runtime's; PyTorch "
+                f"(PT2E) calibrates with {', '.join(CALIBRATION_METHODS)}"
+            )
+        if not {"MatMul", "Gemm", "Conv"} & set(config.op_types):
+            return (
+                f"PT2E quantization covers nn.Linear (MatMul/Gemm) and nn.Conv2d (Conv), and "
+                f"op_types is {config.op_types}"
+            )
+        return None
 
     def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
+        if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
+            return TorchArtifact(self._pt2e(artifact.model, config, ctx))
+        return self._onnx(artifact, config, ctx)
+
+    def _pt2e(
+        self, model: torch.nn.Module, config: StaticInt8Config, ctx: Context
+    ) -> torch.nn.Module:
+        from torch import nn
+
+        from autoopt.techniques import pt2e
+
+        kinds: list[type[nn.Module]] = []
+        if {"MatMul", "Gemm"} & set(config.op_types):
+            kinds.append(nn.Linear)
+        if "Conv" in config.op_types:
+            kinds.append(nn.Conv2d)
+        layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
+        modules = {name for name, _ in model.named_modules() if name}
+        unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
+        if unknown:
+            raise _unknown_layers_error(self.key, unknown, layers)
+        # Layers of a kind not chosen stay float like the excluded ones.
+        others = [
+            n
+            for n, m in model.named_modules()
+            if isinstance(m, nn.Linear | nn.Conv2d) and n not in layers
+        ]
+        excluded = [n for n in layers if _covered(n, config.exclude)] + others
+        quantized = pt2e.quantize_static(model, config, excluded, ctx, self.key)
+        if not pt2e.quantized_op_count(quantized):
+            raise CandidateError(
+                f"{self.key}: PT2E quantized no layer of this model (exclusions "
+                f"{config.exclude}, op_types {config.op_types})",
+                stage=self.key,
+            )
+        return quantized
+
+    def _onnx(self, artifact: Artifact, config: StaticInt8Config, ctx: Context) -> Artifact:
         import onnx
         from onnxruntime.quantization import (
             CalibrationMethod,
@@ -505,7 +583,6 @@ class StaticInt8Quantization(Technique):
             quantize_static,
         )
 
-        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
         source = as_onnx(artifact, ctx, "static_int8")
         prepared = scratch_path(ctx, "static_int8-pre")
         out = scratch_path(ctx, "static_int8")

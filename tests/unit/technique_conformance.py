@@ -51,6 +51,7 @@ def make_context(
     config: dict[str, Any] | None = None,
     *,
     backend: str = "backend.torch_eager",
+    backend_config: dict[str, Any] | None = None,
     precision: str = "precision.fp32",
     others: dict[str, tuple[str, dict[str, Any]]] | None = None,
     hardware: Hardware | None = None,
@@ -62,7 +63,7 @@ def make_context(
     for family, (other_key, other_config) in (others or {}).items():
         steps[family] = Step.make(other_key, other_config)
     steps[key.split(".", 1)[0]] = Step.make(key, config)
-    recipe = Recipe(backend=Step.make(backend), **steps)  # type: ignore[arg-type]
+    recipe = Recipe(backend=Step.make(backend, backend_config), **steps)  # type: ignore[arg-type]
     return Context(
         workload=workload,
         recipe=recipe,

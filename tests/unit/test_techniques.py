@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -427,9 +428,55 @@ def test_static_int8_calibration_methods_keep_accuracy(
     assert accuracy(out, workload.evaluation) >= teacher_accuracy - 0.02
 
 
-def test_static_int8_check_refuses_torch_backend(workload: Workload, tmp_path: Path) -> None:
-    reason = _check(workload, tmp_path, "quantization.static_int8")
-    assert reason is not None and "choose backend onnxruntime" in reason
+FROZEN = {"backend": "backend.torch_compile", "backend_config": {"freezing": True}}
+
+
+def test_static_int8_on_pytorch_needs_frozen_torch_compile(
+    workload: Workload, tmp_path: Path
+) -> None:
+    key, pc = "quantization.static_int8", {"per_channel": True}
+    for backend in ({}, {"backend": "backend.torch_compile"}):  # eager; compile, not frozen
+        reason = _check(workload, tmp_path, key, pc, **backend)  # type: ignore[arg-type]
+        assert reason is not None and "freezing: true" in reason
+    assert _check(workload, tmp_path, key, pc, **FROZEN) is None  # type: ignore[arg-type]
+    per_tensor = _check(workload, tmp_path, key, {}, **FROZEN)  # type: ignore[arg-type]
+    assert per_tensor is not None and "per_channel: true" in per_tensor
+    onnx_method = {**pc, "calibration_method": "percentile"}
+    reason = _check(workload, tmp_path, key, onnx_method, **FROZEN)  # type: ignore[arg-type]
+    assert reason is not None and "ONNX Runtime's" in reason
+    reason = _check(
+        workload, tmp_path, key, {"calibration_method": "histogram"}, backend="backend.onnxruntime"
+    )
+    assert reason is not None and "PyTorch's" in reason
+
+
+@pytest.mark.parametrize("method", ["minmax", "histogram"])
+def test_static_int8_on_pytorch_compiles_to_int8_conv_and_linear(
+    workload: Workload, tmp_path: Path, teacher_accuracy: float, method: str
+) -> None:
+    import pickle
+
+    from torch._dynamo.utils import counters
+
+    from autoopt.backends.torch_compile import TorchCompileConfig
+
+    config = {"per_channel": True, "exclude": ["fc2"], "calibration_method": method}
+    out = _apply(workload, tmp_path, "quantization.static_int8", config, **FROZEN)  # type: ignore[arg-type]
+    graph = out.model.graph_module.graph
+    weights = [n for n in graph.nodes if "dequantize_per_channel" in str(n.target)]
+    assert len(weights) == 3  # conv1, conv2, fc1; fc2 excluded
+    model = pickle.loads(pickle.dumps(out.model))  # how the stage cache and Ray move it
+    counters.clear()
+    runner = registry.get("backend.torch_compile")().compile(
+        TorchArtifact(model), TorchCompileConfig(freezing=True), 1
+    )
+    split = workload.evaluation
+    outputs = np.concatenate([runner.run(x) for x, _ in split.batches(256)])
+    inductor = counters["inductor"]
+    # Once per compiled batch shape (the last batch is smaller).
+    assert inductor["qconv_weight_prepack_matcher_count"] >= 2
+    assert inductor["qlinear_weight_prepack_matcher_count"] >= 1
+    assert float(np.mean(outputs.argmax(-1) == split.targets)) >= teacher_accuracy - 0.02
 
 
 @pytest.mark.parametrize("key", ["quantization.dynamic_int8", "quantization.static_int8"])

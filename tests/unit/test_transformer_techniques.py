@@ -181,3 +181,39 @@ def test_bf16_really_runs_in_bf16(minilm, check, tmp_path) -> None:
     hook.remove()
     assert seen and set(seen) == {torch.bfloat16}
     assert 0.995 < fidelity < 1.0
+
+
+def test_pt2e_static_int8_runs_int8_linears_through_inductor(minilm, check, tmp_path) -> None:
+    import pickle
+
+    from torch._dynamo.utils import counters
+
+    from autoopt.backends.torch_compile import TorchCompileConfig
+    from autoopt.techniques.pt2e import ExportedModule
+
+    step = Step.make("quantization.static_int8", {"exclude": [FFN_OUT], "per_channel": True})
+    compile_step = Step.make("backend.torch_compile", {"freezing": True})
+    ctx = _ctx(minilm, tmp_path, backend="torch_compile", quantization=step)
+    ctx.recipe = Recipe(precision=ctx.recipe.precision, backend=compile_step, quantization=step)
+    tech = registry.get(step.key)()
+    assert tech.check(step.parsed(), ctx) is None
+    out = tech.apply(TorchArtifact(minilm.model), step.parsed(), ctx)
+    assert isinstance(out.model, ExportedModule)
+    graph = out.model.graph_module.graph
+    weights = [n for n in graph.nodes if "dequantize_per_channel" in str(n.target)]
+    assert len(weights) == 6 * 6 - 6  # every Linear of the 6 layers but the FFN outputs
+
+    # Through pickle (the stage cache and Ray), then compiled as the backend serves it.
+    model = pickle.loads(pickle.dumps(out.model))
+    counters.clear()
+    runner = registry.get("backend.torch_compile")().compile(
+        TorchArtifact(model), TorchCompileConfig(freezing=True), 1
+    )
+    fidelity = _fidelity(minilm, runner, check)
+    assert counters["inductor"]["qlinear_weight_prepack_matcher_count"] >= len(weights)
+    assert 0.985 < fidelity < 0.9999, fidelity  # int8 (not the float teacher), still faithful
+
+    # Eager would run the q/dq graph in float: refused, as is compile without freezing.
+    for backend in (Step.make("backend.torch_eager"), Step.make("backend.torch_compile")):
+        ctx.recipe = Recipe(precision=ctx.recipe.precision, backend=backend, quantization=step)
+        assert "freezing: true" in (tech.check(step.parsed(), ctx) or "")

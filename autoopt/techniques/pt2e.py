@@ -1,0 +1,144 @@
+"""Static int8 for PyTorch: PT2 export quantization (torchao's ``X86InductorQuantizer``).
+
+The model is captured with ``torch.export``, observed on the calibration split and converted
+to a graph of quantize/dequantize ops around float Linears. Eager PyTorch runs that graph in
+float (a reference, no faster); Inductor with freezing folds each q/dq pattern into oneDNN's
+int8 Linear (VNNI on this CPU), and generates fused C++ kernels for the rest. That is why
+the quantized model is only served by ``torch_compile`` with ``freezing: true``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from autoopt.errors import CandidateError
+
+if TYPE_CHECKING:
+    from autoopt.techniques._base import Context
+    from autoopt.techniques.quantization import StaticInt8Config
+
+#: Calibration methods this path implements (observers of the activations).
+CALIBRATION_METHODS = ("minmax", "histogram")
+#: The batch dimension of the captured graph; sequence length and the rest stay static.
+MAX_BATCH = 4096
+
+
+def register_inductor_passes() -> None:
+    """Importing torchao's x86 quantizer registers Inductor's int8 fusion passes: needed
+    before compiling a quantized graph in any process, including one that only loads it."""
+    import logging
+
+    # torchao logs a warning per CUDA/Triton extension it cannot load on a CPU-only host,
+    # kernels this path does not use.
+    log = logging.getLogger("torchao")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
+    finally:
+        log.setLevel(level)
+
+
+class ExportedModule(torch.nn.Module):
+    """A ``torch.export`` program as a module that pickles (through ``torch.export.save``).
+
+    An exported graph module holds closures that ``pickle`` refuses, and the stage cache and
+    Ray move models by pickling them.
+    """
+
+    def __init__(self, program: torch.export.ExportedProgram) -> None:
+        super().__init__()
+        self.program = program
+        self.graph_module = program.module()
+
+    def forward(self, *args: Any) -> Any:
+        return self.graph_module(*args)
+
+    def train(self, mode: bool = True) -> ExportedModule:
+        # An exported graph is for inference and refuses train(); eval() is a no-op here.
+        if mode:
+            raise NotImplementedError("an exported (PT2E int8) model cannot be trained")
+        self.training = False
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        buffer = io.BytesIO()
+        torch.export.save(self.program, buffer)
+        return _load_exported, (buffer.getvalue(),)
+
+
+def _load_exported(data: bytes) -> ExportedModule:
+    register_inductor_passes()
+    return ExportedModule(torch.export.load(io.BytesIO(data))).eval()
+
+
+def _observer_config(method: str) -> Any:
+    import dataclasses
+
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+
+    # Activations: unsigned int8 per tensor (what oneDNN's int8 Linear takes); weights: signed
+    # int8 per output channel. The default activation observer is a histogram.
+    config = xiq.get_default_x86_inductor_quantization_config()
+    if method == "minmax":
+        activation = config.input_activation
+        config = dataclasses.replace(
+            config,
+            input_activation=dataclasses.replace(
+                activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=2**-12)
+            ),
+        )
+    return config
+
+
+def quantize_static(
+    model: torch.nn.Module, config: StaticInt8Config, excluded: list[str], ctx: Context, stage: str
+) -> ExportedModule:
+    """``model`` (unchanged) captured, calibrated and converted; ``excluded`` modules stay
+    float. Raises CandidateError where ``torch.export`` cannot capture the model."""
+    register_inductor_passes()
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import X86InductorQuantizer
+
+    workload = ctx.workload
+    example = tuple(torch.from_numpy(x) for x in workload.example_inputs(2))
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    shapes = tuple({0: batch} for _ in example)
+    try:
+        captured = torch.export.export(model.eval(), example, dynamic_shapes=shapes).module()
+    except Exception as e:  # noqa: BLE001 - an uncapturable model fails this candidate only
+        raise CandidateError(
+            f"torch.export cannot capture this model for PT2E quantization: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            stage=stage,
+        ) from e
+    quantizer = X86InductorQuantizer()
+    quantizer.set_global(_observer_config(config.calibration_method))
+    for name in excluded:
+        quantizer.set_module_name_qconfig(name, None)
+    prepared = prepare_pt2e(captured, quantizer)  # type: ignore[arg-type]
+    split = ctx.workload.calibration
+    split = split.take(min(config.calibration_samples, len(split)))
+    with torch.no_grad():
+        for inputs, _ in split.batches(32):
+            prepared(*(torch.from_numpy(x) for x in inputs))
+    converted = convert_pt2e(prepared)
+    # Exported again: the converted graph module itself does not pickle.
+    program = torch.export.export(converted, example, dynamic_shapes=shapes)
+    return ExportedModule(program).eval()
+
+
+def quantized_op_count(model: torch.nn.Module) -> int:
+    """How many quantize/dequantize ops the model's graph holds (0: nothing was quantized)."""
+    graph = model.graph_module if isinstance(model, ExportedModule) else None
+    if graph is None:
+        return 0
+    return sum(
+        1
+        for node in graph.graph.nodes
+        if node.op == "call_function" and "quantize_per" in str(node.target)
+    )
