@@ -246,12 +246,19 @@ def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) ->
     """An ExportedProgram (model.pt2) when torch.export handles the module, else model.pt."""
     import torch
 
+    from autoopt.techniques.pt2e import ExportedModule
+
     reference = _code_reference(model)
     example = _torch_inputs(workload, model, 4)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            program = torch.export.export(model, example, dynamic_shapes=_dynamic_shapes(workload))
+            if isinstance(model, ExportedModule):  # already a program (static int8 on PyTorch)
+                program = model.program
+            else:
+                program = torch.export.export(
+                    model, example, dynamic_shapes=_dynamic_shapes(workload)
+                )
             torch.export.save(program, str(directory / "model.pt2"))
             # Round trip: the saved program must compute what the module computes.
             reloaded = torch.export.load(str(directory / "model.pt2")).module()

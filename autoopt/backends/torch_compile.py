@@ -93,9 +93,16 @@ class TorchCompileBackend(Backend):
         if not any(settings.values()):
             return TorchRunner(compiled, threads, label=f"torch.compile({label})", device=device)  # type: ignore[arg-type]
         if config.freezing:
+            import warnings
+
             from autoopt.techniques.pt2e import register_inductor_passes
 
             register_inductor_passes()
+            # Inductor's oneDNN lowering copies scales with torch.tensor(tensor), once per
+            # int8 layer and compile: a style warning about its own code.
+            warnings.filterwarnings(
+                "ignore", "To copy construct from a tensor", UserWarning, "torch._inductor"
+            )
         # Freezing folds weights only for graphs compiled without autograd: no_grad is what
         # Inductor documents for it (and what the int8 passes were measured under).
         return TorchRunner(

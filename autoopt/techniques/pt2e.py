@@ -127,9 +127,21 @@ def quantize_static(
         for inputs, _ in split.batches(32):
             prepared(*(torch.from_numpy(x) for x in inputs))
     converted = convert_pt2e(prepared)
+    _drop_unused_tensors(converted)
     # Exported again: the converted graph module itself does not pickle.
     program = torch.export.export(converted, example, dynamic_shapes=shapes)
     return ExportedModule(program).eval()
+
+
+def _drop_unused_tensors(module: torch.fx.GraphModule) -> None:
+    """Deletes the float weights that conversion replaced with int8 constants: no node reads
+    them, but they would stay in the saved program (and its size) for nothing."""
+    used = {str(n.target) for n in module.graph.nodes if n.op == "get_attr"}
+    names = [n for n, _ in module.named_parameters()] + [n for n, _ in module.named_buffers()]
+    for name in names:
+        if name not in used:
+            owner, _, leaf = name.rpartition(".")
+            delattr(module.get_submodule(owner), leaf)
 
 
 def quantized_op_count(model: torch.nn.Module) -> int:
