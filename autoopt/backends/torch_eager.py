@@ -58,7 +58,6 @@ class TorchRunner(Runner):
         return [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-
         with self.no_grad():
             return self.model(*self._convert(inputs)).float().cpu().numpy()
 

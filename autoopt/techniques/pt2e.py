@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 #: Calibration methods this path implements (observers of the activations).
 CALIBRATION_METHODS = ("minmax", "histogram")
-#: The batch dimension of the captured graph; sequence length and the rest stay static.
+#: The largest batch the captured graph accepts: its batch dimension is dynamic, the rest
+#: (a transformer's sequence length) static.
 MAX_BATCH = 4096
 
 
@@ -109,7 +110,7 @@ def quantize_static(
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     shapes = tuple({0: batch} for _ in example)
     try:
-        captured = torch.export.export(model.eval(), example, dynamic_shapes=shapes).module()
+        captured = torch.export.export(model, example, dynamic_shapes=shapes).module()
     except Exception as e:  # noqa: BLE001 - an uncapturable model fails this candidate only
         raise CandidateError(
             f"torch.export cannot capture this model for PT2E quantization: "
@@ -121,7 +122,7 @@ def quantize_static(
     for name in excluded:
         quantizer.set_module_name_qconfig(name, None)
     prepared = prepare_pt2e(captured, quantizer)  # type: ignore[arg-type]
-    split = ctx.workload.calibration
+    split = workload.calibration
     split = split.take(min(config.calibration_samples, len(split)))
     with torch.no_grad():
         for inputs, _ in split.batches(32):

@@ -134,6 +134,16 @@ def _unknown_layers_error(
     )
 
 
+def _require_known_modules(
+    model: torch.nn.Module, exclude: list[str], stage: str, quantizable: list[str]
+) -> None:
+    """Raises if an exclusion names no module of ``model`` (a typo must not pass silently)."""
+    modules = {name for name, _ in model.named_modules() if name}
+    unknown = [e for e in exclude if not any(_covered(n, [e]) for n in modules)]
+    if unknown:
+        raise _unknown_layers_error(stage, unknown, quantizable)
+
+
 # ---------------------------------------------------------------------------------------------
 # ONNX helpers
 
@@ -386,10 +396,7 @@ def _torch_dynamic(
     from torch import nn
 
     linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    modules = {name for name, _ in model.named_modules() if name}
-    unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
-    if unknown:
-        raise _unknown_layers_error(stage, unknown, linears)
+    _require_known_modules(model, config.exclude, stage, linears)
     chosen = [n for n in linears if not _covered(n, config.exclude)]
     if not chosen:
         raise CandidateError(
@@ -554,10 +561,7 @@ class StaticInt8Quantization(Technique):
         if "Conv" in config.op_types:
             kinds.append(nn.Conv2d)
         layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
-        modules = {name for name, _ in model.named_modules() if name}
-        unknown = [e for e in config.exclude if not any(_covered(n, [e]) for n in modules)]
-        if unknown:
-            raise _unknown_layers_error(self.key, unknown, layers)
+        _require_known_modules(model, config.exclude, self.key, layers)
         # Layers of a kind not chosen stay float like the excluded ones.
         others = [
             n
