@@ -30,8 +30,6 @@ from autoopt.backends._base import Runner
 from autoopt.errors import BackendUnavailableError, ExportError
 
 if TYPE_CHECKING:
-    import torch
-
     from autoopt.workloads import Workload
 
 log = logging.getLogger(__name__)
@@ -115,24 +113,6 @@ def check(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def _as_eval_module(inner: torch.nn.Module) -> torch.nn.Module:
-    """Wrap ``ExportedProgram.module()``, whose ``eval()``/``train()`` raise, as a plain module."""
-    import torch
-
-    class ExportedModule(torch.nn.Module):
-        def __init__(self, module: torch.nn.Module) -> None:
-            super().__init__()
-            self.module = module
-
-        def train(self, mode: bool = True) -> ExportedModule:
-            return self  # an exported program is already in inference form
-
-        def forward(self, *args: Any) -> Any:
-            return self.module(*args)
-
-    return ExportedModule(inner)
-
-
 def _load_artifact(root: Path, manifest: dict[str, Any]) -> Any:
     from autoopt.artifacts import OnnxArtifact, TorchArtifact
 
@@ -151,7 +131,9 @@ def _load_artifact(root: Path, manifest: dict[str, Any]) -> Any:
                 f"{path}: torch.export.load failed ({type(e).__name__}: {e}); the bundle was "
                 f"written with torch {manifest.get('versions', {}).get('torch', '?')}"
             ) from e
-        return TorchArtifact(_as_eval_module(program.module()))
+        from autoopt.techniques.pt2e import ExportedModule
+
+        return TorchArtifact(ExportedModule(program).eval())
     if form == "pickled_module":
         import torch
 

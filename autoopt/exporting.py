@@ -249,13 +249,13 @@ def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) ->
     from autoopt.techniques.pt2e import ExportedModule
 
     reference = _code_reference(model)
-    example = _torch_inputs(workload, model, 4)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if isinstance(model, ExportedModule):  # already a program (static int8 on PyTorch)
                 program = model.program
             else:
+                example = _torch_inputs(workload, model, 4)
                 program = torch.export.export(
                     model, example, dynamic_shapes=_dynamic_shapes(workload)
                 )

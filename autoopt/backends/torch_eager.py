@@ -44,7 +44,7 @@ class TorchRunner(Runner):
         import torch
 
         torch.set_num_threads(threads)
-        self.no_grad = torch.no_grad if grad_mode == "no_grad" else torch.inference_mode
+        self.without_grad = torch.no_grad if grad_mode == "no_grad" else torch.inference_mode
         self.device = torch.device(device)
         self.model = on_device(model, device).eval()
         self.dtype = model_dtype(model)
@@ -58,19 +58,19 @@ class TorchRunner(Runner):
         return [t.to(self.dtype) if t.is_floating_point() else t for t in tensors]
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        with self.no_grad():
+        with self.without_grad():
             return self.model(*self._convert(inputs)).float().cpu().numpy()
 
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         import torch
 
         tensors = self._convert(inputs)
-        model, no_grad = self.model, self.no_grad
+        model, without_grad = self.model, self.without_grad
         # CUDA kernels run asynchronously: without the wait a call would time the launches.
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
 
         def call() -> Any:
-            with no_grad():
+            with without_grad():
                 out = model(*tensors)
             sync()
             return out

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from autoopt.techniques._base import Context
     from autoopt.techniques.quantization import StaticInt8Config
 
-#: Calibration methods this path implements (observers of the activations).
-CALIBRATION_METHODS = ("minmax", "histogram")
 #: The largest batch the captured graph accepts: its batch dimension is dynamic, the rest
 #: (a transformer's sequence length) static.
 MAX_BATCH = 4096

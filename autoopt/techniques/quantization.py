@@ -497,11 +497,11 @@ class StaticInt8Quantization(Technique):
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
     #: Calibration batch: small enough for big models, large enough to be quick.
     CALIBRATION_BATCH = 32
+    #: Calibration methods per path (PT2E's are observers of the activations).
     ONNX_CALIBRATION = ("minmax", "entropy", "percentile")
+    PT2E_CALIBRATION = ("minmax", "histogram")
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        from autoopt.techniques.pt2e import CALIBRATION_METHODS
-
         assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
         if reason := _precision_conflict(ctx):
             return reason
@@ -530,10 +530,10 @@ class StaticInt8Quantization(Technique):
                 "PT2E quantization for Inductor scales weights per output channel only: set "
                 "per_channel: true, or use backend onnxruntime for per-tensor weights"
             )
-        if config.calibration_method not in CALIBRATION_METHODS:
+        if config.calibration_method not in self.PT2E_CALIBRATION:
             return (
                 f"calibration_method {config.calibration_method} is ONNX Runtime's; PyTorch "
-                f"(PT2E) calibrates with {', '.join(CALIBRATION_METHODS)}"
+                f"(PT2E) calibrates with {', '.join(self.PT2E_CALIBRATION)}"
             )
         if not {"MatMul", "Gemm", "Conv"} & set(config.op_types):
             return (
@@ -563,12 +563,12 @@ class StaticInt8Quantization(Technique):
         layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
         _require_known_modules(model, config.exclude, self.key, layers)
         # Layers of a kind not chosen stay float like the excluded ones.
-        others = [
+        excluded = [
             n
             for n, m in model.named_modules()
-            if isinstance(m, nn.Linear | nn.Conv2d) and n not in layers
+            if isinstance(m, nn.Linear | nn.Conv2d)
+            and (n not in layers or _covered(n, config.exclude))
         ]
-        excluded = [n for n in layers if _covered(n, config.exclude)] + others
         quantized = pt2e.quantize_static(model, config, excluded, ctx, self.key)
         if not pt2e.quantized_op_count(quantized):
             raise CandidateError(
