@@ -11,10 +11,12 @@ optimizer (``onnxruntime.transformers.optimizer``) fuses completely (EmbedLayerN
 The text is offline and deterministic: English sentences from the docstrings of a fixed list
 of standard-library modules (natural prose, read in a fresh interpreter that no installed
 package has patched) plus sentences generated from templates (variety in length and
-vocabulary). Both pools are deduplicated (case-insensitively: the tokenizer is
-uncased), shuffled with a fixed seed, cached as JSON under ``asset_dir("minilm")``, and dealt
-into disjoint evaluation / calibration / train splits, each with the same share of templates.
-The evaluation split is dealt first, so it does not change when the other sizes do.
+vocabulary), and, for large train splits, the prose in the docstrings of the standard
+library's and the pinned torch's source files (read with ``ast``). The pools are deduplicated
+across each other (case-insensitively: the tokenizer is uncased), shuffled with a fixed seed,
+cached as JSON under ``asset_dir("minilm")``, and dealt into disjoint evaluation /
+calibration / train splits, each with the same share of templates while they last. The
+evaluation split is dealt first, so it does not change when the other sizes do.
 
 The metric, ``fidelity``, is the cosine similarity between a candidate's embeddings and the
 fp32 teacher's on the evaluation split: its mean, plus its minimum and 5th percentile.
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 SEED = 0
 #: Bump when the corpus rules change: the cached JSON is then rebuilt.
-CORPUS_VERSION = "v2"
+CORPUS_VERSION = "v4"
 #: SHA-256 of the upstream ``model.safetensors`` (sentence-transformers/all-MiniLM-L6-v2).
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 TEACHER_LAYERS = 6
@@ -457,27 +459,81 @@ def template_sentences(n: int, seed: int = SEED) -> list[str]:
     return out
 
 
-def build_corpus() -> dict[str, Any]:
-    """Both pools, deduplicated and shuffled with a fixed seed (what is cached as JSON)."""
-    natural: list[str] = []
-    seen: set[str] = set()
-    for sentence in prose_sentences(iter(stdlib_docstrings())):
+#: Where the train split's prose continues once the public docstrings run out: the source
+#: files of the standard library and of the pinned torch (``package: skipped directories``).
+SOURCE_TREES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("stdlib", ("test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages")),
+    ("torch", ("test", "tests", "testing")),
+)
+
+
+def _source_root(name: str) -> Path | None:
+    """A source tree's directory, found without importing it (None when not installed)."""
+    import importlib.util
+    import sysconfig
+
+    if name == "stdlib":
+        return Path(sysconfig.get_paths()["stdlib"])
+    spec = importlib.util.find_spec(name)
+    locations = spec.submodule_search_locations if spec else None
+    return Path(next(iter(locations))) if locations else None
+
+
+def source_docstrings(trees: Sequence[tuple[str, Sequence[str]]] = SOURCE_TREES) -> list[str]:
+    """Every module, class and function docstring in the ``.py`` files of ``trees``, read with
+    :mod:`ast` (nothing is imported, so nothing is patched and nothing runs), in path order."""
+    import ast
+
+    docs: list[str] = []
+    for name, skipped in trees:
+        root = _source_root(name)
+        if root is None:
+            continue
+        for path in sorted(root.rglob("*.py")):
+            if set(path.relative_to(root).parts[:-1]) & set(skipped):
+                continue
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(
+                    node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+                ):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        docs.append(doc)
+    return docs
+
+
+def _fresh(sentences: Iterator[str], seen: set[str]) -> list[str]:
+    """The sentences not in ``seen`` (case- and whitespace-insensitively), which grows."""
+    out = []
+    for sentence in sentences:
         key = " ".join(sentence.casefold().split())
         if key not in seen:
             seen.add(key)
-            natural.append(sentence)
-    templates = [
-        s
-        for s in template_sentences(len(natural) // 2)
-        if " ".join(s.casefold().split()) not in seen
-    ]
-    random.Random(SEED).shuffle(natural)
-    random.Random(SEED + 1).shuffle(templates)
+            out.append(sentence)
+    return out
+
+
+def build_corpus() -> dict[str, Any]:
+    """The three pools, deduplicated across each other and shuffled with a fixed seed (what is
+    cached as JSON): the standard library's public docstrings (``natural``), generated
+    sentences (``template``), and the docstrings of the standard library's and torch's source
+    files (``source``), which only the train split reaches."""
+    seen: set[str] = set()
+    natural = _fresh(prose_sentences(iter(stdlib_docstrings())), seen)
+    templates = _fresh(iter(template_sentences(len(natural) // 2)), seen)
+    source = _fresh(prose_sentences(iter(source_docstrings())), seen)
+    for i, pool in enumerate((natural, templates, source)):
+        random.Random(SEED + i).shuffle(pool)
     return {
         "version": CORPUS_VERSION,
         "python": ".".join(map(str, sys.version_info[:3])),
         "natural": natural,
         "template": templates,
+        "source": source,
     }
 
 
@@ -498,8 +554,9 @@ def corpus() -> dict[str, Any]:
         tmp.write_text(json.dumps(data, indent=0))
         tmp.replace(path)
         logger.info(
-            "minilm corpus: %d standard-library sentences, %d generated, cached in %s",
-            len(data["natural"]), len(data["template"]), path,
+            "minilm corpus: %d sentences from public docstrings, %d generated, %d from source "
+            "files, cached in %s",
+            len(data["natural"]), len(data["template"]), len(data["source"]), path,
         )  # fmt: skip
         return data
 
@@ -507,24 +564,30 @@ def corpus() -> dict[str, Any]:
 def split_texts(
     data: Mapping[str, Any], sizes: Mapping[str, int]
 ) -> dict[str, list[tuple[str, str]]]:
-    """Deal the pools into disjoint splits, in the order given, ``TEMPLATE_FRACTION`` of each
-    from the templates; every split is then shuffled. Returns ``(source, sentence)`` pairs."""
-    pools = {"natural": list(data["natural"]), "template": list(data["template"])}
-    cursor = {"natural": 0, "template": 0}
+    """Deal the pools into disjoint splits, in the order given; every split is then shuffled.
+    Returns ``(pool, sentence)`` pairs.
+
+    Each split takes ``TEMPLATE_FRACTION`` of its sentences from the templates while they
+    last, and the rest from the public docstrings, then from the source files' docstrings. The
+    evaluation and calibration splits (dealt first) come from the first two pools only, so a
+    larger train split leaves them unchanged.
+    """
+    pools = {name: list(data[name]) for name in ("template", "natural", "source")}
+    cursor = dict.fromkeys(pools, 0)
     out: dict[str, list[tuple[str, str]]] = {}
     for i, (name, size) in enumerate(sizes.items()):
-        n_template = round(size * TEMPLATE_FRACTION)
-        take = {"template": n_template, "natural": size - n_template}
+        wanted = {"template": round(size * TEMPLATE_FRACTION)}
         rows: list[tuple[str, str]] = []
-        for source, n in take.items():
-            start = cursor[source]
-            if start + n > len(pools[source]):
-                raise WorkloadError(
-                    f"workload 'minilm': the corpus has {len(pools[source])} {source} sentences, "
-                    f"too few for the splits {dict(sizes)}; ask for smaller sizes"
-                )
-            rows += [(source, s) for s in pools[source][start : start + n]]
-            cursor[source] = start + n
+        for source, pool in pools.items():
+            n = min(wanted.get(source, size - len(rows)), len(pool) - cursor[source])
+            rows += [(source, s) for s in pool[cursor[source] : cursor[source] + n]]
+            cursor[source] += n
+        if len(rows) < size:
+            available = {k: len(v) for k, v in pools.items()}
+            raise WorkloadError(
+                f"workload 'minilm': the corpus has {available} sentences, too few for the "
+                f"splits {dict(sizes)}; ask for smaller sizes"
+            )
         random.Random(SEED + 10 + i).shuffle(rows)
         out[name] = rows
     return out

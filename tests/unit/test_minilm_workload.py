@@ -294,3 +294,52 @@ def test_minilm_onnx_export_matches_pytorch(
 def test_minilm_load_rejects_an_evaluation_set_under_500() -> None:
     with pytest.raises(WorkloadError, match="eval_size"):
         minilm.load(eval_size=100)
+
+
+def test_minilm_split_texts_overflows_train_into_source_docstrings() -> None:
+    data = {
+        "natural": [f"n{i}" for i in range(10)],
+        "template": [f"t{i}" for i in range(4)],
+        "source": [f"s{i}" for i in range(20)],
+    }
+    small = minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 4})
+    big = minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 16})
+    # A larger train split leaves the splits dealt before it as they were.
+    assert small["evaluation"] == big["evaluation"]
+    assert small["calibration"] == big["calibration"]
+    for splits in (small, big):
+        assert sorted(src for src, _ in splits["evaluation"]) == ["natural"] * 3 + ["template"]
+        everything = [s for rows in splits.values() for _, s in rows]
+        assert len(set(everything)) == len(everything)
+    # The train split takes the templates left (2, not a quarter of 16), the public
+    # docstrings left (4), then the source files' docstrings.
+    sources = [src for src, _ in big["train"]]
+    counts = (sources.count("template"), sources.count("natural"), sources.count("source"))
+    assert counts == (2, 4, 10)
+    with pytest.raises(WorkloadError, match="too few for the splits"):
+        minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 30})
+
+
+def test_minilm_source_docstrings_are_read_without_importing(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "tests").mkdir(parents=True)
+    (package / "mod.py").write_text(
+        '"""The module explains itself here."""\n'
+        "raise SystemExit('importing this module would stop the run')\n"
+        "class Thing:\n    '''A thing that holds a value for later.'''\n"
+        "    def get(self):\n        '''Return the value that the thing holds.'''\n"
+    )
+    (package / "tests" / "test_mod.py").write_text('"""Tests are left out of the pool."""\n')
+    (package / "broken.py").write_text("def (:\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        docs = minilm.source_docstrings([("pkg", ("tests",))])
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert docs == [
+        "The module explains itself here.",
+        "A thing that holds a value for later.",
+        "Return the value that the thing holds.",
+    ]
