@@ -190,6 +190,21 @@ class Controller:
                 f"was created with objectives {existing}, got {self.exp.objectives}; pass "
                 "--study NEW_NAME to start a new study"
             )
+        recorded = {
+            "workload": study.user_attrs.get(R.STUDY_WORKLOAD),
+            "version": study.user_attrs.get(R.STUDY_WORKLOAD_VERSION),
+        }
+        current = {"workload": self.exp.workload.name, "version": self._workload.version}
+        if existing and recorded["version"] and recorded != current:
+            # Its trials were scored against another teacher or other data: one front cannot
+            # mix them.
+            raise ConfigError(
+                f"{self.exp.source}: workload: study '{self.study_name}' in {self.storage_url} "
+                f"was measured with workload '{recorded['workload']}' version "
+                f"{recorded['version']}, this experiment's is '{current['workload']}' version "
+                f"{current['version']} (its options, data or weights differ); pass "
+                "--study NEW_NAME to start a new study"
+            )
         if created or not existing:
             study.set_user_attr(R.STUDY_OBJECTIVES, list(self.exp.objectives))
             study.set_user_attr(R.STUDY_WORKLOAD, self.exp.workload.name)

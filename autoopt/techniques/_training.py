@@ -156,6 +156,7 @@ def train_against_teacher(
     alpha: float,
     seed: int,
     feature_weight: float = 0.0,
+    layer_weight: float = 0.0,
     device: str = "cpu",
 ) -> torch.nn.Module:
     """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) against the
@@ -169,9 +170,14 @@ def train_against_teacher(
     sentences costs what its longest sentence costs, not the model's maximum length). With
     ``feature_weight`` and the workload's ``features`` hook, the student also matches the
     teacher's per-position features (for a transformer, every token's last hidden state),
-    a far denser signal than the pooled output alone.
+    a far denser signal than the pooled output alone. With ``layer_weight`` and the workload's
+    ``layer_features`` hook, each of the student's layers but its last also matches the hidden
+    states of the teacher layer it stands for; the teacher runs beside the student for those
+    (they are too large to keep for a whole split).
     """
     import torch
+
+    from autoopt.artifacts import on_device
 
     n = len(workload.train)
     inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
@@ -181,8 +187,10 @@ def train_against_teacher(
     # Labels are only used by the classification loss; an embedding split may carry none.
     if output_kind != "logits":
         targets = None
+    use_layers = layer_weight > 0 and workload.layer_features is not None
     use_features = feature_weight > 0 and workload.features is not None
     teacher = teacher_targets(workload, device)
+    teacher_model = on_device(workload.model, device).eval() if use_layers else None
     student.to(device)
     if targets is not None:
         targets = targets.to(device)
@@ -204,16 +212,32 @@ def train_against_teacher(
             idx = next(batches)
             batch = [x.to(device) for x in _trim(workload, [x[idx] for x in inputs])]
             idx = idx.to(device)
-            if use_features:
-                assert workload.features is not None and teacher.features is not None  # noqa: S101
+            layer_loss = None
+            if use_layers:
+                assert workload.layer_features is not None and teacher_model is not None  # noqa: S101
+                out, feat, mask, states, layers = workload.layer_features(student, tuple(batch))
+                with torch.no_grad():
+                    *_, want_states, teacher_layers = workload.layer_features(
+                        teacher_model, tuple(batch)
+                    )
+                pairs = [
+                    (state, want_states[teacher_layers.index(layer)])
+                    for state, layer in zip(states[:-1], layers[:-1], strict=True)
+                ]
+                if pairs:
+                    layer_loss = sum(
+                        relative_error(state, want, mask) for state, want in pairs
+                    ) / len(pairs)
+            elif use_features:
+                assert workload.features is not None  # noqa: S101
                 out, feat, mask = workload.features(student, tuple(batch))
-                want = teacher.features[idx, : feat.shape[1]].float()
-                m = mask.unsqueeze(-1).to(feat.dtype)
-                err = ((feat.float() - want) * m).pow(2).sum() / teacher.feature_scale
-                feature_loss = err / (m.sum() * feat.shape[-1]).clamp_min(1)
             else:
                 out = student(*batch)
-                feature_loss = None
+            feature_loss = None
+            if use_features:
+                assert teacher.features is not None  # noqa: S101
+                want = teacher.features[idx, : feat.shape[1]].float()
+                feature_loss = relative_error(feat, want, mask, teacher.feature_scale)
             loss = kd_loss(
                 out,
                 teacher.outputs[idx],
@@ -224,6 +248,8 @@ def train_against_teacher(
             )
             if feature_loss is not None:
                 loss = loss + feature_weight * feature_loss
+            if layer_loss is not None:
+                loss = loss + layer_weight * layer_loss
             if not torch.isfinite(loss):
                 from autoopt.errors import CandidateError
 
@@ -238,6 +264,21 @@ def train_against_teacher(
             if (step + 1) % 100 == 0:
                 logger.debug("step %d/%d loss %.4f", step + 1, steps, loss.item())
     return student.cpu().eval()
+
+
+def relative_error(
+    got: torch.Tensor, want: torch.Tensor, mask: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    """Mean squared error over the positions where ``mask`` is true, relative to ``scale``
+    (by default the mean square of ``want`` there): the same size for every layer or feature,
+    whatever its magnitude."""
+    import torch
+
+    m = mask.unsqueeze(-1).to(torch.float32)
+    count = (m.sum() * got.shape[-1]).clamp_min(1)
+    if scale is None:
+        scale = float((want.float() * m).pow(2).sum() / count) or 1.0
+    return ((got.float() - want.float()) * m).pow(2).sum() / scale / count
 
 
 def count_parameters(model: torch.nn.Module) -> int:

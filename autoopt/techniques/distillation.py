@@ -36,6 +36,10 @@ class KnowledgeDistillationConfig(MethodConfig):
     #: Weight of the per-position feature loss (a transformer's token states) added to the
     #: output loss; used by workloads with a ``features`` hook, ignored by others.
     feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    #: Weight of matching each of a layered student's layers (but its last) to the hidden
+    #: states of the teacher layer it was copied from; used by workloads with a
+    #: ``layer_features`` hook, ignored by others. The teacher then runs beside the student.
+    layer_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
 @register
@@ -84,6 +88,7 @@ class KnowledgeDistillation(Technique):
             alpha=config.alpha,
             seed=ctx.seed,
             feature_weight=config.feature_weight,
+            layer_weight=config.layer_weight,
             device=ctx.device,
         )
         return TorchArtifact(student.eval())

@@ -90,6 +90,18 @@ class Workload:
         ]
         | None
     ) = None
+    #: Training only: ``layer_features(model, inputs) -> (outputs, features, mask, states,
+    #: layers)``, what ``features`` returns plus the hidden states after each of the model's
+    #: layers and which teacher layer each stands for (a layer-dropped student's kept indices;
+    #: the teacher's own are 0..n-1); distillation's ``layer_weight`` matches a student's
+    #: states to those of the teacher's layers.
+    layer_features: (
+        Callable[
+            [torch.nn.Module, tuple[torch.Tensor, ...]],
+            tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]],
+        ]
+        | None
+    ) = None
     description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)

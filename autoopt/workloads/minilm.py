@@ -70,9 +70,11 @@ class SentenceEmbedder(nn.Module):
     The encoder is ``self.bert``, so layer names read ``bert.encoder.layer.0.output.dense``.
     """
 
-    def __init__(self, bert: BertModel) -> None:
+    def __init__(self, bert: BertModel, teacher_layers: Sequence[int] | None = None) -> None:
         super().__init__()
         self.bert = bert
+        #: For a layer-dropped student, the teacher layer each of its layers was copied from.
+        self.teacher_layers = list(teacher_layers) if teacher_layers is not None else None
 
     def forward(
         self,
@@ -111,6 +113,28 @@ def token_features(
             f"{type(model).__name__}"
         )
     return model.forward_features(inputs[0], inputs[1])
+
+
+def layer_features(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]]:
+    """:func:`token_features` plus the hidden states after each encoder layer and the teacher
+    layer each one stands for. The states are caught by forward hooks removed right after:
+    transformers' own ``output_hidden_states`` leaves hooks behind that cannot be pickled."""
+    states: list[torch.Tensor] = []
+
+    def catch(_module: nn.Module, _args: Any, output: Any) -> None:
+        states.append(output[0] if isinstance(output, tuple) else output)
+
+    layers = model.bert.encoder.layer if isinstance(model, SentenceEmbedder) else []
+    handles = [layer.register_forward_hook(catch) for layer in layers]
+    try:
+        embedding, tokens, mask = token_features(model, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    sources = getattr(model, "teacher_layers", None) or range(len(states))
+    return embedding, tokens, mask, states, list(sources)
 
 
 def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -249,7 +273,7 @@ def make_layer_student(teacher: SentenceEmbedder, keep: Sequence[int]) -> Senten
     with torch.inference_mode(False):
         bert = BertModel(config, add_pooling_layer=False)
         bert.load_state_dict(state, strict=True)
-    return SentenceEmbedder(bert).eval()
+    return SentenceEmbedder(bert, teacher_layers=keep).eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,6 +688,7 @@ def load(
         make_student=make_student,
         trim_batch=trim_padding,
         features=token_features,
+        layer_features=layer_features,
         description=(
             f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
             f"teacher on {eval_size} sentences of standard-library docstrings and templates"

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pytest
 
 import autoopt
 from autoopt.cache import StageCache
+from autoopt.errors import ConfigError
+from autoopt.search import records as R
 from autoopt.search.records import ATTR_RECOMBINED, ATTR_SEED
 
 SMALL_SPACE = """
@@ -112,6 +115,22 @@ def test_run_again_continues_study_and_reuses_cache(
     reused = [e for e in study.trials[-1].stages if e["hit"]]
     assert {e["stage"] for e in reused} >= {"pruning.structured", "export.onnx"}
     assert len(StageCache(tmp_path / "cache").entries()) >= 4
+
+
+def test_run_refuses_to_resume_a_study_measured_with_another_workload_version(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    space = "parameters:\n  precision.method: [fp32]\n  backend.method: [torch_eager]\n"
+    exp = make_experiment(space, n_trials=1)
+    autoopt.run(exp)
+    url = f"sqlite:///{tmp_path}/study.db"
+    raw = optuna.load_study(study_name="exp", storage=url)
+    # As if the workload's data had changed since (another train_size, new weights).
+    raw.set_user_attr(R.STUDY_WORKLOAD_VERSION, "0123456789abcdef")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: workload: .*version 0123456789abcdef"):
+        autoopt.run(exp)
+    study = autoopt.load_study("exp", url)
+    assert len(study.trials) == 1 and study.trials[0].state == "COMPLETE"
 
 
 def test_broken_candidates_fail_with_reason_and_sweep_goes_on(

@@ -267,6 +267,39 @@ def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
     assert errors[1.0] < 0.7 * errors[0.0], errors
 
 
+def test_minilm_layer_distillation_pulls_kept_layers_towards_their_teacher_layers(
+    workload: Workload, check_split: Split, tmp_path: Path
+) -> None:
+    assert workload.make_student is not None and workload.layer_features is not None
+    inputs = tuple(torch.from_numpy(x) for x in check_split.inputs[:2])
+    with torch.inference_mode():
+        *_, teacher_states, teacher_layers = workload.layer_features(workload.model, inputs)
+    assert teacher_layers == list(range(6)) and len(teacher_states) == 6
+
+    def layer_error(model: torch.nn.Module) -> float:
+        """How far the student's second layer is from the teacher's layer 3 it stands for."""
+        with torch.inference_mode():
+            _, _, mask, states, layers = workload.layer_features(model, inputs)
+        assert layers == [0, 3, 5] and len(states) == 3
+        return float((states[1] - teacher_states[3])[mask].pow(2).mean())
+
+    small = dataclasses.replace(workload, train=workload.train.take(64))
+    errors = {}
+    for weight in (0.0, 1.0):
+        student = workload.make_student({"layers": 3})
+        train_against_teacher(
+            student, small, steps=30, lr=1e-3, batch_size=16, temperature=1.0, alpha=0.9,
+            seed=0, feature_weight=1.0, layer_weight=weight,
+        )  # fmt: skip
+        errors[weight] = layer_error(student)
+    # Its layer 1 starts as the teacher's layer 3 fed layer 0's output instead of layer 2's;
+    # only the layer loss pulls its output towards what the teacher's layer 3 gives.
+    assert errors[1.0] < 0.8 * errors[0.0], errors
+    # The hooks that caught the states are gone: the student still pickles (the stage cache).
+    torch.save(student, tmp_path / "student.pt")
+    assert torch.load(tmp_path / "student.pt", weights_only=False).teacher_layers == [0, 3, 5]
+
+
 def test_minilm_onnx_export_matches_pytorch(
     workload: Workload, check_split: Split, teacher_embeddings: np.ndarray, tmp_path: Path
 ) -> None:
