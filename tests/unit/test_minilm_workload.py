@@ -242,6 +242,19 @@ def test_minilm_trimmed_batches_give_the_padded_embeddings(
     np.testing.assert_allclose(out, teacher_embeddings, atol=2e-5)
 
 
+def _briefly_trained_student(
+    workload: Workload, layers: int, lr: float, feature_weight: float, layer_weight: float = 0.0
+) -> torch.nn.Module:
+    """A student of ``layers`` layers after 30 steps on 64 train sentences."""
+    assert workload.make_student is not None
+    student = workload.make_student({"layers": layers})
+    small = dataclasses.replace(workload, train=workload.train.take(64))
+    return train_against_teacher(
+        student, small, steps=30, lr=lr, batch_size=16, temperature=1.0, alpha=0.9, seed=0,
+        feature_weight=feature_weight, layer_weight=layer_weight,
+    )  # fmt: skip
+
+
 def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
     workload: Workload, check_split: Split
 ) -> None:
@@ -254,15 +267,10 @@ def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
             _, want, _ = workload.features(workload.model, inputs)
         return float((mine - want)[mask].pow(2).mean())
 
-    small = dataclasses.replace(workload, train=workload.train.take(64))
-    errors = {}
-    for weight in (0.0, 1.0):
-        student = workload.make_student({"layers": 2})
-        train_against_teacher(
-            student, small, steps=30, lr=3e-4, batch_size=16, temperature=1.0, alpha=0.9,
-            seed=0, feature_weight=weight,
-        )  # fmt: skip
-        errors[weight] = token_error(student)
+    errors = {
+        weight: token_error(_briefly_trained_student(workload, 2, 3e-4, feature_weight=weight))
+        for weight in (0.0, 1.0)
+    }
     # The output loss alone leaves the token states free; the feature loss matches them.
     assert errors[1.0] < 0.7 * errors[0.0], errors
 
@@ -283,14 +291,11 @@ def test_minilm_layer_distillation_pulls_kept_layers_towards_their_teacher_layer
         assert layers == [0, 3, 5] and len(states) == 3
         return float((states[1] - teacher_states[3])[mask].pow(2).mean())
 
-    small = dataclasses.replace(workload, train=workload.train.take(64))
     errors = {}
     for weight in (0.0, 1.0):
-        student = workload.make_student({"layers": 3})
-        train_against_teacher(
-            student, small, steps=30, lr=1e-3, batch_size=16, temperature=1.0, alpha=0.9,
-            seed=0, feature_weight=1.0, layer_weight=weight,
-        )  # fmt: skip
+        student = _briefly_trained_student(
+            workload, 3, 1e-3, feature_weight=1.0, layer_weight=weight
+        )
         errors[weight] = layer_error(student)
     # Its layer 1 starts as the teacher's layer 3 fed layer 0's output instead of layer 2's;
     # only the layer loss pulls its output towards what the teacher's layer 3 gives.
