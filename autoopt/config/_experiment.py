@@ -52,6 +52,12 @@ class AccuracyConstraint(Strict):
 class Budget(Strict):
     n_trials: int | None = Field(default=None, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
+    #: What the trials still running at ``timeout_s`` do. ``cancel`` (the default) ends the
+    #: run at its time budget: they are stopped, recorded as failed and queued again for the
+    #: next run of the study, which the stage cache lets resume from their finished stages.
+    #: ``finish`` lets them complete (Optuna's ``optimize(timeout=...)``), so a run may
+    #: overrun by up to ``execution.trial_timeout_s``.
+    at_timeout: Literal["cancel", "finish"] = "cancel"
 
     @model_validator(mode="after")
     def _some_limit(self) -> Budget:

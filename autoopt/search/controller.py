@@ -2,7 +2,8 @@
 
 It keeps ``workers`` trials in flight, tells each result as it arrives (every metric as a
 user attribute, the accuracy floor as an Optuna constraint), records failed and refused
-candidates with their reason, and stops at the trial or time budget.
+candidates with their reason, and stops at the trial or time budget (at the time budget it
+cancels, by default, the trials still running and queues them again for the next run).
 
 Lifecycle of a study, all of it kept in the study database so that any controller can pick
 it up: the creator enqueues the baseline (trial 0); each invocation is a *run* (study user
@@ -276,13 +277,7 @@ class Controller:
                 "re-queued",
             )
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            # What the trial is (baseline, seed, recombination, its run) goes with it.
-            kept = (R.ATTR_BASELINE, R.ATTR_SEED, R.ATTR_RECOMBINED, R.ATTR_FIXED, ATTR_RUN)
-            attrs: dict[str, Any] = {
-                R.ATTR_REQUEUED_FROM: t.number,
-                **{k: t.user_attrs[k] for k in kept if t.user_attrs.get(k)},
-            }
-            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+            _requeue(study, t.number, t.params, t.user_attrs)
             n += 1
         return n
 
@@ -638,12 +633,13 @@ class Controller:
         stopped = "budget"
         exhausted = False
 
+        def out_of_time() -> bool:
+            return timeout_s is not None and time.monotonic() - start >= timeout_s
+
         def budget_left() -> bool:
             if n_trials is not None and started >= n_trials:
                 return False
-            if timeout_s is not None and time.monotonic() - start >= timeout_s:
-                return False
-            return not exhausted
+            return not out_of_time() and not exhausted
 
         def launch() -> None:
             nonlocal started, exhausted, refused
@@ -702,20 +698,23 @@ class Controller:
                     self._handle(study, executor, inflight, inflight.pop(ref), ref)
                 self._enforce_timeouts(study, executor, inflight)
                 if self._baseline is None and self._baseline_lost(study):
-                    for ref, item in list(inflight.items()):
-                        executor.cancel(ref)
-                        self._fail(study, item, item.phase, "cancelled: the baseline failed")
-                    inflight.clear()
+                    self._cancel_all(study, executor, inflight, "cancelled: the baseline failed")
                     raise AutoOptError(
                         "the baseline (unoptimized teacher) failed, so no candidate can be "
                         f"judged against it: {_last_failure(study)}"
                     )
+                if out_of_time() and self.exp.budget.at_timeout == "cancel":
+                    self._cancel_all(
+                        study,
+                        executor,
+                        inflight,
+                        f"cancelled at the run's time budget of {timeout_s:g}s; queued again "
+                        "for the study's next run",
+                        requeue=True,
+                    )
         except KeyboardInterrupt:
             stopped = "interrupted"
-            for ref, item in list(inflight.items()):
-                executor.cancel(ref)
-                self._fail(study, item, item.phase, "interrupted by the user (Ctrl-C)")
-            inflight.clear()
+            self._cancel_all(study, executor, inflight, "interrupted by the user (Ctrl-C)")
         for item, _ in self._pending:
             self._fail(study, item, "tell", "no baseline was measured to judge this trial against")
         self._pending.clear()
@@ -817,6 +816,23 @@ class Controller:
         item.started = time.monotonic()
         inflight[item.ref] = item
 
+    def _cancel_all(
+        self,
+        study: optuna.Study,
+        executor: RayExecutor,
+        inflight: dict[Any, _InFlight],
+        reason: str,
+        *,
+        requeue: bool = False,
+    ) -> None:
+        for ref, item in list(inflight.items()):
+            executor.cancel(ref)
+            self._fail(study, item, item.phase, reason)
+            if requeue:
+                t = item.trial
+                _requeue(study, t.number, t.params, t.user_attrs)
+        inflight.clear()
+
     def _enforce_timeouts(
         self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight]
     ) -> None:
@@ -842,6 +858,19 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return pid != os.getpid()
+
+
+def _requeue(
+    study: optuna.Study, number: int, params: dict[str, Any], user_attrs: dict[str, Any]
+) -> None:
+    """Queue a trial that was stopped before its result again, as what it was (baseline,
+    seed, recombination, its run)."""
+    kept = (R.ATTR_BASELINE, R.ATTR_SEED, R.ATTR_RECOMBINED, R.ATTR_FIXED, ATTR_RUN)
+    attrs: dict[str, Any] = {
+        R.ATTR_REQUEUED_FROM: number,
+        **{k: user_attrs[k] for k in kept if user_attrs.get(k)},
+    }
+    study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:

@@ -83,6 +83,28 @@ def test_hung_candidate_is_cancelled_at_trial_timeout(
     assert "exceeded the per-trial timeout of 15s" in hung.failure_reason
 
 
+def test_time_budget_cancels_the_running_trial_and_queues_it_again(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    exp = make_experiment(
+        _space("sleep", 600.0), n_trials=3, workers=1, extra=PLUGINS, trial_timeout_s=900
+    )
+    start = time.monotonic()
+    summary = autoopt.run(exp, timeout=60)
+    # Left to finish, the sleeping candidate would hold the run for ten minutes.
+    assert time.monotonic() - start < 120
+    assert summary.stopped == "timeout"
+    trials = _trials(f"sqlite:///{tmp_path}/study.db")
+    done, cut, queued = trials
+    assert done.user_attrs["is_baseline"] and done.state == optuna.trial.TrialState.COMPLETE
+    assert cut.state == optuna.trial.TrialState.FAIL
+    assert "cancelled at the run's time budget of 60s" in cut.user_attrs["failure_reason"]
+    # The next run of the study starts with it, as it was.
+    assert queued.state == optuna.trial.TrialState.WAITING
+    assert queued.user_attrs["requeued_from"] == cut.number
+    assert queued.system_attrs["fixed_params"] == cut.params
+
+
 def test_out_of_memory_candidate_is_recorded_with_reason(
     ray_session, make_experiment, tmp_path: Path
 ) -> None:
