@@ -134,8 +134,9 @@ def report(study: StudyRecord) -> None:
         f"{states.get('FAIL', 0)} failed, {states.get('PRUNED', 0)} refused) in "
         f"{elapsed_min:.1f} min"
         + (
-            f"; {len(cut)} of the failed ({', '.join(f'#{t.number}' for t in cut)}) were "
-            "still running at the budget, so the run cancelled them and queued them again. "
+            f"; {len(cut)} of the failed ({', '.join(f'#{t.number}' for t in cut)}) "
+            + ("was" if len(cut) == 1 else "were")
+            + " still running at the budget: cancelled, and queued again for a later run. "
             if cut
             else ". "
         )
