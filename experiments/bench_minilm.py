@@ -19,6 +19,7 @@ import autoopt
 from autoopt.search.records import (
     ATTR_DUPLICATE_OF,
     ATTR_RECOMBINED,
+    ATTR_REQUEUED_FROM,
     ATTR_SEED,
     StudyRecord,
     TrialRecord,
@@ -115,7 +116,13 @@ def report(study: StudyRecord) -> None:
         / 60
     )
     minutes = sum(r.get("timeout_s") or 0.0 for r in runs) / 60
-    cut = [t for t in study.trials if "time budget" in t.failure_reason]
+    # Trials stopped before their result are the ones a later trial was queued again from.
+    requeued = {
+        t.user_attrs[ATTR_REQUEUED_FROM]
+        for t in study.trials
+        if ATTR_REQUEUED_FROM in t.user_attrs
+    }
+    cut = [t for t in study.trials if t.number in requeued]
     recombined = sum(ATTR_RECOMBINED in t.user_attrs for t in study.trials)
     hits = [e for t in study.trials for e in t.stages if e["hit"]]
     built = [e for t in study.trials for e in t.stages if not e["hit"]]
