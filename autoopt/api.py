@@ -24,6 +24,7 @@ from autoopt.config import Experiment, load_experiment
 from autoopt.errors import ConfigError, ExportError
 from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.controller import Controller, EventHandler, RunSummary
+from autoopt.search.interrupt import stop_on_sigint
 from autoopt.search.records import StudyRecord, study_record
 from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
 from autoopt.selection import Policy, Selection
@@ -86,7 +87,10 @@ def run(
         )
         for target in exp.targets
     ]
-    summaries = _run_controllers(controllers, n_trials, timeout)
+    with stop_on_sigint(controllers) as interrupts:
+        summaries = _run_controllers(controllers, n_trials, timeout)
+    for summary in summaries:
+        summary.interrupted = interrupts.received
     if write_results:
         from autoopt.report import write_results as _write
 

@@ -34,6 +34,7 @@ machines' mirrors keep their copies, which is harmless since a key always names 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -44,18 +45,22 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autoopt.artifacts import Artifact, load_artifact
+from autoopt.errors import CandidateError
 
 log = logging.getLogger(__name__)
 META = "meta.json"
 MIRROR_DIR = "stage-mirror"
 _TMP = ".tmp-"
 _EVICTING = ".evict-"
+#: How long a builder waits for another building the same stage (a student trains for tens
+#: of minutes on a small host).
+BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
 
 
 @functools.cache
@@ -146,6 +151,25 @@ class StageCache:
     def path(self, key: str) -> Path:
         """Where the entry's files are (or would be) on this machine."""
         return self.root / key[:2] / key
+
+    @contextlib.contextmanager
+    def building(self, key: str, timeout_s: float = BUILD_LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Held while this process builds ``key``: a second builder of the same stage on this
+        machine waits, then finds the entry published (look it up again inside). Two trials
+        that share a student would otherwise both train it. The OS releases the lock of a
+        builder that dies or is cancelled."""
+        from filelock import FileLock, Timeout
+
+        locks = self.root / ".locks"
+        locks.mkdir(exist_ok=True)
+        try:
+            with FileLock(str(locks / f"{key}.lock"), timeout=timeout_s):
+                yield
+        except Timeout as e:
+            raise CandidateError(
+                f"another build of stage {key} held its lock for over {timeout_s:g}s",
+                stage="cache",
+            ) from e
 
     # ---- reading -------------------------------------------------------------------------
     def lookup(self, key: str) -> CacheEntry | None:

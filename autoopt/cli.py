@@ -56,6 +56,10 @@ def _errors(fn: F) -> F:
         except AutoOptError as e:
             err.print(f"[red]error:[/red] {e}", highlight=False)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            # A sweep records what was in flight and returns; this is Ctrl-C before that.
+            err.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -165,7 +169,7 @@ def run(
         )
     for s in [summary, *summary.siblings]:
         _print_summary(s)
-    if summary.stopped == "interrupted":
+    if summary.stopped == "interrupted" or summary.interrupted:
         raise typer.Exit(130)
 
 

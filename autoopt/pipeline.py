@@ -133,11 +133,18 @@ def build(
         nonlocal key, entry, artifact
         next_key = stage_key(key, name, config, code)
         hit = cache.lookup(next_key)
-        if hit is not None:
-            saved = float(hit.meta.get("seconds", 0.0))
-            events.append(StageEvent(name, next_key, True, 0.0, saved))
-            key, entry, artifact = next_key, hit, None
-            return
+        if hit is None:
+            with cache.building(next_key):
+                hit = cache.lookup(next_key)  # published by a builder we waited for
+                if hit is None:
+                    build_stage(name, config, next_key, fn)
+                    return
+        saved = float(hit.meta.get("seconds", 0.0))
+        events.append(StageEvent(name, next_key, True, 0.0, saved))
+        key, entry, artifact = next_key, hit, None
+
+    def build_stage(name: str, config: dict[str, Any], next_key: str, fn: Any) -> None:
+        nonlocal key, entry, artifact
         start = time.perf_counter()
         try:
             produced = fn(current())

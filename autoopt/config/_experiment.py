@@ -98,7 +98,11 @@ class LatencyConfig(Strict):
 
 class ExecutionConfig(Strict):
     workers: int = Field(default=1, ge=1)
+    #: A candidate's build or measurement that runs longer is cancelled (the trial fails).
     trial_timeout_s: float = Field(default=900.0, gt=0)
+    #: The baseline's own limit (None: none). Every ratio and the constraint need the
+    #: baseline, so a limit sized for candidates must not end the sweep through it.
+    baseline_timeout_s: float | None = Field(default=None, gt=0)
     #: Retries of a trial whose worker process died (not of a candidate that raised).
     max_retries: int = Field(default=1, ge=0)
     #: CPUs each build task holds, and the threads its training uses. Measurement keeps

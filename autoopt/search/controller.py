@@ -88,6 +88,10 @@ class _InFlight:
     attempts: int = 0
     built: dict[str, Any] | None = None
 
+    @property
+    def is_baseline(self) -> bool:
+        return bool(self.trial.user_attrs.get(R.ATTR_BASELINE))
+
 
 @dataclass
 class RunSummary:
@@ -116,6 +120,8 @@ class RunSummary:
     controller_overhead_s: float = 0.0
     #: Trials whose candidate had been measured already in this study: told that measurement.
     duplicates: int = 0
+    #: Whether the user pressed Ctrl-C during the run (it may have ended on its own first).
+    interrupted: bool = False
 
 
 class Controller:
@@ -150,6 +156,12 @@ class Controller:
         self.warnings: list[str] = []
         self._workload: Any = None
         self._run_id = ""
+        self._looping = False
+
+    @property
+    def looping(self) -> bool:
+        """Whether the loop has started: from then on a stop request is recorded, not raised."""
+        return self._looping
 
     def on_event(self, event: dict[str, Any]) -> None:
         self._on_event({**event, "target": self.target.name, "study": self.study_name})
@@ -677,6 +689,7 @@ class Controller:
             self._overhead += time.perf_counter() - t0
 
         try:
+            self._looping = True
             while True:
                 if self.stop_requested.is_set():
                     raise KeyboardInterrupt
@@ -686,7 +699,11 @@ class Controller:
                     for item, result in self._pending:
                         self._complete(study, item, result)
                     self._pending.clear()
-                while len(inflight) < self.workers and budget_left():
+                # Until the baseline is known, one trial at a time (the baseline, which the
+                # queue hands out first): candidates are judged against it, and its timing
+                # must not share the host with their builds.
+                slots = self.workers if self._baseline is not None else 1
+                while len(inflight) < slots and budget_left():
                     launch()
                 if not inflight:
                     if self._pending and self._baseline is None and not self._baseline_lost(study):
@@ -836,10 +853,13 @@ class Controller:
     def _enforce_timeouts(
         self, study: optuna.Study, executor: RayExecutor, inflight: dict[Any, _InFlight]
     ) -> None:
-        limit = self.exp.execution.trial_timeout_s
+        execution = self.exp.execution
         now = time.monotonic()
         for ref, item in list(inflight.items()):
-            if now - item.started > limit:
+            # The baseline has its own limit (by default none): a candidate-sized limit must
+            # not cancel it, and with it every judgement of the sweep.
+            limit = execution.baseline_timeout_s if item.is_baseline else execution.trial_timeout_s
+            if limit is not None and now - item.started > limit:
                 executor.cancel(ref)
                 del inflight[ref]
                 self._fail(

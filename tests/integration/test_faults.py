@@ -69,18 +69,24 @@ def test_worker_killed_mid_trial_is_retried_and_completes(
     assert summary.completed == 2
 
 
-def test_hung_candidate_is_cancelled_at_trial_timeout(
+def test_hung_candidate_is_cancelled_at_trial_timeout_but_the_baseline_is_not(
     ray_session, make_experiment, tmp_path: Path
 ) -> None:
+    # A limit shorter than the baseline's own measurement (a fresh worker imports torch and
+    # loads the workload): a candidate-sized limit must not cancel the baseline.
     exp = make_experiment(
-        _space("sleep", 120.0), n_trials=2, workers=1, extra=PLUGINS, trial_timeout_s=15
+        _space("sleep", 600.0), n_trials=2, workers=2, extra=PLUGINS, trial_timeout_s=1
     )
     start = time.monotonic()
-    autoopt.run(exp)
-    assert time.monotonic() - start < 100
-    hung = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db").trials[1]
+    summary = autoopt.run(exp)
+    assert time.monotonic() - start < 500  # left alone, the candidate sleeps for 600 s
+    base, hung = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db").trials
+    assert base.is_baseline and base.state == "COMPLETE" and summary.baseline is not None
     assert hung.state == "FAIL" and hung.failure_stage == "build"
-    assert "exceeded the per-trial timeout of 15s" in hung.failure_reason
+    assert "exceeded the per-trial timeout of 1s" in hung.failure_reason
+    # With two workers, the candidate was still dispatched only once the baseline was told.
+    assert base.completed is not None and hung.started is not None
+    assert hung.started >= base.completed
 
 
 def test_time_budget_cancels_the_running_trial_and_queues_it_again(
@@ -92,7 +98,7 @@ def test_time_budget_cancels_the_running_trial_and_queues_it_again(
     start = time.monotonic()
     summary = autoopt.run(exp, timeout=60)
     # Left to finish, the sleeping candidate would hold the run for ten minutes.
-    assert time.monotonic() - start < 120
+    assert time.monotonic() - start < 400
     assert summary.stopped == "timeout"
     trials = _trials(f"sqlite:///{tmp_path}/study.db")
     done, cut, queued = trials

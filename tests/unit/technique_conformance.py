@@ -172,8 +172,18 @@ class TechniqueConformance:
             with pytest.raises(ValidationError, match="frozen"):
                 setattr(config, fields[0], getattr(config, fields[0]))
 
-    def test_check_accepts_the_recipe_it_is_built_for(self, built: Built) -> None:
-        assert built.technique.check(built.config, built.ctx) is None
+    def host_refusal(self, hardware: Hardware) -> str | None:
+        """What the check's reason must name on a host that lacks something this method needs
+        (a CPU feature), or None where the host has it: every host runs the suite."""
+        return None
+
+    def test_check_accepts_the_recipe_where_the_host_runs_it(self, built: Built) -> None:
+        reason = built.technique.check(built.config, built.ctx)
+        expected = self.host_refusal(built.ctx.hardware)
+        if expected is None:
+            assert reason is None
+        else:
+            assert reason is not None and expected in reason, reason
 
     def test_apply_leaves_its_input_unchanged(self, built: Built) -> None:
         assert same_fingerprint(built.source_before, fingerprint(built.source))

@@ -25,6 +25,7 @@ import autoopt.techniques
 from autoopt import registry
 from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
+from autoopt.hardware import Hardware
 from autoopt.techniques._training import count_parameters, kd_loss
 from autoopt.techniques.pruning import weight_sparsity
 from autoopt.techniques.quantization import INTEGER_OPS, StaticInt8Config, onnx_layer_path
@@ -513,12 +514,18 @@ class TestFp32(TechniqueConformance):
 class TestFp16Torch(TechniqueConformance):
     key = "precision.fp16"
 
+    def host_refusal(self, hardware: Hardware) -> str | None:
+        return None if hardware.native_fp16 else "avx512_fp16"
+
     def test_fp16_torch_parameters_are_fp16(self, built: Any) -> None:
         assert {p.dtype for p in built.output.model.parameters()} == {torch.float16}
 
 
 class TestBf16Torch(TechniqueConformance):
     key = "precision.bf16"
+
+    def host_refusal(self, hardware: Hardware) -> str | None:
+        return None if hardware.native_bf16 else "avx512_bf16"
 
     def test_bf16_torch_parameters_are_bf16(self, built: Any) -> None:
         assert {p.dtype for p in built.output.model.parameters()} == {torch.bfloat16}
