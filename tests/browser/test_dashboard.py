@@ -176,7 +176,7 @@ def test_trial_table_sorts_and_filters(page: Any, server: Any) -> None:
 def test_new_trial_appears_without_reload(page: Any, server: Any) -> None:
     import optuna
 
-    from autoopt.dashboard._synthetic import add_finished_trial
+    from tests.synthetic_studies import add_finished_trial
 
     open_study(page, server, "live", refresh=300)
     page.evaluate("window.__sameDocument = true")
@@ -284,7 +284,7 @@ def test_compare_two_trials_highlights_differences(page: Any, sweep: Any, shots:
     other = next(
         t
         for t in data["trials"]
-        if not t["base"] and t["recipe"] != "fp32 @ torch_eager" and t["state"] == "COMPLETE"
+        if not t["base"] and t["recipe"].endswith("@ onnxruntime") and t["state"] == "COMPLETE"
     )
     page.check("#trials tbody tr[data-n='0'] input[type=checkbox]")
     page.check(f"#trials tbody tr[data-n='{other['n']}'] input[type=checkbox]")
