@@ -1,7 +1,6 @@
 """autoopt: find the fastest deployable version of a trained model within an accuracy budget."""
 
 from autoopt.api import StudySummary, export, list_studies, load_study, run, select, validate
-from autoopt.bundle import load
 from autoopt.errors import (
     AutoOptError,
     BackendUnavailableError,
@@ -12,6 +11,7 @@ from autoopt.errors import (
     StorageError,
     WorkloadError,
 )
+from autoopt.export import load
 from autoopt.workloads import Split, Workload
 
 __version__ = "0.1.0"

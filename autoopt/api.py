@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoopt import exporting as _export_module
-from autoopt import selection as _select_module
+from autoopt import export as _export_module
 from autoopt.config import Experiment, load_experiment
 from autoopt.errors import ConfigError, ExportError
-from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
+from autoopt.export import DEFAULT_ACCURACY_TOLERANCE, ExportResult
 from autoopt.search.controller import Controller, EventHandler, RunSummary
 from autoopt.search.interrupt import stop_on_sigint
-from autoopt.search.records import StudyRecord, study_record
-from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
-from autoopt.selection import Policy, Selection
+from autoopt.study import selection as _select_module
+from autoopt.study.records import StudyRecord, study_record
+from autoopt.study.selection import Policy, Selection
+from autoopt.study.storage import load_optuna_study, normalize_url, open_storage
 
 
 def validate(experiment: str | Path) -> Experiment:
@@ -66,7 +66,7 @@ def run(
             ) from e
         exp = exp.model_copy(update={"sampler": exp.sampler.model_copy(update={"name": sampler})})
         check_experiment(exp, "--sampler")
-    from autoopt.search.executor import check_targets, ensure_ray
+    from autoopt.execution import check_targets, ensure_ray
 
     ensure_ray(
         num_cpus=max(workers or exp.execution.workers, os.cpu_count() or 1), address=ray_address

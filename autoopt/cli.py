@@ -121,7 +121,7 @@ def run(
                     "[green]feasible[/green]" if e["feasible"] else "[yellow]infeasible[/yellow]"
                 )
                 progress.console.print(
-                    f"{tag}trial {e['trial']:>3} {mark} acc={e['accuracy']:.4f} "
+                    f"{tag}trial {e['trial']:>3} {mark} {e['metric']}={e['accuracy']:.4f} "
                     f"p50={e['latency_p50_ms']:.3f}ms x{e['speedup']:.2f}  {e['recipe']}",
                     highlight=False,
                 )
@@ -201,7 +201,10 @@ def _print_summary(summary: Any) -> None:
         )
     out.print(table)
     if not summary.front:
-        out.print("No trial met the accuracy floor; the best trials found are in trials.csv.")
+        out.print(
+            f"No trial met the {record.metric_name} floor; the best trials found are in "
+            "trials.csv."
+        )
     out.print(
         f"{summary.trials_run} trials this run ({summary.completed} complete, {summary.failed} "
         f"failed, {summary.rejected} rejected"
@@ -258,10 +261,11 @@ _SHORT = [
 ]
 
 
-def _emit_trials(frame: Any, fmt: Format, title: str) -> None:
+def _emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
     """A table shows the main columns; csv and json carry every metric."""
     if fmt is Format.table and len(frame):
-        frame = frame[[c for c in _SHORT if c in frame.columns]]
+        short = [record.metric_name if c == "accuracy" else c for c in _SHORT]
+        frame = frame[[c for c in short if c in frame.columns]]
     _emit(frame, fmt, title)
 
 
@@ -270,17 +274,18 @@ def _emit_trials(frame: Any, fmt: Format, title: str) -> None:
 def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Format.table) -> None:
     """Print the feasible Pareto front of a study."""
     record = api.load_study(study, storage)
-    frame = record.frame()
+    frame = record.frame(labelled=True)
     if len(frame):
         frame = frame[frame["pareto"]].sort_values("latency_p50_ms")
-    _emit_trials(frame, format, f"Pareto front of '{study}'")
+    _emit_trials(frame, format, f"Pareto front of '{study}'", record)
 
 
 @app.command()
 @_errors
 def trials(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Format.table) -> None:
     """Print every trial of a study."""
-    _emit_trials(api.load_study(study, storage).frame(), format, f"Trials of '{study}'")
+    record = api.load_study(study, storage)
+    _emit_trials(record.frame(labelled=True), format, f"Trials of '{study}'", record)
 
 
 @app.command()

@@ -121,6 +121,16 @@ def predict(runner: Runner, workload: Workload, batch_size: int = EVAL_BATCH) ->
     return np.concatenate(outs)
 
 
+def score(runner: Runner, workload: Workload) -> dict[str, float]:
+    """The workload's metrics of ``runner`` on the evaluation split (``accuracy`` included,
+    under the workload's own name as well)."""
+    outputs = predict(runner, workload)
+    scores = workload.metric(outputs, workload.evaluation, teacher_outputs(workload))
+    metrics = {k: float(v) for k, v in scores.items()}
+    metrics["accuracy"] = metrics[workload.metric_name]
+    return metrics
+
+
 def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
     """Compare the candidate with the fp32 teacher on reference inputs; raise if it is broken."""
     n = min(settings.reference_samples, len(workload.evaluation))
@@ -197,14 +207,7 @@ def measure(
         ) from e
     agreement = verify(runner, workload, verify_settings)
 
-    outputs = predict(runner, workload)
-    metrics: dict[str, float] = {
-        k: float(v)
-        for k, v in workload.metric(
-            outputs, workload.evaluation, teacher_outputs(workload)
-        ).items()
-    }
-    metrics["accuracy"] = metrics[workload.metric_name]
+    metrics = score(runner, workload)
     metrics["verify_agreement"] = agreement
 
     for i, batch_size in enumerate([latency.batch_size, *latency.extra_batch_sizes]):

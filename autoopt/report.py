@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autoopt.search.records import StudyRecord
+    from autoopt.study.records import StudyRecord
 
 
 def write_results(study: StudyRecord, results_dir: str | Path) -> Path:
     out = Path(results_dir) / study.name
     out.mkdir(parents=True, exist_ok=True)
-    frame = study.frame()
+    frame = study.frame(labelled=True)
     frame.to_csv(out / "trials.csv", index=False)
     if len(frame):
         front = frame[frame["pareto"]].sort_values("latency_p50_ms")
@@ -52,7 +52,8 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
         )
         floor = study.accuracy_floor
         if floor is not None:
-            ax.axhline(floor, ls="--", c="#c44e52", lw=1, label=f"accuracy floor ({floor:.4g})")
+            label = f"{study.metric_name} floor ({floor:.4g})"
+            ax.axhline(floor, ls="--", c="#c44e52", lw=1, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel(study.metric_name)

@@ -18,9 +18,15 @@ from pathlib import Path
 
 import ray
 
-from autoopt.config import LatencyConfig, Target, VerifyConfig
+from autoopt.config import LatencyConfig, VerifyConfig
+from autoopt.execution import (
+    MEASURE_SLOT,
+    TrialTask,
+    build_candidate,
+    ensure_ray,
+    measure_candidate,
+)
 from autoopt.recipe import Step, baseline_recipe
-from autoopt.search.executor import RayExecutor, TrialTask, ensure_ray
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,7 +50,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     args = parser.parse_args()
     ensure_ray(num_cpus=2)
-    ex = RayExecutor(Target(), threads=1)
+    # The executor's two tasks as it submits them: builds anywhere, measurements in a fresh
+    # process holding the node's measurement slot.
+    build = ray.remote(build_candidate).options(num_cpus=1)
+    measure = ray.remote(max_calls=1)(measure_candidate).options(
+        num_cpus=1, resources={MEASURE_SLOT: 1}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "cache"
         results = {}
@@ -54,13 +65,11 @@ def main() -> None:
                 recipe = type(recipe)(
                     precision=recipe.precision, backend=Step.make(f"backend.{backend}")
                 )
-            built = ray.get(ex.submit_build(task(0, recipe, cache)), timeout=300)
+            built = ray.get(build.remote(task(0, recipe, cache)), timeout=300)
             alone, loaded = [], []
             for i in range(args.repeats):
                 # Alternate alone / loaded so slow drift of the machine hits both equally.
-                alone.append(
-                    ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300)
-                )
+                alone.append(ray.get(measure.remote(task(0, recipe, cache), built), timeout=300))
                 heavy = baseline_recipe()
                 heavy = type(heavy)(
                     precision=heavy.precision,
@@ -70,10 +79,8 @@ def main() -> None:
                         "distillation.kd", {"width": 0.75, "steps": 1500 + 100 * b + i}
                     ),
                 )
-                build_ref = ex.submit_build(task(100 + i, heavy, cache))
-                loaded.append(
-                    ray.get(ex.submit_measure(task(0, recipe, cache), built), timeout=300)
-                )
+                build_ref = build.remote(task(100 + i, heavy, cache))
+                loaded.append(ray.get(measure.remote(task(0, recipe, cache), built), timeout=300))
                 busy = not ray.wait([build_ref], timeout=0)[0]  # still building when timed
                 ray.get(build_ref, timeout=600)
                 loaded[-1]["busy"] = busy

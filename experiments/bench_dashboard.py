@@ -1,7 +1,7 @@
 """Benchmark: how fast the dashboard serves a 2,000-trial study.
 
 Builds a synthetic study with ``optuna.trial.create_trial`` + ``add_trials`` carrying the same
-user attributes as the controller writes (``autoopt.dashboard._synthetic``), serves it with
+user attributes as the controller writes (``tests/synthetic_studies.py``), serves it with
 the dashboard, and measures:
 
 * the study JSON endpoint: the first read in a fresh process (Optuna's cold read), a full
@@ -48,7 +48,7 @@ CHROMIUM_ARGS = [
 def build_study(storage: str, n_trials: int) -> float:
     import optuna
 
-    from autoopt.dashboard._synthetic import create_synthetic_study
+    from tests.synthetic_studies import create_synthetic_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if STUDY in optuna.get_all_study_names(storage):
@@ -170,7 +170,7 @@ def main() -> None:
 
     import optuna
 
-    from autoopt.dashboard._synthetic import add_finished_trial
+    from tests.synthetic_studies import add_finished_trial
 
     rebuilds = []
     for _ in range(3):  # a trial arrives: the next poll rebuilds the record and payload
@@ -246,7 +246,7 @@ def main() -> None:
 Run {dt.datetime.now().isoformat(timespec="minutes")} on {_cpu()}, {os.cpu_count()} logical
 cores (1-minute load average {load_avg:.1f} when the page loads started), Python
 {platform.python_version()}: `experiments/bench_dashboard.py --trials {args.trials}`. The study
-is synthetic (`autoopt.dashboard._synthetic`: the controller's user attributes, constraints and
+is synthetic (`tests/synthetic_studies.py`: the controller's user attributes, constraints and
 study attributes; {_share(storage):.0%} of trials complete, the rest failed or rejected),
 served by `create_app` under uvicorn from SQLite.
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from autoopt import hardware
+from autoopt.execution import TrialTask, build_candidate, measure_candidate
 from autoopt.recipe import Recipe, Step
-from autoopt.search.executor import TrialTask, build_candidate, measure_candidate
 
 REPO = Path(__file__).resolve().parent.parent
 GRAPHS = {"mode": "reduce-overhead"}  # torch.compile with CUDA graphs

@@ -16,14 +16,8 @@ import shutil
 from pathlib import Path
 
 import autoopt
-from autoopt.search.records import (
-    ATTR_DUPLICATE_OF,
-    ATTR_RECOMBINED,
-    ATTR_REQUEUED_FROM,
-    ATTR_SEED,
-    StudyRecord,
-    TrialRecord,
-)
+from autoopt.study.records import StudyRecord, TrialRecord
+from autoopt.study.schema import STUDY_RUN_PREFIX
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = ((0.99, 3.0), (0.95, 5.0))
@@ -100,12 +94,12 @@ def report(study: StudyRecord) -> None:
     base = study.baseline
     assert base is not None, "the baseline did not complete"
     # A repeat carries an earlier trial's measurement: count each candidate once.
-    done = [
-        t for t in study.trials if t.state == "COMPLETE" and ATTR_DUPLICATE_OF not in t.user_attrs
-    ]
+    done = [t for t in study.trials if t.state == "COMPLETE" and not t.is_repeat]
     states = study.counts()
     # The run's own record: from before the workload loaded to after the last trial was told.
-    runs = [v for k, v in study.user_attrs.items() if k.startswith("run:") and v.get("ended")]
+    runs = [
+        v for k, v in study.user_attrs.items() if k.startswith(STUDY_RUN_PREFIX) and v.get("ended")
+    ]
     elapsed_min = (
         sum(
             (
@@ -117,13 +111,9 @@ def report(study: StudyRecord) -> None:
     )
     minutes = sum(r.get("timeout_s") or 0.0 for r in runs) / 60
     # Trials stopped before their result are the ones a later trial was queued again from.
-    requeued = {
-        t.user_attrs[ATTR_REQUEUED_FROM]
-        for t in study.trials
-        if ATTR_REQUEUED_FROM in t.user_attrs
-    }
+    requeued = {t.requeued_from for t in study.trials if t.requeued_from is not None}
     cut = [t for t in study.trials if t.number in requeued]
-    recombined = sum(ATTR_RECOMBINED in t.user_attrs for t in study.trials)
+    recombined = sum(t.recombined is not None for t in study.trials)
     hits = [e for t in study.trials for e in t.stages if e["hit"]]
     built = [e for t in study.trials for e in t.stages if not e["hit"]]
     header = (
@@ -158,7 +148,7 @@ def report(study: StudyRecord) -> None:
         row(study, base, "baseline: fp32 PyTorch eager"),
     ]
     for t in done:
-        seed = t.user_attrs.get(ATTR_SEED)
+        seed = t.seed
         if seed:
             lines.append(row(study, t, f"{'standard' if seed in STANDARD else 'seed'}: {seed}"))
     lines += ["", "## The search's feasible Pareto front (fidelity >= 0.99)", "", header]

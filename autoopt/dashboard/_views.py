@@ -10,40 +10,20 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from autoopt.study import schema as S
+
 if TYPE_CHECKING:
     from autoopt.api import StudySummary
-    from autoopt.search.records import StudyRecord, TrialRecord
+    from autoopt.study.records import StudyRecord, TrialRecord
 
 #: Pipeline order of the recipe's families; families a study adds later are appended.
 FAMILIES = ("distillation", "pruning", "quantization", "precision", "backend")
-#: Metrics in the order the trial page lists them first; any others follow alphabetically.
-METRIC_ORDER = (
-    "accuracy",
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "size_mb",
-    "params",
-    "peak_memory_mb",
-    "speedup",
-    "size_ratio",
-    "accuracy_drop",
-)
-#: Metrics where smaller is better (for highlighting the best of a comparison).
-LOWER_IS_BETTER = {
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p99_ms",
-    "latency_mean_ms",
-    "latency_min_ms",
-    "size_mb",
-    "params",
-    "peak_memory_mb",
-    "accuracy_drop",
-    "memory_delta_mb",
-    "duration_s",
-}
+
+
+def lower_is_better(metric: str) -> bool:
+    if metric == "duration_s":
+        return True
+    return S.spec(metric).direction == "minimize"
 
 
 def num(x: Any) -> float | None:
@@ -315,31 +295,31 @@ def metric_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
     """Every metric with the baseline's value and the change relative to it."""
     base = record.baseline
     b = base.metrics if base is not None and base is not t else {}
-    names = [k for k in METRIC_ORDER if k in t.metrics] + sorted(
-        k for k in t.metrics if k not in METRIC_ORDER
-    )
     rows = []
-    for k in names:
+    for k in S.ordered(list(t.metrics)):
+        spec = S.spec(k, record.metric_name)
         v, bv = num(t.metrics.get(k)), num(b.get(k))
-        change = None
-        if (
-            v is not None
-            and bv is not None
-            and k not in ("speedup", "size_ratio", "accuracy_drop", "latency_runs")
-        ):
-            if k == "accuracy" or k.endswith("agreement"):
-                change = f"{(v - bv) * 100:+.2f} pts"
-            elif v == bv:
-                change = "same"
-            elif k in LOWER_IS_BETTER and v > 0 and bv > 0:
-                better, worse = (
-                    ("faster", "slower") if k.startswith("latency") else ("smaller", "larger")
-                )
-                change = f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
-            elif bv:
-                change = f"{v / bv:.2f}×"
-        rows.append({"name": k, "value": v, "baseline": bv, "change": change})
+        change = _change(k, v, bv)
+        rows.append({"name": k, "label": spec.label, "value": v, "baseline": bv, "change": change})
     return rows
+
+
+def _change(metric: str, v: float | None, bv: float | None) -> str | None:
+    """How a metric moved from the baseline's value, in words: points, or a ratio that says
+    which way is better."""
+    spec = S.spec(metric)
+    if v is None or bv is None or spec.derived or metric == "latency_runs":
+        return None
+    head = S.base_name(metric)[0]
+    if head == "accuracy" or head.endswith("agreement"):
+        return f"{(v - bv) * 100:+.2f} pts"
+    if v == bv:
+        return "same"
+    if lower_is_better(metric) and v > 0 and bv > 0:
+        latency = head.startswith("latency")
+        better, worse = ("faster", "slower") if latency else ("smaller", "larger")
+        return f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
+    return f"{v / bv:.2f}×" if bv else None
 
 
 def stage_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
@@ -401,20 +381,23 @@ def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[st
     fams = families(record)
     rows: list[dict[str, Any]] = []
 
-    def add(section: str, label: str, cells: list[Any], metric: str | None = None) -> None:
+    def add(
+        section: str, label: str, cells: list[Any], metric: str | None = None, key: str = ""
+    ) -> None:
         shown = ["" if c is None else c for c in cells]
         differs = len({repr(c) for c in shown}) > 1
         best: list[int] = []
         nums = [num(c) for c in cells]
         if metric and differs and any(v is not None for v in nums):
             values = [v for v in nums if v is not None]
-            lower = metric in LOWER_IS_BETTER
+            lower = lower_is_better(metric)
             target = min(values) if lower else max(values)
             best = [i for i, v in enumerate(nums) if v == target]
         rows.append(
             {
                 "section": section,
                 "label": label,
+                "key": key or label,
                 "cells": shown,
                 "differs": differs,
                 "best": best,
@@ -427,10 +410,10 @@ def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[st
     add("trial", "on Pareto front", ["yes" if t.on_front else "no" for t in trials])
     for family in fams:
         add("recipe", family, [_step_label((t.recipe or {}).get(family)) for t in trials])
-    names = [k for k in METRIC_ORDER if any(k in t.metrics for t in trials)]
-    names += sorted({k for t in trials for k in t.metrics} - set(METRIC_ORDER))
+    names = S.ordered({k for t in trials for k in t.metrics})
     for k in names:
-        add("metrics", k, [num(t.metrics.get(k)) for t in trials], metric=k)
+        label = S.spec(k, record.metric_name).label
+        add("metrics", label, [num(t.metrics.get(k)) for t in trials], metric=k, key=k)
     for k in ("speedup", "accuracy_change"):
         if k not in names:
             add("vs baseline", k, [num(record.ratios(t).get(k)) for t in trials], metric=k)

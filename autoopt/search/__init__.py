@@ -1,17 +1,5 @@
-"""Search: the Optuna controller, the Ray executor, storage and the read-side records."""
+"""Search: the controller's loop, its run ledger, sampling and recombination."""
 
-from autoopt.search.controller import Controller, RunSummary
-from autoopt.search.records import StudyRecord, TrialRecord, study_record, trial_record
-from autoopt.search.storage import load_optuna_study, normalize_url, open_storage
+from autoopt.search.controller import Controller, EventHandler, RunSummary
 
-__all__ = [
-    "Controller",
-    "RunSummary",
-    "StudyRecord",
-    "TrialRecord",
-    "load_optuna_study",
-    "normalize_url",
-    "open_storage",
-    "study_record",
-    "trial_record",
-]
+__all__ = ["Controller", "EventHandler", "RunSummary"]

@@ -134,7 +134,7 @@ class Seeded:
 def ray_session() -> Iterator[Any]:
     import ray
 
-    from autoopt.search.executor import ensure_ray
+    from autoopt.execution import ensure_ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ensure_ray(num_cpus=2)
@@ -174,7 +174,7 @@ def write_experiment(root: Path) -> Path:
 def seed_edge_cases(storage: str) -> None:
     import optuna
 
-    from autoopt.dashboard._synthetic import create_synthetic_study
+    from tests.synthetic_studies import create_synthetic_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, kind in EDGE_CASES.items():

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from autoopt.dashboard import create_app
-from autoopt.dashboard._app import safe_artifact
-from autoopt.dashboard._synthetic import add_finished_trial, create_synthetic_study
+from autoopt.dashboard._files import safe_artifact
 from autoopt.dashboard._views import hypervolume
+from tests.synthetic_studies import add_finished_trial, create_synthetic_study
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -176,7 +176,7 @@ def test_trial_table_sorts_and_filters(page: Any, server: Any) -> None:
 def test_new_trial_appears_without_reload(page: Any, server: Any) -> None:
     import optuna
 
-    from autoopt.dashboard._synthetic import add_finished_trial
+    from tests.synthetic_studies import add_finished_trial
 
     open_study(page, server, "live", refresh=300)
     page.evaluate("window.__sameDocument = true")

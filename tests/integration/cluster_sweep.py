@@ -14,7 +14,7 @@ from ray.cluster_utils import Cluster
 
 import autoopt
 from autoopt.errors import ConfigError
-from autoopt.search.executor import MEASURE_SLOT
+from autoopt.execution import MEASURE_SLOT
 
 experiment, storage = Path(sys.argv[1]), sys.argv[2]
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})

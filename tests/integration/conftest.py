@@ -13,7 +13,7 @@ import pytest
 def ray_session():
     import ray
 
-    from autoopt.search.executor import ensure_ray
+    from autoopt.execution import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield ray

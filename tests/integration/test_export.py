@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 import autoopt
 from autoopt.cache import StageCache
 from autoopt.errors import BackendUnavailableError, ConfigError, ExportError
-from autoopt.exporting import DEFAULT_ACCURACY_TOLERANCE, ExportResult
-from autoopt.search.records import StudyRecord, TrialRecord
+from autoopt.export import DEFAULT_ACCURACY_TOLERANCE, ExportResult
+from autoopt.study.records import StudyRecord, TrialRecord
 from autoopt.workloads import load_workload
 
 
@@ -478,6 +478,38 @@ def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path)
     assert not out.exists() and not list(tmp_path.glob(".b.export-*"))
 
 
+def test_export_rebuilds_an_old_trial_with_the_settings_it_was_measured_with(
+    swept: Swept, tmp_path: Path
+) -> None:
+    db = tmp_path / "study.db"
+    with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    storage = f"sqlite:///{db}"
+    raw = optuna.load_study(study_name=swept.name, storage=storage)
+    # The experiment file changed after the sweep, and a later run recorded it: another seed,
+    # other latency settings, a plugin that no longer imports.
+    exp = dict(raw.user_attrs["experiment"])
+    exp["sampler"] = {**exp["sampler"], "seed": 11}
+    exp["latency"] = {**exp["latency"], "batch_size": 7, "runs": 10}
+    exp["plugins"] = ["no_such_plugin_module"]
+    raw.set_user_attr("experiment", exp)
+    trained = [t for t in swept.study.trials if t.feasible and t.technique("pruning") != "none"]
+    assert trained, "the case's space must train a feasible pruned model (recovery)"
+    t = trained[0]
+    assert t.snapshot, "every measured trial names the snapshot it was built with"
+
+    # An empty stage cache: everything, recovery training included, is built again.
+    result = autoopt.export(
+        swept.name, storage, out=tmp_path / "b", trial=t.number, cache_dir=tmp_path / "fresh"
+    )
+    assert result.reused == [] and result.rebuilt
+    m = result.manifest
+    assert m["study"]["snapshot"] == f"snapshot:{t.snapshot}"
+    assert m["seed"] == 3 and m["latency_settings"]["batch_size"] == 1
+    assert m["build"]["same_artifact_key"]
+    assert abs(result.verification.accuracy_difference) <= DEFAULT_ACCURACY_TOLERANCE
+
+
 def test_export_refuses_a_study_measured_with_another_teacher(
     swept: Swept, tmp_path: Path
 ) -> None:
@@ -554,8 +586,8 @@ def test_torch_module_torch_export_cannot_handle_falls_back_to_pickle(
 
     import torch
 
-    from autoopt.bundle import _load_artifact
-    from autoopt.exporting import _write_torch
+    from autoopt.export._files import _write_torch
+    from autoopt.export.bundle import _load_artifact
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -589,7 +621,7 @@ def test_triton_config_for_graph_shapes(
     from google.protobuf import text_format
     from onnx import TensorProto, helper
 
-    from autoopt.triton import write_model_repository
+    from autoopt.export.triton import write_model_repository
 
     graph = helper.make_graph(
         [helper.make_node("Cast", ["ids"], ["out"], to=TensorProto.FLOAT)],

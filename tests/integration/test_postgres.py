@@ -27,8 +27,9 @@ from pg import PostgresServer, postgres_server  # tests/integration/pg.py
 import autoopt
 from autoopt import api
 from autoopt.errors import StorageError
-from autoopt.search import records as R
-from autoopt.search.controller import ATTR_CONTROLLER, ATTR_RUN, RUN_PREFIX
+from autoopt.study import schema as R
+from autoopt.study.schema import ATTR_CONTROLLER, ATTR_RUN
+from autoopt.study.schema import STUDY_RUN_PREFIX as RUN_PREFIX
 
 # Nothing here is refused on a CPU host, so every trial a controller asks for counts.
 SPACE = """

@@ -11,8 +11,8 @@ import pytest
 import autoopt
 from autoopt.cache import StageCache
 from autoopt.errors import ConfigError
-from autoopt.search import records as R
-from autoopt.search.records import ATTR_RECOMBINED, ATTR_SEED
+from autoopt.study import schema as R
+from autoopt.study.schema import ATTR_RECOMBINED, ATTR_SEED
 
 SMALL_SPACE = """
 parameters:

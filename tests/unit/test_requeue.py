@@ -8,8 +8,9 @@ from pathlib import Path
 import optuna
 
 import autoopt
-from autoopt.search import records as R
-from autoopt.search.controller import Controller
+from autoopt.search.ledger import RunLedger
+from autoopt.study import schema as R
+from autoopt.study.recorder import TrialRecorder
 
 
 def test_requeued_trial_keeps_its_seed_and_fixed_values(repo: Path, tmp_path: Path) -> None:
@@ -26,7 +27,9 @@ def test_requeued_trial_keeps_its_seed_and_fixed_values(repo: Path, tmp_path: Pa
     }
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    assert Controller(exp, storage=url, study_name="s")._recover_stale(study) == 1
+    ledger = RunLedger(exp, exp.targets[0], url, "s", owner="me")
+    recorder = TrialRecorder(study, exp.constraint, exp.objectives)
+    assert ledger.recover_stale(study, recorder) == 1
     (waiting,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting.user_attrs == {
         R.ATTR_REQUEUED_FROM: trial.number,

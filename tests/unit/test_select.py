@@ -8,8 +8,16 @@ import pytest
 
 import autoopt
 from autoopt.errors import ConfigError
-from autoopt.search.records import StudyRecord, TrialRecord
-from autoopt.selection import Policy, fastest, knee, make_policy, most_accurate, select, smallest
+from autoopt.study.records import StudyRecord, TrialRecord
+from autoopt.study.selection import (
+    Policy,
+    fastest,
+    knee,
+    make_policy,
+    most_accurate,
+    select,
+    smallest,
+)
 
 BASE_ACC = 0.98
 MAX_DROP = 0.02
@@ -296,10 +304,10 @@ def test_make_policy_rejects_bad_options(name: str, options: dict, message: str)
 
 
 def test_public_api_exposes_select_export_and_load() -> None:
-    import autoopt.selection
+    import autoopt.study.selection
 
     assert callable(autoopt.select) and callable(autoopt.export) and callable(autoopt.load)
-    assert autoopt.selection.Policy is Policy
+    assert autoopt.study.selection.Policy is Policy
     assert {"select", "export", "load"} <= set(autoopt.__all__)
 
 

@@ -65,7 +65,7 @@
     const broken = data.trials.filter((t) => t.cat === "failed" || t.cat === "rejected").length;
     if (data.n_trials === 0) msg = "No trials yet. This page updates by itself as soon as the sweep records one.";
     else if (broken === data.n_trials) msg = `All ${data.n_trials} trials failed or were rejected; their reasons are in the table below.`;
-    else if (data.baseline && data.n_feasible === 0 && measured > 1) msg = "No candidate met the accuracy floor: only the baseline is feasible.";
+    else if (data.baseline && data.n_feasible === 0 && measured > 1) msg = `No candidate met the ${esc(data.metric)} floor: only the baseline is feasible.`;
     notice.hidden = !msg;
     notice.textContent = msg;
     app.dataset.revision = data.revision;
@@ -136,7 +136,7 @@
     if (data.floor !== null) {
       layout.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.floor, y1: data.floor, line: { color: COLORS.floor, width: 1.5, dash: "dash" } });
       // Labelled in the right margin, where no point can hide under it.
-      layout.annotations.push({ xref: "paper", x: 1.01, y: data.floor, xanchor: "left", yanchor: "middle", align: "left", showarrow: false, text: `accuracy<br>floor ${fmt(data.floor)}`, font: { color: COLORS.floor, size: 11 } });
+      layout.annotations.push({ xref: "paper", x: 1.01, y: data.floor, xanchor: "left", yanchor: "middle", align: "left", showarrow: false, text: `${esc(data.metric)}<br>floor ${fmt(data.floor)}`, font: { color: COLORS.floor, size: 11 } });
     }
     if (!plotted.length) {
       layout.xaxis.visible = false; layout.yaxis.visible = false;

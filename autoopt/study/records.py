@@ -1,7 +1,9 @@
-"""Read-side view of a study: typed trial records that the CLI, dashboard and export share.
+"""The one reader of a study: typed trial records that the CLI, dashboard, selection, report,
+export and benchmarks share.
 
 The study database is the single record of truth; these records are derived from it on each
-read and never stored elsewhere.
+read and never stored elsewhere. What a trial's attributes mean is declared in
+:mod:`autoopt.study.schema`; :mod:`autoopt.study.recorder` is the one writer.
 """
 
 from __future__ import annotations
@@ -14,45 +16,10 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from autoopt.study import schema as S
+
 if TYPE_CHECKING:
     import pandas as pd
-
-#: Trial user attributes autoopt writes (metrics are written flat, one attribute each).
-ATTR_RECIPE = "recipe"
-ATTR_RECIPE_STR = "recipe_str"
-ATTR_BASELINE = "is_baseline"
-ATTR_STATUS = "status"
-ATTR_FAILURE_STAGE = "failure_stage"
-ATTR_FAILURE_REASON = "failure_reason"
-ATTR_STAGES = "stages"
-ATTR_RUNNER = "runner"
-ATTR_HARDWARE = "hardware"
-ATTR_NODE = "node_id"
-ATTR_ARTIFACT = "artifact_key"
-ATTR_METRIC_NAMES = "metric_names"
-ATTR_TARGET = "target"
-#: Name of the fixed candidate (experiment ``seed_candidates``) a trial measured.
-ATTR_SEED = "seed_candidate"
-#: On a trial whose candidate was measured before: the number of the trial that measured it.
-ATTR_DUPLICATE_OF = "duplicate_of"
-#: On a trial re-queued after its controller died: the number of the trial it replaces.
-ATTR_REQUEUED_FROM = "requeued_from"
-#: On a trial that pairs a front model with another front member's post-training settings:
-#: ``{"model_from": n, "settings_from": m}`` (see :mod:`autoopt.search.recombine`).
-ATTR_RECOMBINED = "recombined"
-#: Values a trial sets for parameters the space fixes (a seed's, or a recombination's).
-ATTR_FIXED = "fixed_overrides"
-#: Study user attributes.
-STUDY_EXPERIMENT = "experiment"
-STUDY_WORKLOAD = "workload"
-#: The workload's version (its teacher's weights and its data) the study was measured with.
-STUDY_WORKLOAD_VERSION = "workload_version"
-STUDY_METRIC = "metric_name"
-STUDY_OBJECTIVES = "objectives"
-STUDY_CONSTRAINT = "constraint"
-STUDY_TARGET = "target"
-STUDY_CACHE_DIR = "cache_dir"
-CONSTRAINT_KEY = "accuracy_drop"
 
 
 @dataclass
@@ -64,6 +31,7 @@ class TrialRecord:
     recipe: dict[str, Any] | None
     recipe_str: str
     params: dict[str, Any]
+    #: Measured and derived metrics (see :data:`autoopt.study.schema.METRICS`).
     metrics: dict[str, float]
     values: list[float] | None
     constraint: float | None
@@ -78,6 +46,15 @@ class TrialRecord:
     artifact_key: str = ""
     started: dt.datetime | None = None
     completed: dt.datetime | None = None
+    #: Where it came from: a seed candidate's name, the trial it repeats, replaces or
+    #: recombines.
+    seed: str = ""
+    duplicate_of: int | None = None
+    requeued_from: int | None = None
+    recombined: dict[str, int] | None = None
+    run_id: str = ""
+    retries: int = 0
+    snapshot: str = ""
     user_attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,15 +63,23 @@ class TrialRecord:
             return (self.completed - self.started).total_seconds()
         return None
 
+    @property
+    def is_repeat(self) -> bool:
+        return self.duplicate_of is not None
+
     def technique(self, family: str) -> str:
         """The method used for a family ('none' if skipped), e.g. technique('pruning')."""
         step = (self.recipe or {}).get(family)
         return step["key"].split(".", 1)[1] if step else "none"
 
 
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     ua = t.user_attrs
-    names = ua.get(ATTR_METRIC_NAMES, [])
+    names = ua.get(S.ATTR_METRIC_NAMES, [])
     metrics = {k: float(ua[k]) for k in names if isinstance(ua.get(k), int | float)}
     constraints = t.constraints
     values_c = (
@@ -106,27 +91,35 @@ def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     feasible = complete and (constraint is None or constraint <= 0.0)
     if values is not None and any(not math.isfinite(v) for v in values):
         feasible = False
+    recombined = ua.get(S.ATTR_RECOMBINED)
     return TrialRecord(
         number=t.number,
         state=t.state.name,
-        status=ua.get(ATTR_STATUS, t.state.name.lower()),
-        is_baseline=bool(ua.get(ATTR_BASELINE, False)),
-        recipe=ua.get(ATTR_RECIPE),
-        recipe_str=ua.get(ATTR_RECIPE_STR, ""),
+        status=ua.get(S.ATTR_STATUS, t.state.name.lower()),
+        is_baseline=bool(ua.get(S.ATTR_BASELINE, False)),
+        recipe=ua.get(S.ATTR_RECIPE),
+        recipe_str=ua.get(S.ATTR_RECIPE_STR, ""),
         params=dict(t.params),
         metrics=metrics,
         values=values,
         constraint=constraint,
         feasible=feasible,
-        failure_stage=ua.get(ATTR_FAILURE_STAGE, ""),
-        failure_reason=ua.get(ATTR_FAILURE_REASON, ""),
-        stages=ua.get(ATTR_STAGES, []),
-        runner=ua.get(ATTR_RUNNER, {}),
-        hardware=ua.get(ATTR_HARDWARE, {}),
-        node_id=ua.get(ATTR_NODE, ""),
-        artifact_key=ua.get(ATTR_ARTIFACT, ""),
+        failure_stage=ua.get(S.ATTR_FAILURE_STAGE, ""),
+        failure_reason=ua.get(S.ATTR_FAILURE_REASON, ""),
+        stages=ua.get(S.ATTR_STAGES, []),
+        runner=ua.get(S.ATTR_RUNNER, {}),
+        hardware=ua.get(S.ATTR_HARDWARE, {}),
+        node_id=ua.get(S.ATTR_NODE, ""),
+        artifact_key=ua.get(S.ATTR_ARTIFACT, ""),
         started=t.datetime_start,
         completed=t.datetime_complete,
+        seed=str(ua.get(S.ATTR_SEED) or ""),
+        duplicate_of=_int_or_none(ua.get(S.ATTR_DUPLICATE_OF)),
+        requeued_from=_int_or_none(ua.get(S.ATTR_REQUEUED_FROM)),
+        recombined=dict(recombined) if isinstance(recombined, dict) else None,
+        run_id=str(ua.get(S.ATTR_RUN) or ""),
+        retries=int(ua.get(S.ATTR_RETRIES) or 0),
+        snapshot=str(ua.get(S.ATTR_SNAPSHOT) or ""),
         user_attrs=dict(ua),
     )
 
@@ -137,6 +130,7 @@ class StudyRecord:
     storage: str
     directions: list[str]
     objectives: list[str]
+    #: The workload's name for its metric (``accuracy`` in the records): every view shows it.
     metric_name: str
     workload: str
     constraint: dict[str, Any]
@@ -150,23 +144,36 @@ class StudyRecord:
                 return t
         return None
 
+    def trial(self, number: int) -> TrialRecord | None:
+        for t in self.trials:
+            if t.number == number:
+                return t
+        return None
+
     def front(self) -> list[TrialRecord]:
         """The feasible Pareto front, fastest first."""
         key = "latency_p50_ms"
         return sorted((t for t in self.trials if t.on_front), key=lambda t: t.metrics.get(key, 0))
 
     @property
+    def workload_version(self) -> str:
+        """The workload's version (teacher weights and data) the trials were measured with."""
+        return str(self.user_attrs.get(S.STUDY_WORKLOAD_VERSION) or "")
+
+    def label(self, metric: str) -> str:
+        """How views name a metric: the workload's own name for ``accuracy``."""
+        return S.spec(metric, self.metric_name).label
+
+    @property
     def target(self) -> dict[str, Any]:
         """The hardware target the trials ran on: ``{"name", "device", "resources", "labels"}``.
 
         ``resources`` are the Ray resources a node had to offer (``{}``: any node, e.g. the
-        local CPU); a study written before targets were recorded falls back to its
-        experiment's.
+        local CPU).
         """
-        target = self.user_attrs.get(STUDY_TARGET)
+        target = self.user_attrs.get(S.STUDY_TARGET)
         if not isinstance(target, dict):
-            execution = (self.user_attrs.get(STUDY_EXPERIMENT) or {}).get("execution") or {}
-            target = {"name": "local", "resources": execution.get("resources") or {}}
+            target = {}
         return {
             "name": str(target.get("name") or "local"),
             "device": str(target.get("device") or "cpu"),
@@ -190,21 +197,18 @@ class StudyRecord:
         return out
 
     def ratios(self, t: TrialRecord) -> dict[str, float]:
-        """Speedup, size ratio and accuracy change of a trial relative to the baseline."""
+        """Speedup, size ratio and accuracy change relative to the baseline, as recorded when
+        the trial was told (the baseline's own: 1, 1, 0)."""
+        m = t.metrics
+        out = {k: m[k] for k in ("speedup", "size_ratio") if k in m}
         base = self.baseline
-        if base is None or not t.metrics:
-            return {}
-        out = {}
-        b, m = base.metrics, t.metrics
-        if m.get("latency_p50_ms"):
-            out["speedup"] = b["latency_p50_ms"] / m["latency_p50_ms"]
-        if m.get("size_mb"):
-            out["size_ratio"] = b["size_mb"] / m["size_mb"]
-        if "accuracy" in m:
-            out["accuracy_change"] = m["accuracy"] - b["accuracy"]
+        if "accuracy" in m and base is not None and "accuracy" in base.metrics:
+            out["accuracy_change"] = m["accuracy"] - base.metrics["accuracy"]
         return out
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, *, labelled: bool = False) -> pd.DataFrame:
+        """Every trial as a row. ``labelled``: the workload's metric under its own name
+        (``fidelity``, ``fidelity_drop``) instead of ``accuracy``, as tables and files show."""
         import pandas as pd
 
         rows = []
@@ -216,6 +220,8 @@ class StudyRecord:
                 "baseline": t.is_baseline,
                 "feasible": t.feasible,
                 "pareto": t.on_front,
+                "duplicate_of": t.duplicate_of,
+                "seed_candidate": t.seed or None,
                 "recipe": t.recipe_str,
                 "distillation": t.technique("distillation"),
                 "pruning": t.technique("pruning"),
@@ -223,14 +229,21 @@ class StudyRecord:
                 "precision": t.technique("precision"),
                 "backend": t.technique("backend"),
             }
-            row.update(t.metrics)
-            row.update(self.ratios(t))
+            row.update({k: t.metrics[k] for k in S.ordered(list(t.metrics))})
+            if "accuracy_change" in (r := self.ratios(t)):
+                row["accuracy_change"] = r["accuracy_change"]
             row["duration_s"] = t.duration_s
             row["failure_stage"] = t.failure_stage
             row["failure_reason"] = t.failure_reason
             row["node_id"] = t.node_id
             rows.append(row)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        if labelled and self.metric_name != "accuracy":
+            names = ("accuracy", "accuracy_drop", "accuracy_change")
+            frame = frame.rename(
+                columns={n: n.replace("accuracy", self.metric_name, 1) for n in names}
+            )
+        return frame
 
 
 def study_record(study: optuna.Study, storage_url: str) -> StudyRecord:
@@ -242,17 +255,16 @@ def study_record(study: optuna.Study, storage_url: str) -> StudyRecord:
     for t in trials:
         # A repeat of an earlier trial's candidate carries that trial's numbers: the front
         # lists the candidate once, under the trial that measured it.
-        repeat = ATTR_DUPLICATE_OF in t.user_attrs
-        t.on_front = t.number in front_numbers and t.feasible and not repeat
+        t.on_front = t.number in front_numbers and t.feasible and not t.is_repeat
     ua = study.user_attrs
     return StudyRecord(
         name=study.study_name,
         storage=storage_url,
         directions=[d.name.lower() for d in study.directions],
-        objectives=list(ua.get(STUDY_OBJECTIVES, [])),
-        metric_name=str(ua.get(STUDY_METRIC, "accuracy")),
-        workload=str(ua.get(STUDY_WORKLOAD, "")),
-        constraint=dict(ua.get(STUDY_CONSTRAINT, {})),
+        objectives=list(ua.get(S.STUDY_OBJECTIVES, [])),
+        metric_name=str(ua.get(S.STUDY_METRIC) or "accuracy"),
+        workload=str(ua.get(S.STUDY_WORKLOAD, "")),
+        constraint=dict(ua.get(S.STUDY_CONSTRAINT, {})),
         trials=trials,
         user_attrs=dict(ua),
     )

@@ -19,7 +19,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from autoopt.search import records as R
+from autoopt.study import schema as R
 
 Kind = Literal["normal", "empty", "all_failed", "none_feasible", "running"]
 
@@ -310,9 +310,7 @@ def synthetic_trial(
     if kind == "normal" and number >= 7 and "nan" not in seen:
         seen.add("nan")  # once per study: a metric the tracer could not read
         metrics["peak_memory_mb"] = float("nan")
-    metrics["speedup"] = base["latency_p50_ms"] / metrics["latency_p50_ms"]
-    metrics["size_ratio"] = base["size_mb"] / metrics["size_mb"]
-    metrics["accuracy_drop"] = base["accuracy"] - metrics["accuracy"]
+    metrics.update(R.derive(metrics, base, relative=False))
     attrs.update(metrics)
     attrs.update(
         {

@@ -1,6 +1,6 @@
 """Loading an exported bundle: check every file's SHA-256, then serve it with its backend.
 
-A bundle is a folder written by :func:`autoopt.export` (see :mod:`autoopt.exporting` for its
+A bundle is a folder written by :func:`autoopt.export` (see :mod:`autoopt.export` for its
 layout). :func:`load` refuses a bundle whose files differ from what ``manifest.json``
 records, before any of them is deserialized, and returns a :class:`BundleRunner` that takes
 the workload's model inputs (one array per ``input_names`` entry, batch first, exactly what
@@ -22,12 +22,14 @@ import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
+from pydantic import ValidationError
 
 from autoopt.backends._base import Runner
 from autoopt.errors import BackendUnavailableError, ExportError
+from autoopt.export.manifest import FORMAT_VERSION, Manifest, ModelFormat
 
 if TYPE_CHECKING:
     from autoopt.workloads import Workload
@@ -35,11 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 EXAMPLE_INPUTS = "example_inputs.npz"
 EXAMPLE_OUTPUTS = "example_outputs.npy"
 #: Model forms a bundle may hold (``manifest["model"]["format"]``).
-MODEL_FORMATS = ("onnx", "exported_program", "pickled_module")
+MODEL_FORMATS = get_args(ModelFormat)
 
 
 def file_sha256(path: Path) -> str:
@@ -80,6 +81,12 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         )
     if not isinstance(manifest.get("files"), dict) or not manifest["files"]:
         raise ExportError(f"{path}: 'files' lists no file hashes; re-export the bundle")
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ExportError(f"{path}: {where}: {err['msg']}; re-export the bundle") from e
     return manifest
 
 

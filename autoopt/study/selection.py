@@ -1,6 +1,6 @@
 """Choosing one trial of a study: selection policies as small pure functions.
 
-Every policy reads a :class:`~autoopt.search.records.StudyRecord` and returns a
+Every policy reads a :class:`~autoopt.study.records.StudyRecord` and returns a
 :class:`Selection`; none touches the database or builds anything. A policy is an accuracy
 bound (the study's own constraint unless ``max_drop`` is given), an optional latency budget,
 and what to optimize among the trials that meet both:
@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from autoopt.config._strict import Strict
 from autoopt.errors import ConfigError
-from autoopt.search.records import StudyRecord, TrialRecord
+from autoopt.study.records import StudyRecord, TrialRecord
 
 PolicyName = Literal["fastest", "smallest", "most-accurate", "knee"]
 LatencyMetric = Literal["latency_p50_ms", "latency_p90_ms", "latency_p99_ms"]
@@ -78,15 +78,16 @@ class Policy(Strict):
         return self
 
     def accuracy_bound(self, study: StudyRecord) -> str:
+        name = study.metric_name
         if self.max_drop is None:
             c = study.constraint
             if "max_drop" in c:
                 return (
-                    f"the study's accuracy constraint (drop <= {c['max_drop']:g} "
+                    f"the study's {name} constraint (drop <= {c['max_drop']:g} "
                     f"{c.get('mode', 'absolute')})"
                 )
-            return "the study's accuracy constraint"
-        return f"accuracy drop <= {self.max_drop:g} {'relative' if self.relative else 'absolute'}"
+            return f"the study's {name} constraint"
+        return f"{name} drop <= {self.max_drop:g} {'relative' if self.relative else 'absolute'}"
 
     def describe(self, study: StudyRecord | None = None) -> str:
         acc = (
@@ -372,7 +373,7 @@ def _accuracy_miss(study: StudyRecord, policy: Policy, t: TrialRecord) -> str:
     else:
         floor = study.accuracy_floor
     if floor is None:
-        return f"{name} {_acc(t):.4f} misses the study's accuracy constraint"
+        return f"{name} {_acc(t):.4f} misses the study's {name} constraint"
     return f"{name} {_acc(t):.4f} is {floor - _acc(t):.4f} below the floor {floor:.4f}"
 
 
