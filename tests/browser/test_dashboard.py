@@ -247,7 +247,7 @@ def test_pareto_hover_shows_recipe_and_click_opens_that_trial(
     assert recipe in page.inner_text("[data-testid='recipe']")
     for text in (
         "Metrics",
-        "latency_p50_ms",
+        "p50 latency",
         "Baseline (#0)",
         "Speedup vs baseline",
         "Stage lineage",
