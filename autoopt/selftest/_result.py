@@ -60,6 +60,9 @@ class PathResult:
     #: ``AMD EPYC 9B14 (avx512_vnni, avx512_bf16, no avx512_fp16, no amx)``.
     host: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    #: Remarks beside the verdict: it ran on the whole model (and why), it wrote into its
+    #: inputs.
+    notes: tuple[str, ...] = ()
     #: True when this result was read from the per-host cache, not measured now.
     cached: bool = False
 
@@ -71,4 +74,5 @@ class PathResult:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["batches"] = tuple(BatchResult(**b) for b in data.get("batches", ()))
+        values["notes"] = tuple(data.get("notes", ()))
         return cls(**values)

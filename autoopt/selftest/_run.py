@@ -25,9 +25,9 @@ from autoopt import hardware, registry
 from autoopt.cache import StageCache, code_version
 from autoopt.errors import CandidateRejected
 from autoopt.pipeline import build, check_recipe
-from autoopt.selftest import _paths, _probe, _verdict
+from autoopt.selftest import _block, _paths, _probe, _verdict
 from autoopt.selftest._host import HostInfo, current_host
-from autoopt.selftest._result import BatchResult, PathResult
+from autoopt.selftest._result import BatchResult, PathResult, Status
 from autoopt.selftest._store import ResultStore, digest
 from autoopt.techniques._base import Context
 from autoopt.workloads import cosine_similarity
@@ -85,11 +85,13 @@ def run_selftest(
             else:
                 refusal = _refusal(recipe, workload, device)
                 if refusal is not None:
-                    result = _unrun(recipe, "refused", refusal, host)
+                    result = _result(recipe, "refused", refusal, host)
                 else:
                     if session is None:
-                        session = _Session.open(workload, sizes, latency_config, host, scratch)
-                    result = session.run(recipe, device)
+                        session = _Session.open(
+                            workload, sizes, latency_config, host, device, scratch
+                        )
+                    result = session.run(recipe)
                 store.save([(key, result)])
             log.info("self-test %s: %s %s", result.label, result.status, result.reason)
             if on_result is not None:
@@ -107,7 +109,7 @@ def _context(
         "probe": _probe.probe_identity(workload, sizes),
         "threads": threads,
         "selftest_code": [
-            code_version(m) for m in (_paths, _probe, _verdict, sys.modules[__name__])
+            code_version(m) for m in (_block, _paths, _probe, _verdict, sys.modules[__name__])
         ],
     }
 
@@ -134,7 +136,10 @@ def _refusal(recipe: Recipe, workload: Workload, device: str) -> str | None:
     return None
 
 
-def _unrun(recipe: Recipe, status: Any, reason: str, host: HostInfo, **extra: Any) -> PathResult:
+def _result(
+    recipe: Recipe, status: Status, reason: str, host: HostInfo, **measured: Any
+) -> PathResult:
+    """The record of one path: its identity and thresholds, with what was measured."""
     cls = _verdict.precision_class(recipe)
     threshold = _verdict.THRESHOLDS[cls]
     return PathResult(
@@ -148,7 +153,7 @@ def _unrun(recipe: Recipe, status: Any, reason: str, host: HostInfo, **extra: An
         threshold_min=threshold.min,
         host=host.describe(),
         versions=dict(host.versions),
-        **extra,
+        **measured,
     )
 
 
@@ -161,6 +166,7 @@ class _Session:
     sizes: Sequence[int]
     latency: LatencyConfig
     host: HostInfo
+    device: str
     scratch: Path
     #: The probes' stages are throwaway: a private stage cache, never the experiment's.
     cache: StageCache
@@ -169,11 +175,16 @@ class _Session:
 
     @classmethod
     def open(
-        cls, workload: Workload, sizes: Sequence[int], latency: LatencyConfig, host: HostInfo,
+        cls,
+        workload: Workload,
+        sizes: Sequence[int],
+        latency: LatencyConfig,
+        host: HostInfo,
+        device: str,
         scratch: str,
-    ) -> _Session:  # fmt: skip
+    ) -> _Session:
         root = Path(scratch)
-        return cls(workload, sizes, latency, host, root, StageCache(root / "stages"))
+        return cls(workload, sizes, latency, host, device, root, StageCache(root / "stages"))
 
     def _probe(self, whole: bool) -> tuple[_probe.Probe, Runner] | str:
         if whole not in self.probes:
@@ -190,33 +201,33 @@ class _Session:
                     TorchArtifact(probe.workload.model),
                     TorchEagerBackend.Config(),
                     self.latency.threads,
+                    self.device,
                 )
                 self.probes[whole] = (probe, baseline)
         return self.probes[whole]
 
-    def run(self, recipe: Recipe, device: str) -> PathResult:
+    def run(self, recipe: Recipe) -> PathResult:
         """The path on the block probe; where it cannot be built or run there, on the whole
         model (a BERT fusion needs the model's attention-mask subgraph, for example)."""
-        first = self._run_on(recipe, device, whole=False)
+        first = self._run_on(recipe, whole=False)
         block = self.probes.get(False)
         if first.status != "inconclusive" or (isinstance(block, tuple) and not block[0].block):
             return first
-        second = self._run_on(recipe, device, whole=True)
+        second = self._run_on(recipe, whole=True)
         if second.status == "inconclusive":
             return replace(first, reason=f"{first.reason}; on the whole model: {second.reason}")
-        where = first.probe or self.workload.name
-        return replace(
-            second, reason=f"{second.reason} (on the whole model; on {where}: {first.reason})"
-        )
+        where = first.probe or "the blocks"
+        note = f"ran on the whole model: on {where}, {first.reason}"
+        return replace(second, notes=(note, *second.notes))
 
-    def _run_on(self, recipe: Recipe, device: str, whole: bool) -> PathResult:
+    def _run_on(self, recipe: Recipe, whole: bool) -> PathResult:
         import torch
 
         from autoopt.artifacts import load_artifact
 
         got = self._probe(whole)
         if isinstance(got, str):
-            return _unrun(recipe, "inconclusive", got, self.host)
+            return _result(recipe, "inconclusive", got, self.host)
         probe, baseline = got
         # Dynamo keeps compiled code per code object, and every probe shares its forward:
         # without a reset, later paths would hit its recompile limit and silently run eager.
@@ -228,22 +239,22 @@ class _Session:
             with tempfile.TemporaryDirectory(dir=self.scratch) as workdir:
                 built = build(
                     recipe, probe.workload, self.cache, hardware.current(), Path(workdir),
-                    device=device,
+                    device=self.device,
                 )  # fmt: skip
                 stage = "compile"
                 artifact = load_artifact(built.path, cast("ArtifactKind", built.kind))
                 backend = registry.get(recipe.backend.key)()
                 runner = backend.compile(  # type: ignore[union-attr, call-arg]
-                    artifact, recipe.backend.parsed(), self.latency.threads, device
+                    artifact, recipe.backend.parsed(), self.latency.threads, self.device
                 )
                 stage = "run"
                 outputs, mutated = _outputs(runner, probe)
                 batches = tuple(_compare(outputs, probe))
                 speedup = _speedup(runner, baseline, probe, self.latency.batch_size)
         except CandidateRejected as e:
-            return _unrun(recipe, "refused", str(e), self.host, **extra)
+            return _result(recipe, "refused", str(e), self.host, **extra)
         except Exception as e:  # noqa: BLE001 - whatever stops the probe says nothing of numerics
-            return _unrun(
+            return _result(
                 recipe,
                 "inconclusive",
                 f"{stage} failed on the probe: {type(e).__name__}: {_first_line(e)}",
@@ -258,12 +269,15 @@ class _Session:
         cls = _verdict.precision_class(recipe)
         threshold = _verdict.THRESHOLDS[cls]
         status, reason = _verdict.judge(batches, threshold)
-        if mutated:
-            reason += (
-                "; note: it wrote into its input arrays (harmless here, each call got a copy; "
-                "a caller reusing its buffers would see them change)"
+        notes = (
+            (
+                "it wrote into its input arrays (harmless here: each call got a copy; a "
+                "caller reusing its buffers would see them change)",
             )
-        return _unrun(
+            if mutated
+            else ()
+        )
+        return _result(
             recipe,
             status,
             reason,
@@ -274,6 +288,7 @@ class _Session:
             batches=batches,
             speedup=speedup,
             seconds=time.perf_counter() - start,
+            notes=notes,
             **extra,
         )
 

@@ -7,11 +7,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from autoopt.selftest import build_probe, find_block
 from autoopt.selftest._block import catch_block_io
-from autoopt.workloads import Split, Workload, load_workload, predict_torch
+from autoopt.workloads import Workload, load_workload, predict_torch
+from tests.unit.selftest_models import Block, Parallel, Stack, stack_workload
 
 
 @pytest.fixture(scope="module")
@@ -20,70 +20,13 @@ def minilm() -> Workload:
     return load_workload("minilm", {"eval_size": 500, "train_size": 200, "calibration_size": 32})
 
 
-class _Inner(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
-
-
-class _Block(nn.Module):
-    """Receives a batched tensor, a constant tensor and a flag, as transformer layers do."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inner = _Inner()
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor, scale: torch.Tensor, *, double: bool = False) -> tuple:
-        y = self.act(self.inner(x)) * scale
-        return (y * 2 if double else y, None)
-
-
-class _Stack(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(nn.Identity(), nn.Identity())  # a container, not a block
-        self.layers = nn.ModuleList([_Block() for _ in range(3)])
-        self.scale = nn.Parameter(torch.linspace(0.5, 1.5, 4), requires_grad=False)
-        self.drops = nn.ModuleList([nn.Dropout() for _ in range(5)])  # repeats, no Linear
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x, _ = layer(x, self.scale, double=True)
-        return x
-
-
-class _Parallel(_Stack):
-    """Blocks side by side, each fed the same input: not a chain."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sum(layer(x, self.scale)[0] for layer in self.layers)
-
-
-def _stack_workload(model: nn.Module | None = None) -> Workload:
-    torch.manual_seed(0)
-    x = np.random.default_rng(0).standard_normal((200, 4)).astype(np.float32)
-    split = Split((x,))
-    return Workload(
-        name="stack",
-        model=(model or _Stack()).eval(),
-        train=split,
-        calibration=split,
-        evaluation=split,
-        metric=lambda o, s, t: {"cosine": 1.0},
-    )
-
-
 def test_find_block_takes_the_outer_repeated_block_not_containers() -> None:
-    found = find_block(_Stack())
+    found = find_block(Stack())
     assert found is not None
     path, block = found
-    # _Inner repeats as often as _Block but is smaller; Dropout repeats more but computes
+    # Inner repeats as often as Block but is smaller; Dropout repeats more but computes
     # nothing; Sequential and ModuleList are containers.
-    assert path == "layers.0" and isinstance(block, _Block)
+    assert path == "layers.0" and isinstance(block, Block)
 
 
 def test_find_block_picks_bertlayer_in_minilm(minilm: Workload) -> None:
@@ -132,11 +75,11 @@ def test_build_probe_is_the_whole_model_when_no_block_repeats(workload: Workload
 
 
 def test_build_probe_fixes_unbatched_arguments_and_flags() -> None:
-    work = _stack_workload()
+    work = stack_workload()
     probe = build_probe(work, [1, 8])
     module = probe.workload.model
     assert probe.block == "layers.0" and probe.workload.input_names == ("x",)
-    assert probe.label == "_Block x2"
+    assert probe.label == "Block x2"
     # ``scale`` has no batch axis: a buffer, so that a precision cast reaches it.
     assert [name for name, _ in module.named_buffers()] and module.call_kwargs == {"double": True}
     np.testing.assert_allclose(probe.reference, probe.inside, rtol=0, atol=1e-6)
@@ -146,7 +89,7 @@ def test_build_probe_fixes_unbatched_arguments_and_flags() -> None:
 
 
 def test_probe_module_pickles_and_exports_with_a_dynamic_batch() -> None:
-    probe = build_probe(_stack_workload(), [1, 8])
+    probe = build_probe(stack_workload(), [1, 8])
     module = probe.workload.model
     buffer = io.BytesIO()
     torch.save(module, buffer)
@@ -161,6 +104,6 @@ def test_probe_module_pickles_and_exports_with_a_dynamic_batch() -> None:
 
 
 def test_build_probe_falls_back_to_one_block_when_blocks_do_not_feed_each_other() -> None:
-    probe = build_probe(_stack_workload(_Parallel()), [1, 8])
-    assert probe.label == "_Block" and probe.blocks == 1
+    probe = build_probe(stack_workload(Parallel()), [1, 8])
+    assert probe.label == "Block" and probe.blocks == 1
     np.testing.assert_allclose(probe.reference, probe.inside, rtol=0, atol=1e-6)

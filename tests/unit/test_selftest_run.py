@@ -26,6 +26,7 @@ from autoopt.selftest import _probe as probe_module
 from autoopt.selftest import _run as run_module
 from autoopt.selftest._store import ResultStore
 from autoopt.workloads import Workload
+from tests.unit.selftest_models import stack_workload
 
 LATENCY = LatencyConfig(batch_size=1, threads=1, extra_batch_sizes=[64])
 WRONG_SPACE = """
@@ -217,3 +218,24 @@ def test_refusal_reason_names_path_cosine_batch_probe_host_and_versions() -> Non
 def test_path_result_round_trips_through_json() -> None:
     result = _result("fail", (BatchResult(1, "1x4", 8, 0.5, 0.25, 3),))
     assert PathResult.from_dict(result.to_dict()) == result
+
+
+def test_run_selftest_retries_on_the_whole_model_then_says_inconclusive(home: Path) -> None:
+    # ONNX Runtime's BERT fusions find no attention in a stack of Linear blocks: not on the
+    # blocks, not on the whole model; nothing about numerics, so inconclusive, not FAIL.
+    space = SearchSpace.model_validate(
+        yaml.safe_load(
+            """
+            parameters:
+              backend.method: [onnxruntime]
+              backend.onnxruntime.transformer_fusions: [true]
+            """
+        )
+    )
+    results = run_selftest(stack_workload(), space, LATENCY, VerifyConfig())
+    by_label = _by_label(results)
+    assert by_label["torch_eager + fp32"].probe == "Block x2"
+    fused = by_label["onnxruntime(transformer_fusions) + fp32"]
+    assert fused.status == "inconclusive" and fused.mean_cosine is None
+    assert "fused no Attention node" in fused.reason and "on the whole model:" in fused.reason
+    assert refusal_reason(results, Recipe.from_dict(fused.recipe)) is None
