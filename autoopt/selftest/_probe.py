@@ -162,6 +162,7 @@ def build_probe(workload: Workload, batch_sizes: Sequence[int], whole: bool = Fa
 
 
 def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: int) -> Probe:
+    """The probe of ``length`` consecutive blocks from ``path`` ("": the whole teacher)."""
     teacher = workload.model.eval()
     blocks = block_run(teacher, path, length) if path else [teacher]
     block, last = blocks[0], blocks[-1]
