@@ -1,6 +1,16 @@
 """autoopt: find the fastest deployable version of a trained model within an accuracy budget."""
 
-from autoopt.api import StudySummary, export, list_studies, load_study, run, select, validate
+from autoopt.api import (
+    DoctorReport,
+    StudySummary,
+    doctor,
+    export,
+    list_studies,
+    load_study,
+    run,
+    select,
+    validate,
+)
 from autoopt.errors import (
     AutoOptError,
     BackendUnavailableError,
@@ -22,12 +32,14 @@ __all__ = [
     "CandidateError",
     "CandidateRejected",
     "ConfigError",
+    "DoctorReport",
     "ExportError",
     "Split",
     "StorageError",
     "StudySummary",
     "Workload",
     "WorkloadError",
+    "doctor",
     "export",
     "list_studies",
     "load",

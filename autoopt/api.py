@@ -14,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoopt import export as _export_module
 from autoopt.config import Experiment, load_experiment
@@ -28,6 +29,9 @@ from autoopt.study import selection as _select_module
 from autoopt.study.records import StudyRecord, study_record
 from autoopt.study.selection import Policy, Selection
 from autoopt.study.storage import load_optuna_study, normalize_url, open_storage
+
+if TYPE_CHECKING:
+    from autoopt.selftest import HostInfo, PathResult
 
 
 def validate(experiment: str | Path) -> Experiment:
@@ -137,6 +141,67 @@ def _run_controllers(
     if errors:
         raise errors[0]
     return [results[i] for i in range(len(controllers))]
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """The host self-test of an experiment's paths (:func:`doctor`)."""
+
+    experiment: str
+    workload: str
+    device: str
+    #: The host the results hold for (:class:`autoopt.selftest.HostInfo`).
+    host: HostInfo
+    results: list[PathResult]
+
+    @property
+    def probe(self) -> str:
+        """``BertLayer: 1x128x384 + 1x1x128x128, 64x128x384 + 64x1x128x128`` ("" when no
+        path ran)."""
+        ran = next((r for r in self.results if r.batches), None)
+        if ran is None:
+            return ""
+        return f"{ran.probe}: {', '.join(b.shapes for b in ran.batches)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment,
+            "workload": self.workload,
+            "device": self.device,
+            "host": self.host.to_dict(),
+            "probe": self.probe,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def doctor(
+    experiment: str | Path | Experiment,
+    *,
+    refresh: bool = False,
+    on_result: Callable[[PathResult], None] | None = None,
+) -> DoctorReport:
+    """Self-test on this host every path (backend, compile settings, precision, quantization)
+    the experiment's search space can produce, on a probe cut from its workload's model.
+
+    Results are cached per host, library versions and probe; ``refresh`` runs every path
+    again. A failing path is a result, not an error. The device is the first target's.
+    """
+    from autoopt.selftest import current_host, run_selftest
+    from autoopt.workloads import load_workload
+
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    device = exp.targets[0].device
+    workload = load_workload(exp.workload.name, exp.workload.options)
+    results = run_selftest(
+        workload, exp.space, exp.latency, exp.verify, device, refresh, on_result=on_result
+    )
+    return DoctorReport(
+        experiment=exp.name,
+        workload=workload.name,
+        device=device,
+        host=current_host(device),
+        results=results,
+    )
 
 
 def load_study(name: str, storage: str | None = None) -> StudyRecord:

@@ -322,6 +322,63 @@ def validate(experiment: Annotated[Path, typer.Argument(help="Experiment YAML fi
     )
 
 
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+_STATUS_STYLE = {
+    "pass": "[green]pass[/green]",
+    "fail": "[bold red]FAIL[/bold red]",
+    "refused": "[yellow]refused[/yellow]",
+    "inconclusive": "[cyan]inconclusive[/cyan]",
+}
+
+
+@app.command()
+@_errors
+def doctor(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Run every path again, ignoring cached results.")
+    ] = False,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="Output format.")
+    ] = ReportFormat.table,
+) -> None:
+    """Self-test on this host every path the experiment's search space can produce."""
+    import json
+
+    def on_result(r: Any) -> None:
+        tag = " (cached)" if r.cached else f" ({r.seconds:.1f}s)"
+        err.print(f"{_STATUS_STYLE[r.status]} {r.label}{tag}", highlight=False)
+
+    report = api.doctor(experiment, refresh=refresh, on_result=on_result)
+    if format is ReportFormat.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=1) + "\n")
+        return
+    out.print(
+        f"Host: {report.host.describe()}; {report.host.describe_versions()}", highlight=False
+    )
+    if report.probe:
+        out.print(f"Probe: {report.probe} (from {report.workload})", highlight=False)
+    table = Table(title=f"Host self-test of '{report.experiment}' ({report.device})")
+    for col in ("path", "status", "mean cos", "min cos", "speed vs fp32 eager", "reason, notes"):
+        table.add_column(col, overflow="fold")
+    for r in report.results:
+        table.add_row(
+            r.label,
+            _STATUS_STYLE[r.status],
+            "" if r.mean_cosine is None else f"{r.mean_cosine:.4f}",
+            "" if r.min_cosine is None else f"{r.min_cosine:.4f}",
+            "" if r.speedup is None else f"{r.speedup:.2f}x",
+            "; ".join([*([] if r.status == "pass" else [r.reason]), *r.notes]),
+        )
+    out.print(table)
+    counts = {s: sum(r.status == s for r in report.results) for s in _STATUS_STYLE}
+    out.print(", ".join(f"{n} {s}" for s, n in counts.items()), highlight=False)
+
+
 # ---- select and export ----------------------------------------------------------------------
 
 PolicyOpt = Annotated[

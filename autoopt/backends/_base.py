@@ -40,6 +40,10 @@ class Backend(ABC):
     key: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     artifact_kind: ClassVar[ArtifactKind]
+    #: Config fields that change which kernels run (a compile mode, a graph optimization
+    #: level), as opposed to tuning within them: the host self-test runs every combination
+    #: of their declared choices (:mod:`autoopt.selftest`).
+    kernel_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -135,6 +135,7 @@ class OnnxRuntimeBackend(Backend):
     key = "backend.onnxruntime"
     Config = OnnxRuntimeConfig
     artifact_kind = "onnx"
+    kernel_fields = ("graph_optimization_level", "transformer_fusions", "flush_denormals")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -62,6 +62,7 @@ class TorchCompileBackend(Backend):
     key = "backend.torch_compile"
     Config = TorchCompileConfig
     artifact_kind = "torch"
+    kernel_fields = ("mode", "freezing", "cpp_wrapper", "dynamic")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

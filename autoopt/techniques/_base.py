@@ -62,6 +62,10 @@ class Technique(ABC):
     #: Artifact kinds ``apply`` accepts. The pipeline exports to ONNX before techniques that
     #: only take ONNX, when the recipe's backend runs ONNX.
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
+    #: Config fields that change which kernels run (per-channel scales, the op types made
+    #: int8), as opposed to which layers or how much: the host self-test runs every
+    #: combination of their declared choices (:mod:`autoopt.selftest`).
+    kernel_fields: ClassVar[tuple[str, ...]] = ()
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
         """A reason this method cannot build this candidate here, or None."""

@@ -263,6 +263,7 @@ class DynamicInt8Quantization(Technique):
     family = "quantization"
     Config = DynamicInt8Config
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+    kernel_fields = ("per_channel", "op_types", "weight_type")
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
         assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
@@ -495,6 +496,7 @@ class StaticInt8Quantization(Technique):
     family = "quantization"
     Config = StaticInt8Config
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+    kernel_fields = ("per_channel", "op_types")
     #: Calibration batch: small enough for big models, large enough to be quick.
     CALIBRATION_BATCH = 32
     #: Calibration methods per path (PT2E's are observers of the activations).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +20,16 @@ parameters:
 """
 
 
-def autoopt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def autoopt(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "autoopt.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
 
 
@@ -87,3 +91,45 @@ def test_cli_unknown_sampler_exits_2(make_experiment, repo: Path) -> None:
     result = autoopt("run", str(exp), "--sampler", "tpee", cwd=repo)
     assert result.returncode == 2
     assert "--sampler: unknown sampler 'tpee'; allowed: tpe, nsga2, random, grid" in result.stderr
+
+
+WRONG_SPACE = """
+parameters:
+  backend.method: [torch_eager, onnxruntime]
+  quantization.method: {choices: [none, wrong_int8], when: {backend.method: torch_eager}}
+  precision.method: [fp32]
+"""
+
+
+def test_cli_doctor_reports_every_path_then_reads_its_cache(tmp_path: Path, repo: Path) -> None:
+    env = {**os.environ, "AUTOOPT_HOME": str(tmp_path / "home")}
+    exp = str(repo / "experiments" / "digits_cnn.yaml")
+    first = autoopt("doctor", exp, cwd=repo, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.startswith("Host: ") and "avx512_vnni" in first.stdout
+    assert "torch " in first.stdout and "onnxruntime " in first.stdout
+    assert "Probe: DigitsCNN (whole model): 1x1x8x8, 64x1x8x8" in first.stdout
+    assert "onnxruntime + static_int8(per_channel)" in first.stdout
+    assert "pass torch_eager + fp32 (" in first.stderr  # progress, one line per path
+    assert list((tmp_path / "home" / "selftest").glob("*.json"))
+
+    cached = autoopt("doctor", exp, "--format", "json", cwd=repo, env=env)
+    assert cached.returncode == 0, cached.stderr[-3000:]
+    report = json.loads(cached.stdout)
+    assert report["host"]["description"] in first.stdout
+    assert report["results"] and all(r["cached"] for r in report["results"])
+    assert {r["status"] for r in report["results"]} <= {"pass", "refused"}
+    assert "(cached)" in cached.stderr
+
+    fresh = autoopt("doctor", exp, "--refresh", "--format", "json", cwd=repo, env=env)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert not any(r["cached"] for r in json.loads(fresh.stdout)["results"])
+
+
+def test_cli_doctor_exits_0_when_a_path_fails(make_experiment, tmp_path: Path, repo: Path) -> None:
+    exp = make_experiment(WRONG_SPACE, extra="plugins: [tests.plugins.wrong_kernels]\n")
+    env = {**os.environ, "AUTOOPT_HOME": str(tmp_path / "home")}
+    result = autoopt("doctor", str(exp), cwd=repo, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FAIL" in result.stdout and "torch_eager + wrong_int8" in result.stdout
+    assert "1 fail" in result.stdout
