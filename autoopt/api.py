@@ -186,12 +186,12 @@ def doctor(
     Results are cached per host, library versions and probe; ``refresh`` runs every path
     again. A failing path is a result, not an error. The device is the first target's.
     """
+    from autoopt.execution import prepare
     from autoopt.selftest import current_host, run_selftest
-    from autoopt.workloads import load_workload
 
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     device = exp.targets[0].device
-    workload = load_workload(exp.workload.name, exp.workload.options)
+    workload = prepare(exp.workload.name, dict(exp.workload.options), exp.plugins, [os.getcwd()])
     results = run_selftest(
         workload, exp.space, exp.latency, exp.verify, device, refresh, on_result=on_result
     )

@@ -148,6 +148,14 @@ def run(
                     f"[{e['study']}] {e['count']} trial(s) left RUNNING by a stopped controller: "
                     "marked failed and re-queued"
                 )
+            elif kind == "selftest":
+                counts = ", ".join(f"{n} {status}" for status, n in sorted(e["counts"].items()))
+                cached = " (cached for this host)" if e["cached"] else ""
+                progress.console.print(
+                    f"{tag}host self-test of the space's paths: {counts}{cached}"
+                    + (f"; refusing {', '.join(e['failed'])}" if e["failed"] else ""),
+                    highlight=False,
+                )
             elif kind == "resumed":
                 progress.console.print(
                     f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "

@@ -103,6 +103,10 @@ class ExecutionConfig(Strict):
     #: The baseline's own limit (None: none). Every ratio and the constraint need the
     #: baseline, so a limit sized for candidates must not end the sweep through it.
     baseline_timeout_s: float | None = Field(default=None, gt=0)
+    #: Self-test every path the space can produce on the target before any candidate is
+    #: built (cached per host): a path that computes wrong results there is refused.
+    self_test: bool = True
+    self_test_timeout_s: float = Field(default=3600.0, gt=0)
     #: Retries of a trial whose worker process died (not of a candidate that raised).
     max_retries: int = Field(default=1, ge=0)
     #: CPUs each build task holds, and the threads its training uses. Measurement keeps

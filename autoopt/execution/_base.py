@@ -49,6 +49,20 @@ class TrialTask:
 
 
 @dataclass(frozen=True)
+class SelfTestTask:
+    """The host self-test of a space's paths, run on the target (picklable, no objects)."""
+
+    workload: str
+    workload_options: dict[str, Any]
+    space: dict[str, Any]
+    latency: dict[str, Any]
+    verify: dict[str, Any]
+    plugins: list[str] = field(default_factory=list)
+    sys_path: list[str] = field(default_factory=list)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a candidate did not finish: its own error (the trial fails, or is refused when it
     could not run here) or the infrastructure's (a worker lost too often, a time limit)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoopt.errors import CandidateError, CandidateRejected
-from autoopt.execution._base import TrialTask
+from autoopt.execution._base import SelfTestTask, TrialTask
 
 if TYPE_CHECKING:
     from autoopt.workloads import Workload
@@ -139,3 +139,20 @@ def measure_candidate(task: TrialTask, built: dict[str, Any]) -> dict[str, Any]:
         "pid": os.getpid(),
         "seconds": time.perf_counter() - start,
     }
+
+
+def self_test(task: SelfTestTask) -> list[dict[str, Any]]:
+    """The host self-test of every path of the task's space (cached per host): what
+    :func:`autoopt.selftest.run_selftest` finds, as plain dicts."""
+    from autoopt.config import LatencyConfig, SearchSpace, VerifyConfig
+    from autoopt.selftest import run_selftest
+
+    workload = prepare(task.workload, task.workload_options, task.plugins, task.sys_path)
+    results = run_selftest(
+        workload,
+        SearchSpace.model_validate(task.space),
+        LatencyConfig(**task.latency),
+        VerifyConfig(**task.verify),
+        task.device,
+    )
+    return [r.to_dict() for r in results]

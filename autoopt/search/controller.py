@@ -35,6 +35,7 @@ from autoopt.errors import ConfigError
 from autoopt.execution import Executor, Finished, RayExecutor
 from autoopt.execution.cluster import check_targets, ensure_ray
 from autoopt.recipe import Recipe
+from autoopt.search.host import HostCheck
 from autoopt.search.ledger import RunLedger, controller_id
 from autoopt.search.loop import RunLoop
 from autoopt.search.proposals import Asked, Proposals
@@ -145,6 +146,7 @@ class Controller:
         start = time.monotonic()
         study, budget, done, resumed = self._setup(n_trials, timeout_s)
         executor = self._executor()
+        self._check_host(study, executor)
         loop = RunLoop(self, study, executor, budget, done, start, timeout_s)
         try:
             stopped = loop.run()
@@ -192,6 +194,19 @@ class Controller:
                 # The first measurement of a candidate is the one repeats point to.
                 self._measured.setdefault(_recipe_key(record.recipe), record)
         return study, run.budget, run.done, run.resumed or run.done > 0
+
+    def _check_host(self, study: optuna.Study, executor: Executor) -> None:
+        """Self-test the space's paths on the target before any candidate is built."""
+        host = HostCheck.run(self.exp, self.target, executor)
+        host.record(study)
+        self.proposals.host = host
+        if host.error:
+            self.warnings.append(f"the host self-test did not complete ({host.error})")
+        if host.results:
+            failed = [r.label for r in host.results if r.status == "fail"]
+            cached = all(r.cached for r in host.results)
+            event = {"type": "selftest", "counts": host.counts(), "failed": failed}
+            self.on_event({**event, "cached": cached})
 
     def _snapshot_content(self) -> dict[str, Any]:
         """What this run builds with: enough for export to rebuild any of its trials."""

@@ -19,6 +19,7 @@ from autoopt.errors import CandidateError, ConfigError
 from autoopt.execution import TrialTask
 from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import recombine
+from autoopt.search.host import HostCheck
 from autoopt.search.sampling import suggest
 from autoopt.study import schema as S
 from autoopt.study.recorder import TrialRecorder
@@ -53,6 +54,8 @@ class Proposals:
         self.owner, self.run_id, self.ray_address = owner, run_id, ray_address
         self.on_event = on_event
         self._seeds = {seed.name: seed for seed in exp.seed_candidates}
+        #: What the target's self-test found (set once it has run).
+        self.host = HostCheck()
 
     def task(self, number: int, recipe: Recipe) -> TrialTask:
         return TrialTask(
@@ -96,12 +99,16 @@ class Proposals:
         return dict(trial.user_attrs.get(S.ATTR_FIXED, {}))
 
     def precheck(self, recipe: Recipe) -> str:
-        """Refuse here what this host's checks refuse, without a round trip to a worker
-        (workers check again on their own hardware)."""
+        """Refuse what the target's self-test found broken, and what this host's checks
+        refuse, without a round trip to a worker (workers check again on their own
+        hardware)."""
         from autoopt import hardware
         from autoopt.pipeline import check_recipe
         from autoopt.techniques._base import Context
 
+        reason = self.host.refusal(recipe)
+        if reason:
+            return reason
         if self.target.resources or self.target.labels or self.ray_address:
             return ""  # the target's hardware may differ from the controller's
         try:

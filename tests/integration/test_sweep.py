@@ -161,6 +161,32 @@ def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
     assert summary.completed == sum(t.state == "COMPLETE" for t in study.trials) >= 2
 
 
+def test_a_path_the_host_self_test_fails_is_refused_before_anything_is_built(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    space = """
+    parameters:
+      quantization.method: [none, wrong_int8, dynamic_int8]
+      precision.method: [fp32]
+      backend.method: [torch_eager]
+    """
+    exp = make_experiment(space, n_trials=5, extra="plugins: [tests.plugins.wrong_kernels]\n")
+    autoopt.run(exp, sampler="grid")
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    wrong = [t for t in study.trials if t.technique("quantization") == "wrong_int8"]
+    assert wrong, [t.recipe_str for t in study.trials]
+    for t in wrong:
+        assert t.status == "rejected" and t.failure_stage == "check", t.failure_reason
+        assert t.failure_reason.startswith("host self-test: ") and "cosine" in t.failure_reason
+        assert not t.stages  # refused before any stage was built
+    int8 = [t for t in study.trials if t.technique("quantization") == "dynamic_int8"]
+    assert int8 and all(t.state == "COMPLETE" for t in int8)
+    found = [v for k, v in study.user_attrs.items() if k.startswith("selftest:")]
+    assert len(found) == 1
+    statuses = {p["path"]: p["status"] for p in found[0]["paths"]}
+    assert sorted(statuses.values()).count("fail") == 1, statuses
+
+
 def test_seed_candidate_may_set_what_the_space_fixes(
     ray_session, make_experiment, tmp_path: Path
 ) -> None:
