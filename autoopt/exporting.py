@@ -490,12 +490,12 @@ def export_trial(
         ExportError: the trial cannot be rebuilt, written or loaded, or its re-measured score
             differs from the recorded one by more than ``accuracy_tolerance``.
     """
-    from autoopt import bundle, hardware, registry
+    from autoopt import bundle, hardware, plugins
     from autoopt.artifacts import load_artifact
     from autoopt.cache import StageCache, resolve_root
     from autoopt.config import LatencyConfig, VerifyConfig
     from autoopt.pipeline import build
-    from autoopt.recipe import Recipe
+    from autoopt.resolve import recipe_from_dict
     from autoopt.search.records import STUDY_CACHE_DIR, STUDY_WORKLOAD_VERSION
     from autoopt.workloads import load_workload
 
@@ -506,8 +506,8 @@ def export_trial(
     out = Path(out).expanduser().resolve()
     _prepare_out(out, overwrite)
     _import_plugins(list(exp.get("plugins") or []))
-    recipe = Recipe.from_dict(record.recipe or {})
-    backend_kind = registry.get(recipe.backend.key).artifact_kind  # type: ignore[union-attr]
+    recipe = recipe_from_dict(record.recipe or {})
+    backend_kind = plugins.get_backend(recipe.backend.key).artifact_kind
     if triton and backend_kind != "onnx":
         raise ConfigError(
             f"--triton: trial {trial} runs on {recipe.backend.key}, which serves a PyTorch "

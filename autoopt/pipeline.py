@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoopt import registry
+from autoopt import plugins
 from autoopt.artifacts import Artifact, TorchArtifact
 from autoopt.cache import StageCache, code_version, stage_key
 from autoopt.errors import AutoOptError, CandidateError, CandidateRejected
 from autoopt.onnx_export import OnnxExportConfig, export_onnx
-from autoopt.techniques._base import Context, Technique
+from autoopt.plugins import Context
 
 if TYPE_CHECKING:
     from autoopt.hardware import Hardware
@@ -65,6 +65,27 @@ class BuildResult:
         return sum(e.saved_seconds for e in self.events)
 
 
+def make_context(
+    recipe: Recipe,
+    workload: Workload,
+    hardware: Hardware,
+    *,
+    workdir: Path = Path("."),
+    seed: int = 0,
+    device: str = "cpu",
+) -> Context:
+    """What the recipe's steps read while they check or build, on ``device``."""
+    return Context(
+        workload,
+        recipe,
+        hardware,
+        workdir,
+        seed,
+        device,
+        backend_kind=plugins.get_backend(recipe.backend.key).artifact_kind,
+    )
+
+
 def check_recipe(recipe: Recipe, ctx: Context) -> None:
     """Refuse the candidate before anything runs if a step or the backend cannot do it here."""
     if ctx.device == "cuda" and not ctx.hardware.cuda_devices:
@@ -73,24 +94,23 @@ def check_recipe(recipe: Recipe, ctx: Context) -> None:
             f"({ctx.hardware.cpu_model}, torch {ctx.hardware.versions.get('torch', '?')})",
             stage="check",
         )
-    backend_cls = registry.get(recipe.backend.key)
-    reason = backend_cls.unavailable_reason()  # type: ignore[union-attr]
+    backend_cls = plugins.get_backend(recipe.backend.key)
+    reason = backend_cls.unavailable_reason()
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
-    backend = backend_cls()
-    reason = backend.check(recipe.backend.parsed(), ctx)  # type: ignore[union-attr, call-arg]
+    reason = backend_cls().check(recipe.backend.config, ctx)
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
     for step in recipe.techniques():
-        technique = registry.get(step.key)()
-        accepts = technique.accepts  # type: ignore[union-attr]
+        technique = plugins.get_technique(step.key)()
+        accepts = technique.accepts
         if ctx.backend_kind not in accepts and "torch" not in accepts:
             raise CandidateRejected(
                 f"{step.key}: works on {'/'.join(accepts)} models, but {recipe.backend.key} "
                 f"serves {ctx.backend_kind}",
                 stage="check",
             )
-        reason = technique.check(step.parsed(), ctx)  # type: ignore[union-attr, call-arg]
+        reason = technique.check(step.config, ctx)
         if reason:
             raise CandidateRejected(f"{step.key}: {reason}", stage="check")
 
@@ -106,14 +126,7 @@ def build(
 ) -> BuildResult:
     """Build ``recipe``'s artifact, reusing every stage the cache already holds. Training
     stages run on ``device``; every cached artifact is stored on the CPU."""
-    ctx = Context(
-        workload=workload,
-        recipe=recipe,
-        hardware=hardware,
-        workdir=workdir,
-        seed=seed,
-        device=device,
-    )
+    ctx = make_context(recipe, workload, hardware, workdir=workdir, seed=seed, device=device)
     check_recipe(recipe, ctx)
     events: list[StageEvent] = []
 
@@ -165,14 +178,13 @@ def build(
 
     wants_onnx = ctx.backend_kind == "onnx"
     for step in recipe.techniques():
-        cls = registry.get(step.key)
+        cls = plugins.get_technique(step.key)
         technique = cls()
-        assert isinstance(technique, Technique)  # noqa: S101 - recipe.techniques() holds no backend
-        config = step.parsed()
+        config = step.config
         if (
             wants_onnx
             and "onnx" in technique.accepts
-            and _kind(entry) == "torch"  # type: ignore[union-attr]
+            and _kind(entry) == "torch"
             and not technique.needs_torch(config)
         ):
             _export(run_stage, workload, workdir)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from autoopt import hardware
-from autoopt.recipe import Recipe, Step
+from autoopt.recipe import Recipe
+from autoopt.resolve import make_step
 from autoopt.search.executor import TrialTask, build_candidate, measure_candidate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,9 +50,9 @@ def recipe(
     **steps: tuple[str, dict[str, Any]],
 ) -> Recipe:
     return Recipe(
-        precision=Step.make(f"precision.{precision}"),
-        backend=Step.make(f"backend.{backend}", backend_config),
-        **{family: Step.make(key, config) for family, (key, config) in steps.items()},
+        precision=make_step(f"precision.{precision}"),
+        backend=make_step(f"backend.{backend}", backend_config),
+        **{family: make_step(key, config) for family, (key, config) in steps.items()},
     )
 
 

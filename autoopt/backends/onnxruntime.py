@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from autoopt.backends._base import Backend, Runner
+from autoopt.artifacts import OnnxArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig
+from autoopt.plugins import Backend, MethodConfig, Runner, register
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
     from autoopt.artifacts import Artifact
+    from autoopt.plugins import Context
 
 _LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -131,7 +131,7 @@ class OnnxRuntimeRunner(Runner):
 
 
 @register
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(Backend[OnnxRuntimeConfig]):
     key = "backend.onnxruntime"
     Config = OnnxRuntimeConfig
     artifact_kind = "onnx"
@@ -144,7 +144,7 @@ class OnnxRuntimeBackend(Backend):
             return f"onnxruntime is not installed: {e}"
         return None
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: OnnxRuntimeConfig, ctx: Context) -> str | None:
         if ctx.device != "cpu":
             import onnxruntime
 
@@ -159,7 +159,6 @@ class OnnxRuntimeBackend(Backend):
                 "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
                 "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
             )
-        assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
         if config.transformer_fusions and ctx.recipe.quantization is not None:
             return (
                 "transformer_fusions: ONNX Runtime's BERT optimizer fuses float graphs, and this "
@@ -182,14 +181,17 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def compile(
-        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+        self, artifact: Artifact, config: OnnxRuntimeConfig, threads: int, device: str = "cpu"
     ) -> Runner:
-        assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
         if device != "cpu":
             raise CandidateError(
                 f"backend.onnxruntime serves on the CPU only, not on {device}", stage="compile"
             )
-        path = str(artifact.path)  # type: ignore[union-attr]
+        if not isinstance(artifact, OnnxArtifact):
+            raise CandidateError(
+                f"backend.onnxruntime serves ONNX graphs, not {artifact.kind}", stage="compile"
+            )
+        path = str(artifact.path)
         if config.transformer_fusions:
             path = fuse_transformer(path, config.fusion_num_heads, config.fusion_hidden_size)
         return OnnxRuntimeRunner(

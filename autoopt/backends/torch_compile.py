@@ -8,14 +8,12 @@ import shutil
 from typing import TYPE_CHECKING, Any, Literal
 
 from autoopt.artifacts import on_device
-from autoopt.backends._base import Backend, Runner
-from autoopt.backends.torch_eager import TorchRunner
-from autoopt.registry import register
-from autoopt.techniques._base import MethodConfig
+from autoopt.backends.torch_eager import TorchRunner, torch_model
+from autoopt.plugins import Backend, MethodConfig, Runner, register
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
-    from autoopt.techniques._base import Context
+    from autoopt.plugins import Context
 
 #: Modes that capture CUDA graphs: they need a cuda target.
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -58,7 +56,7 @@ def _patched_class() -> type:
 
 
 @register
-class TorchCompileBackend(Backend):
+class TorchCompileBackend(Backend[TorchCompileConfig]):
     key = "backend.torch_compile"
     Config = TorchCompileConfig
     artifact_kind = "torch"
@@ -69,8 +67,7 @@ class TorchCompileBackend(Backend):
             return "torch.compile's Inductor CPU backend needs a C++ compiler (g++), none on PATH"
         return None
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        assert isinstance(config, TorchCompileConfig)  # noqa: S101 - registry guarantees it
+    def check(self, config: TorchCompileConfig, ctx: Context) -> str | None:
         if config.mode in CUDA_GRAPH_MODES and ctx.device != "cuda":
             return (
                 f"mode {config.mode} replays CUDA graphs and needs a cuda target (this one is "
@@ -79,14 +76,13 @@ class TorchCompileBackend(Backend):
         return None
 
     def compile(
-        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+        self, artifact: Artifact, config: TorchCompileConfig, threads: int, device: str = "cpu"
     ) -> Runner:
         import torch
 
-        assert isinstance(config, TorchCompileConfig)  # noqa: S101 - registry guarantees it
         torch.set_num_threads(threads)
         # Placed before compiling, so Inductor generates kernels for the device it will run on.
-        model = on_device(artifact.model, device).eval()  # type: ignore[union-attr]
+        model = on_device(torch_model(artifact, self.key), device).eval()
         compiled = torch.compile(model, mode=config.mode, dynamic=config.dynamic)
         settings = {"freezing": config.freezing, "cpp_wrapper": config.cpp_wrapper}
         label = ", ".join([config.mode, *(k for k, on in settings.items() if on)])

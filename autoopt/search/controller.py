@@ -37,7 +37,8 @@ from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.config._space import encode_choice
 from autoopt.errors import AutoOptError, CandidateError, ConfigError
-from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.recipe import Recipe
+from autoopt.resolve import baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import recombine
 from autoopt.search import records as R
 from autoopt.search.executor import RayExecutor, TrialTask, check_targets, ensure_ray
@@ -447,15 +448,16 @@ class Controller:
         """Refuse here what this host's checks refuse, without a Ray round trip (workers
         check again on their own hardware)."""
         from autoopt import hardware
-        from autoopt.pipeline import check_recipe
-        from autoopt.techniques._base import Context
+        from autoopt.pipeline import check_recipe, make_context
 
         if self.target.resources or self.target.labels or self.ray_address:
             return ""  # the target's hardware may differ from the controller's
         try:
             check_recipe(
                 recipe,
-                Context(self._workload, recipe, hardware.current(), device=self.target.device),
+                make_context(
+                    recipe, self._workload, hardware.current(), device=self.target.device
+                ),
             )
         except CandidateError as e:
             return str(e)

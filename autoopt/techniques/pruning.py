@@ -12,8 +12,7 @@ from pydantic import Field
 
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.plugins import MethodConfig, Technique, register
 from autoopt.techniques._training import (
     RECOVERY_ALPHA,
     RECOVERY_TEMPERATURE,
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 
 class _RecoveryConfig(MethodConfig):
@@ -95,7 +95,7 @@ def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> N
 
 
 @register
-class UnstructuredPruning(Technique):
+class UnstructuredPruning(Technique[UnstructuredPruningConfig]):
     """Magnitude (L1) pruning of Conv/Linear weights with ``torch.nn.utils.prune``.
 
     The zeros only make the model faster on sparse kernels (few CPU backends have them); they do
@@ -107,11 +107,12 @@ class UnstructuredPruning(Technique):
     Config = UnstructuredPruningConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(
+        self, artifact: Artifact, config: UnstructuredPruningConfig, ctx: Context
+    ) -> Artifact:
         import torch
         from torch.nn.utils import prune
 
-        assert isinstance(config, UnstructuredPruningConfig)  # noqa: S101 - registry's contract
         model = _copy_model(artifact, self.key)
         layers = _prunable(model)
         if not layers:
@@ -138,7 +139,7 @@ class UnstructuredPruning(Technique):
 
 
 @register
-class StructuredPruning(Technique):
+class StructuredPruning(Technique[StructuredPruningConfig]):
     """Remove whole conv channels / linear units, with their dependents, via torch-pruning.
 
     torch-pruning traces the model's dependency graph, so coupled layers (the next layer's
@@ -151,18 +152,17 @@ class StructuredPruning(Technique):
     Config = StructuredPruningConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: StructuredPruningConfig, ctx: Context) -> str | None:
         try:
             import torch_pruning  # noqa: F401
         except ImportError as e:
             return f"structured pruning needs torch-pruning (pip install torch-pruning): {e}"
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(self, artifact: Artifact, config: StructuredPruningConfig, ctx: Context) -> Artifact:
         import torch
         import torch_pruning as tp
 
-        assert isinstance(config, StructuredPruningConfig)  # noqa: S101 - registry's contract
         model = _copy_model(artifact, self.key)
         example = _trace_inputs(ctx, 2)
         with torch.no_grad():

@@ -17,7 +17,7 @@ import torch
 from autoopt.errors import CandidateError
 
 if TYPE_CHECKING:
-    from autoopt.techniques._base import Context
+    from autoopt.plugins import Context
     from autoopt.techniques.quantization import StaticInt8Config
 
 #: The largest batch the captured graph accepts: its batch dimension is dynamic, the rest

@@ -24,8 +24,7 @@ from pydantic import Field, field_validator
 
 from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.plugins import MethodConfig, Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
 
 if TYPE_CHECKING:
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     import torch
 
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _quiet() -> Iterator[None]:
 
 
 @register
-class DynamicInt8Quantization(Technique):
+class DynamicInt8Quantization(Technique[DynamicInt8Config]):
     """Weights to int8 ahead of time, activations quantized on the fly per batch.
 
     PyTorch: ``quantize_dynamic`` replaces ``nn.Linear`` with a dynamic quantized Linear (Conv
@@ -264,8 +264,7 @@ class DynamicInt8Quantization(Technique):
     Config = DynamicInt8Config
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
+    def check(self, config: DynamicInt8Config, ctx: Context) -> str | None:
         if reason := _precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
@@ -288,11 +287,10 @@ class DynamicInt8Quantization(Technique):
                 )
         return None
 
-    def needs_torch(self, config: MethodConfig) -> bool:
-        return isinstance(config, DynamicInt8Config) and config.exclude_most_sensitive > 0
+    def needs_torch(self, config: DynamicInt8Config) -> bool:
+        return config.exclude_most_sensitive > 0
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
-        assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
+    def apply(self, artifact: Artifact, config: DynamicInt8Config, ctx: Context) -> Artifact:
         if config.exclude_most_sensitive:
             if not isinstance(artifact, TorchArtifact):
                 raise CandidateError(
@@ -482,7 +480,7 @@ class _CalibrationReader:
 
 
 @register
-class StaticInt8Quantization(Technique):
+class StaticInt8Quantization(Technique[StaticInt8Config]):
     """Weights and activations to int8 with ranges calibrated on the calibration split.
 
     ONNX Runtime: QDQ format; activations are unsigned (QUInt8) because signed activations run
@@ -501,8 +499,7 @@ class StaticInt8Quantization(Technique):
     ONNX_CALIBRATION = ("minmax", "entropy", "percentile")
     PT2E_CALIBRATION = ("minmax", "histogram")
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
+    def check(self, config: StaticInt8Config, ctx: Context) -> str | None:
         if reason := _precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
@@ -542,8 +539,7 @@ class StaticInt8Quantization(Technique):
             )
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
-        assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
+    def apply(self, artifact: Artifact, config: StaticInt8Config, ctx: Context) -> Artifact:
         if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
             return TorchArtifact(self._pt2e(artifact.model, config, ctx))
         return self._onnx(artifact, config, ctx)

@@ -21,13 +21,15 @@ import torch
 from pydantic import ValidationError
 
 import autoopt.hardware
-from autoopt import registry
+from autoopt import plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, TorchArtifact
 from autoopt.backends.onnxruntime import OnnxRuntimeRunner
 from autoopt.backends.torch_eager import TorchRunner
 from autoopt.hardware import Hardware
+from autoopt.pipeline import make_context as pipeline_context
+from autoopt.plugins import Context, MethodConfig, Technique
 from autoopt.recipe import Recipe, Step
-from autoopt.techniques import Context, MethodConfig, Technique
+from autoopt.resolve import make_step
 from autoopt.workloads import Split, Workload
 
 BACKEND_KINDS = {
@@ -37,11 +39,9 @@ BACKEND_KINDS = {
 }
 
 
-def technique_class(key: str) -> type[Technique]:
+def technique_class(key: str) -> type[Technique[Any]]:
     """The registered technique class (the registry also holds backends)."""
-    cls = registry.get(key)
-    assert issubclass(cls, Technique), f"{key} is not a technique"
-    return cls
+    return plugins.get_technique(key)
 
 
 def make_context(
@@ -59,15 +59,15 @@ def make_context(
     device: str = "cpu",
 ) -> Context:
     """A context whose recipe holds ``key`` (with ``config``) in its family's slot."""
-    steps: dict[str, Step] = {"precision": Step.make(precision)}
+    steps: dict[str, Step] = {"precision": make_step(precision)}
     for family, (other_key, other_config) in (others or {}).items():
-        steps[family] = Step.make(other_key, other_config)
-    steps[key.split(".", 1)[0]] = Step.make(key, config)
-    recipe = Recipe(backend=Step.make(backend, backend_config), **steps)  # type: ignore[arg-type]
-    return Context(
-        workload=workload,
-        recipe=recipe,
-        hardware=hardware or autoopt.hardware.current(),
+        steps[family] = make_step(other_key, other_config)
+    steps[key.split(".", 1)[0]] = make_step(key, config)
+    recipe = Recipe(backend=make_step(backend, backend_config), **steps)  # type: ignore[arg-type]
+    return pipeline_context(
+        recipe,
+        workload,
+        hardware or autoopt.hardware.current(),
         workdir=workdir,
         seed=seed,
         device=device,
@@ -102,7 +102,7 @@ def same_fingerprint(a: Any, b: Any) -> bool:
 
 @dataclass
 class Built:
-    technique: Technique
+    technique: Technique[Any]
     config: MethodConfig
     ctx: Context
     source: Artifact
@@ -159,7 +159,7 @@ class TechniqueConformance:
         config = cls(**self.config)
         assert cls(**config.model_dump()) == config
         assert cls.model_validate(config.model_dump(mode="json")) == config
-        assert Step.make(self.key, self.config).parsed() == config
+        assert make_step(self.key, self.config).config == config
 
     def test_config_rejects_unknown_key(self) -> None:
         with pytest.raises(ValidationError, match="extra"):
