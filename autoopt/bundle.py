@@ -131,7 +131,7 @@ def _load_artifact(root: Path, manifest: dict[str, Any]) -> Any:
                 f"{path}: torch.export.load failed ({type(e).__name__}: {e}); the bundle was "
                 f"written with torch {manifest.get('versions', {}).get('torch', '?')}"
             ) from e
-        from autoopt.techniques.pt2e import ExportedModule
+        from autoopt.torch_export import ExportedModule
 
         return TorchArtifact(ExportedModule(program).eval())
     if form == "pickled_module":

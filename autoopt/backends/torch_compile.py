@@ -91,7 +91,7 @@ class TorchCompileBackend(Backend[TorchCompileConfig]):
         if config.freezing:
             import warnings
 
-            from autoopt.techniques.pt2e import register_inductor_passes
+            from autoopt.torch_export import register_inductor_passes
 
             register_inductor_passes()
             # Inductor's oneDNN lowering copies scales with torch.tensor(tensor), once per

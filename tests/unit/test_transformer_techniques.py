@@ -197,7 +197,7 @@ def test_pt2e_static_int8_runs_int8_linears_through_inductor(minilm, check, tmp_
     from torch._dynamo.utils import counters
 
     from autoopt.backends.torch_compile import TorchCompileConfig
-    from autoopt.techniques.pt2e import ExportedModule
+    from autoopt.torch_export import ExportedModule
 
     step = make_step("quantization.static_int8", {"exclude": [FFN_OUT], "per_channel": True})
     compile_step = make_step("backend.torch_compile", {"freezing": True})
