@@ -8,25 +8,21 @@ that loads it share it without importing each other.
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import torch
+
+from autoopt.quiet import logger_level
 
 
 def register_inductor_passes() -> None:
     """Importing torchao's x86 quantizer registers Inductor's int8 fusion passes: needed
     before compiling a quantized graph in any process, including one that only loads it."""
-    import logging
-
-    # torchao logs a warning per CUDA/Triton extension it cannot load on a CPU-only host,
-    # kernels this path does not use.
-    log = logging.getLogger("torchao")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
+    # torchao logs a warning per CUDA/Triton extension it cannot load on a CPU-only host at
+    # import: kernels this path does not use.
+    with logger_level("torchao", logging.ERROR):
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
-    finally:
-        log.setLevel(level)
 
 
 class ExportedModule(torch.nn.Module):

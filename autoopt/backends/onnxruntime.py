@@ -17,6 +17,7 @@ from pydantic import Field
 from autoopt.artifacts import OnnxArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Backend, MethodConfig, Runner, register
+from autoopt.quiet import logger_level
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -209,20 +210,20 @@ def fuse_transformer(path: str, num_heads: int = 0, hidden_size: int = 0) -> str
 
     from onnxruntime.transformers.optimizer import optimize_model
 
-    # Its fusion report is logged at INFO on the root logger: keep it out of sweep output.
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.WARNING)
-    model = optimize_model(
-        path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
-    )
-    if not model.get_fused_operator_statistics().get("Attention"):
-        raise CandidateError(
-            "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in this "
-            "graph; it needs a BERT-style encoder",
-            stage="compile",
+    # The optimizer logs its fusion report and where it saves at INFO: not sweep output.
+    with logger_level("onnxruntime.transformers", logging.WARNING):
+        model = optimize_model(
+            path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
         )
-    # Never beside the input: that is a stage-cache entry, shared and read-only.
-    fused = str(_scratch() / f"fused-{uuid.uuid4().hex[:8]}.onnx")
-    model.save_model_to_file(fused)
+        if not model.get_fused_operator_statistics().get("Attention"):
+            raise CandidateError(
+                "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in "
+                "this graph; it needs a BERT-style encoder",
+                stage="compile",
+            )
+        # Never beside the input: that is a stage-cache entry, shared and read-only.
+        fused = str(_scratch() / f"fused-{uuid.uuid4().hex[:8]}.onnx")
+        model.save_model_to_file(fused)
     return fused
 
 

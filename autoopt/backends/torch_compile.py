@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from autoopt.artifacts import on_device
@@ -49,7 +50,12 @@ def _patched_class() -> type:
         def forward(self, *args: Any) -> Any:
             from torch._inductor import config as inductor_config
 
-            with inductor_config.patch(self.settings):
+            with inductor_config.patch(self.settings), warnings.catch_warnings():
+                # A call may compile: Inductor's oneDNN lowering of a frozen int8 graph copies
+                # scales with torch.tensor(tensor), a style warning about its own code.
+                warnings.filterwarnings(
+                    "ignore", "To copy construct from a tensor", UserWarning, "torch._inductor"
+                )
                 return self.compiled(*args)
 
     return Patched
@@ -89,16 +95,9 @@ class TorchCompileBackend(Backend[TorchCompileConfig]):
         if not any(settings.values()):
             return TorchRunner(compiled, threads, label=f"torch.compile({label})", device=device)  # type: ignore[arg-type]
         if config.freezing:
-            import warnings
-
             from autoopt.torch_export import register_inductor_passes
 
             register_inductor_passes()
-            # Inductor's oneDNN lowering copies scales with torch.tensor(tensor), once per
-            # int8 layer and compile: a style warning about its own code.
-            warnings.filterwarnings(
-                "ignore", "To copy construct from a tensor", UserWarning, "torch._inductor"
-            )
         # Freezing folds weights only for graphs compiled without autograd: no_grad is what
         # Inductor documents for it (and what the int8 passes were measured under).
         return TorchRunner(

@@ -134,7 +134,13 @@ def require_integer_ops(path: Path, stage: str) -> None:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """ONNX Runtime's quantizer prints progress to stdout, which carries results in the CLI."""
+    """One call of ONNX Runtime's quantizer, without its chatter.
+
+    It prints progress and notices (the histogram calibrators, odd initializer names) with
+    ``print``: they go to the debug log instead of stdout, which carries results in the CLI (a
+    Ray worker's stdout reaches the driver's). The entropy calibrator's numpy warnings (the log
+    of empty histogram bins) are dropped.
+    """
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -190,9 +190,8 @@ def _preprocess(source: Path, target: Path) -> None:
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with quiet():
-        try:
-            quant_pre_process(str(source), str(target))
-        except Exception as e:  # noqa: BLE001 - retry below with the simpler inference
-            logger.debug("symbolic shape inference failed (%s); retrying without it", e)
-            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+    try:
+        quant_pre_process(str(source), str(target))
+    except Exception as e:  # noqa: BLE001 - retry below with the simpler inference
+        logger.debug("symbolic shape inference failed (%s); retrying without it", e)
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
