@@ -121,8 +121,12 @@ class OnnxRuntimeRunner(Runner):
 
         graph = onnx.load(self.path, load_external_data=False).graph
         ops = Counter(n.op_type for n in graph.node)
+        # The float type the weights are stored in: float16 once precision.fp16 converted the
+        # graph (its inputs and outputs stay float32).
+        weights = {i.data_type for i in graph.initializer}
         return {
             "backend": "onnxruntime",
+            "dtype": "float16" if onnx.TensorProto.FLOAT16 in weights else "float32",
             "providers": self.session.get_providers(),
             "graph_optimization_level": self.level,
             "threads": self.threads,

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from technique_conformance import make_context, technique_class
 from torch import nn
 
 import autoopt.hardware
@@ -27,12 +26,13 @@ from autoopt.pipeline import check_recipe
 from autoopt.recipe import Recipe
 from autoopt.resolve import make_step
 from autoopt.techniques._float8 import Float8Linear, to_float8
+from autoopt.testing import make_context
 from autoopt.workloads import Workload
 
 
 def _check(workload: Workload, tmp_path: Path, key: str, **kwargs: object) -> str | None:
     ctx = make_context(workload, tmp_path, key, **kwargs)  # type: ignore[arg-type]
-    technique = technique_class(key)()
+    technique = plugins.get_technique(key)()
     return technique.check(technique.Config(), ctx)
 
 
@@ -85,7 +85,7 @@ def test_int8_and_onnxruntime_are_refused_on_a_cuda_target(
     workload: Workload, tmp_path: Path
 ) -> None:
     ctx = make_context(workload, tmp_path, "quantization.dynamic_int8", device="cuda")
-    technique = technique_class("quantization.dynamic_int8")()
+    technique = plugins.get_technique("quantization.dynamic_int8")()
     reason = technique.check(technique.Config(), ctx)
     assert reason is not None and "CPU" in reason and "fp8" in reason
     ort = _backend_check(workload, tmp_path, "backend.onnxruntime", {}, "cuda")

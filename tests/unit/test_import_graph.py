@@ -103,3 +103,9 @@ def test_plugins_import_no_technique_or_backend_and_the_recipe_no_registry() -> 
             m for m in graph[module] if m.startswith(("autoopt.techniques", "autoopt.backends"))
         }, module
     assert not graph["autoopt.recipe"] & {"autoopt.plugins", "autoopt.plugins._registry"}
+
+
+def test_the_library_never_imports_its_test_suites() -> None:
+    graph = import_graph()
+    testing = {m for m in graph if m.startswith("autoopt.testing")}
+    assert not {m for m in graph if m not in testing and graph[m] & testing}
