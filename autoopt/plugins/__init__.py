@@ -9,7 +9,9 @@ here. A method is one class::
 
     @register
     class HalfPrecision(Technique[HalfConfig]):
-        key, family, Config = "precision.half", "precision", HalfConfig
+        key = "precision.half"
+        family = "precision"
+        Config = HalfConfig
 
         def apply(self, artifact: Artifact, config: HalfConfig, ctx: Context) -> Artifact: ...
 

@@ -46,7 +46,9 @@ def register(cls: _M) -> _M:
     key = cls.key
     family, _, method = key.partition(".")
     expected = "backend" if issubclass(cls, Backend) else cls.family
-    if family != expected or family not in FAMILIES or not method:
+    if expected not in FAMILIES:
+        raise ValueError(f"{cls.__qualname__}.family must be one of {', '.join(FAMILIES)}")
+    if family != expected or not method:
         raise ValueError(f"method key '{key}' of {cls.__qualname__} must be '{expected}.<name>'")
     config = getattr(cls, "Config", None)
     if not (isinstance(config, type) and issubclass(config, MethodConfig)):

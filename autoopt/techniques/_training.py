@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import Field
 
 from autoopt.errors import CandidateError
+from autoopt.plugins import MethodConfig
 
 if TYPE_CHECKING:
     import torch
 
+    from autoopt.plugins import Context
     from autoopt.workloads import Workload
 
 logger = logging.getLogger(__name__)
@@ -340,3 +343,31 @@ def relative_error(
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class RecoveryConfig(MethodConfig):
+    """Recovery fine-tuning shared by the pruning methods (0 steps: no recovery)."""
+
+    recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
+    recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
+    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
+    recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+
+
+def recover(model: torch.nn.Module, config: RecoveryConfig, ctx: Context) -> None:
+    """Fine-tune a pruned ``model`` in place against the teacher, as ``config`` asks."""
+    if config.recovery_steps == 0:
+        return
+    train_against_teacher(
+        model,
+        ctx.workload,
+        steps=config.recovery_steps,
+        lr=config.recovery_lr,
+        batch_size=config.recovery_batch_size,
+        temperature=RECOVERY_TEMPERATURE,
+        alpha=RECOVERY_ALPHA,
+        seed=ctx.seed,
+        feature_weight=config.recovery_feature_weight,
+        device=ctx.device,
+    )

@@ -12,12 +12,8 @@ from pydantic import Field
 
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.plugins import MethodConfig, Technique, register
-from autoopt.techniques._training import (
-    RECOVERY_ALPHA,
-    RECOVERY_TEMPERATURE,
-    train_against_teacher,
-)
+from autoopt.plugins import Technique, register
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     import torch
@@ -26,17 +22,7 @@ if TYPE_CHECKING:
     from autoopt.plugins import Context
 
 
-class _RecoveryConfig(MethodConfig):
-    """Recovery fine-tuning shared by the pruning methods (0 steps: no recovery)."""
-
-    recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
-    recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
-    recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
-    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
-    recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
-
-
-class UnstructuredPruningConfig(_RecoveryConfig):
+class UnstructuredPruningConfig(RecoveryConfig):
     #: Fraction of weights set to zero (per layer, or over all layers together).
     amount: float = Field(default=0.5, ge=0.0, le=0.95)
     #: ``layer``: the same fraction in every Conv/Linear; ``global``: the smallest weights of the
@@ -44,7 +30,7 @@ class UnstructuredPruningConfig(_RecoveryConfig):
     scope: Literal["layer", "global"] = "layer"
 
 
-class StructuredPruningConfig(_RecoveryConfig):
+class StructuredPruningConfig(RecoveryConfig):
     #: Fraction of output channels / hidden units removed from each prunable layer.
     amount: float = Field(default=0.3, ge=0.0, le=0.9)
     #: Channel ranking: L1 or L2 norm of the weights coupled to each channel.
@@ -75,23 +61,6 @@ def _trace_inputs(ctx: Context, batch_size: int) -> tuple[torch.Tensor, ...]:
 
     split = ctx.workload.train.take(batch_size)
     return tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in split.inputs)
-
-
-def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> None:
-    if config.recovery_steps == 0:
-        return
-    train_against_teacher(
-        model,
-        ctx.workload,
-        steps=config.recovery_steps,
-        lr=config.recovery_lr,
-        batch_size=config.recovery_batch_size,
-        temperature=RECOVERY_TEMPERATURE,
-        alpha=RECOVERY_ALPHA,
-        seed=ctx.seed,
-        feature_weight=config.recovery_feature_weight,
-        device=ctx.device,
-    )
 
 
 @register
@@ -131,7 +100,7 @@ class UnstructuredPruning(Technique[UnstructuredPruningConfig]):
                 )
         # Recovery trains through the pruning parametrization (weight = weight_orig * mask),
         # so the pruned weights stay exactly zero; prune.remove then makes the zeros permanent.
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         with torch.no_grad():
             for _, m in layers:
                 prune.remove(m, "weight")
@@ -197,7 +166,7 @@ class StructuredPruning(Technique[StructuredPruningConfig]):
                 f"structured pruning changed the output shape from {reference_shape} to {shape}",
                 stage=self.key,
             )
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         return TorchArtifact(model.eval())
 
 

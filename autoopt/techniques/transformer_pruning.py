@@ -21,7 +21,7 @@ from torch import nn
 from autoopt.artifacts import Artifact, ArtifactKind, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
-from autoopt.techniques.pruning import _recover, _RecoveryConfig
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from autoopt.plugins import Context
 
 
-class AttentionFfnPruningConfig(_RecoveryConfig):
+class AttentionFfnPruningConfig(RecoveryConfig):
     #: Fraction of attention heads removed in every layer (at least one head stays).
     heads: float = Field(default=0.25, ge=0.0, le=0.9)
     #: Fraction of FFN intermediate neurons removed in every layer.
@@ -186,5 +186,5 @@ class AttentionFfnPruning(Technique[AttentionFfnPruningConfig]):
             heads = torch.sort(torch.topk(head_scores, keep_h).indices).values
             neurons = torch.sort(torch.topk(neuron_scores, keep_n).indices).values
             prune_layer(layer, heads, neurons)
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         return TorchArtifact(model.eval())
