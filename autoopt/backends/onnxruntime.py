@@ -71,13 +71,6 @@ def session_options(level: str, threads: int, flush_denormals: bool = False) -> 
     return so
 
 
-def _flush_denormals_here() -> None:
-    """FTZ/DAZ on the calling thread (x86's MXCSR), through PyTorch, which exposes it."""
-    import torch
-
-    torch.set_flush_denormal(True)
-
-
 class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str, level: str, threads: int, flush_denormals: bool = False) -> None:
         import onnxruntime as ort
@@ -100,19 +93,25 @@ class OnnxRuntimeRunner(Runner):
         }
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        if self.flush_denormals:
-            _flush_denormals_here()
-        return np.asarray(self.session.run(None, self._feed(inputs))[0], dtype=np.float32)
+        return np.asarray(self.timed(inputs)()[0], dtype=np.float32)
 
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         feed, session = self._feed(inputs), self.session
         if not self.flush_denormals:
             return lambda: session.run(None, feed)
+        import torch
+
+        # FTZ/DAZ is the calling thread's state (x86's MXCSR; PyTorch sets it): on for each
+        # call, on whichever thread makes it, and off again after, the process default, so
+        # that the caller's own float arithmetic is left IEEE.
+        flush = torch.set_flush_denormal
 
         def call() -> Any:
-            # Per call: the thread that times may not be the one that built the runner.
-            _flush_denormals_here()
-            return session.run(None, feed)
+            flush(True)
+            try:
+                return session.run(None, feed)
+            finally:
+                flush(False)
 
         return call
 
