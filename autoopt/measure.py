@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autoopt import hardware, registry
+from autoopt import hardware, plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
 
 if TYPE_CHECKING:
-    from autoopt.backends._base import Runner
     from autoopt.config import LatencyConfig, VerifyConfig
+    from autoopt.plugins import Runner
     from autoopt.recipe import Recipe
     from autoopt.workloads import Workload
 
@@ -188,8 +188,7 @@ def measure(
 ) -> Measurement:
     """Compile for the recipe's backend on ``device``, verify against the teacher, score and
     time it."""
-    backend_cls = registry.get(recipe.backend.key)
-    backend = backend_cls()
+    backend = plugins.get_backend(recipe.backend.key)()
     teacher_outputs(workload)  # computed before the memory window opens
     _reset_peak_rss()
     if device == "cuda":
@@ -198,7 +197,7 @@ def measure(
         torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mb()
     try:
-        runner = backend.compile(artifact, recipe.backend.parsed(), latency.threads, device)  # type: ignore[union-attr, call-arg]
+        runner = backend.compile(artifact, recipe.backend.config, latency.threads, device)
     except CandidateError:
         raise
     except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it

@@ -15,7 +15,7 @@ import numpy as np
 
 from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.techniques._base import MethodConfig
+from autoopt.plugins import MethodConfig
 
 if TYPE_CHECKING:
     from autoopt.workloads import Workload

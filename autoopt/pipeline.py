@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoopt import registry
+from autoopt import plugins
 from autoopt.artifacts import Artifact, TorchArtifact
-from autoopt.cache import StageCache, code_version, stage_key
+from autoopt.cache import CacheEntry, StageCache, code_version, stage_key
 from autoopt.errors import AutoOptError, CandidateError, CandidateRejected
 from autoopt.onnx_export import OnnxExportConfig, export_onnx
-from autoopt.techniques._base import Context, Technique
+from autoopt.plugins import Context, MethodConfig, Technique
 
 if TYPE_CHECKING:
     from autoopt.hardware import Hardware
@@ -65,6 +66,27 @@ class BuildResult:
         return sum(e.saved_seconds for e in self.events)
 
 
+def make_context(
+    recipe: Recipe,
+    workload: Workload,
+    hardware: Hardware,
+    *,
+    workdir: Path = Path("."),
+    seed: int = 0,
+    device: str = "cpu",
+) -> Context:
+    """What the recipe's steps read while they check or build, on ``device``."""
+    return Context(
+        workload,
+        recipe,
+        hardware,
+        workdir,
+        seed,
+        device,
+        backend_kind=plugins.get_backend(recipe.backend.key).artifact_kind,
+    )
+
+
 def check_recipe(recipe: Recipe, ctx: Context) -> None:
     """Refuse the candidate before anything runs if a step or the backend cannot do it here."""
     if ctx.device == "cuda" and not ctx.hardware.cuda_devices:
@@ -73,24 +95,23 @@ def check_recipe(recipe: Recipe, ctx: Context) -> None:
             f"({ctx.hardware.cpu_model}, torch {ctx.hardware.versions.get('torch', '?')})",
             stage="check",
         )
-    backend_cls = registry.get(recipe.backend.key)
-    reason = backend_cls.unavailable_reason()  # type: ignore[union-attr]
+    backend_cls = plugins.get_backend(recipe.backend.key)
+    reason = backend_cls.unavailable_reason()
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
-    backend = backend_cls()
-    reason = backend.check(recipe.backend.parsed(), ctx)  # type: ignore[union-attr, call-arg]
+    reason = backend_cls().check(recipe.backend.config, ctx)
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
     for step in recipe.techniques():
-        technique = registry.get(step.key)()
-        accepts = technique.accepts  # type: ignore[union-attr]
+        technique = plugins.get_technique(step.key)()
+        accepts = technique.accepts
         if ctx.backend_kind not in accepts and "torch" not in accepts:
             raise CandidateRejected(
                 f"{step.key}: works on {'/'.join(accepts)} models, but {recipe.backend.key} "
                 f"serves {ctx.backend_kind}",
                 stage="check",
             )
-        reason = technique.check(step.parsed(), ctx)  # type: ignore[union-attr, call-arg]
+        reason = technique.check(step.config, ctx)
         if reason:
             raise CandidateRejected(f"{step.key}: {reason}", stage="check")
 
@@ -106,94 +127,99 @@ def build(
 ) -> BuildResult:
     """Build ``recipe``'s artifact, reusing every stage the cache already holds. Training
     stages run on ``device``; every cached artifact is stored on the CPU."""
-    ctx = Context(
-        workload=workload,
-        recipe=recipe,
-        hardware=hardware,
-        workdir=workdir,
-        seed=seed,
-        device=device,
-    )
+    ctx = make_context(recipe, workload, hardware, workdir=workdir, seed=seed, device=device)
     check_recipe(recipe, ctx)
-    events: list[StageEvent] = []
-
-    key = stage_key("", f"teacher:{workload.name}", {"version": workload.version}, "")
-    entry = cache.lookup(key) or cache.publish(
-        key, TorchArtifact(workload.model), {"stage": "teacher", "seconds": 0.0}
+    stages = _Stages.from_teacher(cache, workload)
+    wants_onnx = ctx.backend_kind == "onnx"
+    for step in recipe.techniques():
+        cls = plugins.get_technique(step.key)
+        technique, config = cls(), step.config
+        if (
+            wants_onnx
+            and "onnx" in technique.accepts
+            and stages.kind == "torch"
+            and not technique.needs_torch(config)
+        ):
+            _export(stages, workload, workdir)
+        stages.run(step.key, step.params, code_version(cls), _applying(technique, config, ctx))
+    if wants_onnx and stages.kind == "torch":
+        _export(stages, workload, workdir)
+    return BuildResult(
+        key=stages.key, path=stages.entry.path, kind=stages.kind, events=stages.events
     )
-    artifact: Artifact | None = None  # loaded lazily: a cache hit further on skips it
 
-    def current() -> Artifact:
-        nonlocal artifact
-        if artifact is None:
-            artifact = entry.load()
-        return artifact
 
-    def run_stage(name: str, config: dict[str, Any], code: str, fn: Any) -> None:
-        nonlocal key, entry, artifact
-        next_key = stage_key(key, name, config, code)
-        hit = cache.lookup(next_key)
+def _applying(
+    technique: Technique[Any], config: MethodConfig, ctx: Context
+) -> Callable[[Artifact], Artifact]:
+    return lambda artifact: technique.apply(artifact, config, ctx)
+
+
+class _Stages:
+    """A build's walk through the stage cache: the last stage's key and entry, its artifact
+    (loaded only when a stage has to be built on it), and what every stage cost or saved."""
+
+    def __init__(self, cache: StageCache, key: str, entry: CacheEntry) -> None:
+        self.cache, self.key, self.entry = cache, key, entry
+        self.artifact: Artifact | None = None
+        self.events: list[StageEvent] = []
+
+    @classmethod
+    def from_teacher(cls, cache: StageCache, workload: Workload) -> _Stages:
+        key = stage_key("", f"teacher:{workload.name}", {"version": workload.version}, "")
+        entry = cache.lookup(key) or cache.publish(
+            key, TorchArtifact(workload.model), {"stage": "teacher", "seconds": 0.0}
+        )
+        return cls(cache, key, entry)
+
+    @property
+    def kind(self) -> str:
+        return str(self.entry.meta["kind"])
+
+    def run(
+        self, name: str, config: dict[str, Any], code: str, fn: Callable[[Any], Artifact]
+    ) -> None:
+        """Stage ``name`` on the current artifact: from the cache, or built (once, if several
+        builders want it at the same time) and published."""
+        next_key = stage_key(self.key, name, config, code)
+        hit = self.cache.lookup(next_key)
         if hit is None:
-            with cache.building(next_key):
-                hit = cache.lookup(next_key)  # published by a builder we waited for
+            with self.cache.building(next_key):
+                hit = self.cache.lookup(next_key)  # published by a builder we waited for
                 if hit is None:
-                    build_stage(name, config, next_key, fn)
+                    self._build(name, config, next_key, fn)
                     return
         saved = float(hit.meta.get("seconds", 0.0))
-        events.append(StageEvent(name, next_key, True, 0.0, saved))
-        key, entry, artifact = next_key, hit, None
+        self.events.append(StageEvent(name, next_key, True, 0.0, saved))
+        self.key, self.entry, self.artifact = next_key, hit, None
 
-    def build_stage(name: str, config: dict[str, Any], next_key: str, fn: Any) -> None:
-        nonlocal key, entry, artifact
+    def _build(
+        self, name: str, config: dict[str, Any], next_key: str, fn: Callable[[Any], Artifact]
+    ) -> None:
+        if self.artifact is None:
+            self.artifact = self.entry.load()
         start = time.perf_counter()
         try:
-            produced = fn(current())
+            produced = fn(self.artifact)
         except AutoOptError:
             raise
         except Exception as e:  # noqa: BLE001 - a technique crash fails this candidate only
             raise CandidateError(f"{name} failed: {type(e).__name__}: {e}", stage=name) from e
         seconds = time.perf_counter() - start
-        if produced is artifact:  # identity stage (e.g. fp32): nothing new to cache
+        if produced is self.artifact:  # identity stage (e.g. fp32): nothing new to cache
             return
-        entry = cache.publish(
+        self.entry = self.cache.publish(
             next_key,
             produced,
-            {"stage": name, "config": config, "parent": key, "seconds": seconds},
+            {"stage": name, "config": config, "parent": self.key, "seconds": seconds},
         )
-        events.append(StageEvent(name, next_key, False, seconds))
-        key, artifact = next_key, produced
-
-    wants_onnx = ctx.backend_kind == "onnx"
-    for step in recipe.techniques():
-        cls = registry.get(step.key)
-        technique = cls()
-        assert isinstance(technique, Technique)  # noqa: S101 - recipe.techniques() holds no backend
-        config = step.parsed()
-        if (
-            wants_onnx
-            and "onnx" in technique.accepts
-            and _kind(entry) == "torch"  # type: ignore[union-attr]
-            and not technique.needs_torch(config)
-        ):
-            _export(run_stage, workload, workdir)
-        run_stage(
-            step.key,
-            step.params,
-            code_version(cls),
-            lambda a, t=technique, c=config: t.apply(a, c, ctx),
-        )
-    if wants_onnx and _kind(entry) == "torch":
-        _export(run_stage, workload, workdir)
-    return BuildResult(key=key, path=entry.path, kind=_kind(entry), events=events)
+        self.events.append(StageEvent(name, next_key, False, seconds))
+        self.key, self.artifact = next_key, produced
 
 
-def _kind(entry: Any) -> str:
-    return str(entry.meta["kind"])
-
-
-def _export(run_stage: Any, workload: Workload, workdir: Path) -> None:
+def _export(stages: _Stages, workload: Workload, workdir: Path) -> None:
     config = OnnxExportConfig()
-    run_stage(
+    stages.run(
         EXPORT_STAGE,
         config.model_dump(),
         code_version(export_onnx),

@@ -24,12 +24,13 @@ def write_results(study: StudyRecord, results_dir: str | Path) -> Path:
 
 
 def plot_pareto(study: StudyRecord, path: Path) -> None:
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
+    # A Figure on its own Agg canvas, not pyplot: the process's matplotlib backend is untouched.
+    fig = Figure(figsize=(7.5, 5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     done = [t for t in study.trials if t.state == "COMPLETE" and t.metrics]
     feasible = [t for t in done if t.feasible and not t.is_baseline]
     infeasible = [t for t in done if not t.feasible]
@@ -64,4 +65,3 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

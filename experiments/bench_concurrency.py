@@ -26,7 +26,7 @@ from autoopt.execution import (
     ensure_ray,
     measure_candidate,
 )
-from autoopt.recipe import Step, baseline_recipe
+from autoopt.resolve import baseline_recipe, make_step
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def main() -> None:
             recipe = baseline_recipe()
             if backend != "torch_eager":
                 recipe = type(recipe)(
-                    precision=recipe.precision, backend=Step.make(f"backend.{backend}")
+                    precision=recipe.precision, backend=make_step(f"backend.{backend}")
                 )
             built = ray.get(build.remote(task(0, recipe, cache)), timeout=300)
             alone, loaded = [], []
@@ -75,7 +75,7 @@ def main() -> None:
                     precision=heavy.precision,
                     backend=heavy.backend,
                     # A distinct config each time: a cache hit would build nothing.
-                    distillation=Step.make(
+                    distillation=make_step(
                         "distillation.kd", {"width": 0.75, "steps": 1500 + 100 * b + i}
                     ),
                 )

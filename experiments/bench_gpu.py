@@ -27,7 +27,8 @@ from typing import Any
 
 from autoopt import hardware
 from autoopt.execution import TrialTask, build_candidate, measure_candidate
-from autoopt.recipe import Recipe, Step
+from autoopt.recipe import Recipe
+from autoopt.resolve import make_step
 
 REPO = Path(__file__).resolve().parent.parent
 GRAPHS = {"mode": "reduce-overhead"}  # torch.compile with CUDA graphs
@@ -49,9 +50,9 @@ def recipe(
     **steps: tuple[str, dict[str, Any]],
 ) -> Recipe:
     return Recipe(
-        precision=Step.make(f"precision.{precision}"),
-        backend=Step.make(f"backend.{backend}", backend_config),
-        **{family: Step.make(key, config) for family, (key, config) in steps.items()},
+        precision=make_step(f"precision.{precision}"),
+        backend=make_step(f"backend.{backend}", backend_config),
+        **{family: make_step(key, config) for family, (key, config) in steps.items()},
     )
 
 

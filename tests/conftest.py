@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+# The conformance suites' asserts report their operands like the tests' own.
+pytest.register_assert_rewrite("autoopt.testing")
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # The tests' own AUTOOPT_HOME (trained teachers, cached teacher outputs, self-test results),

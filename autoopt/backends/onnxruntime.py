@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from autoopt.backends._base import Backend, Runner
+from autoopt.artifacts import OnnxArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig
+from autoopt.plugins import Backend, MethodConfig, Runner, register
+from autoopt.quiet import logger_level
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
     from autoopt.artifacts import Artifact
+    from autoopt.plugins import Context
 
 _LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -70,13 +71,6 @@ def session_options(level: str, threads: int, flush_denormals: bool = False) -> 
     return so
 
 
-def _flush_denormals_here() -> None:
-    """FTZ/DAZ on the calling thread (x86's MXCSR), through PyTorch, which exposes it."""
-    import torch
-
-    torch.set_flush_denormal(True)
-
-
 class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str, level: str, threads: int, flush_denormals: bool = False) -> None:
         import onnxruntime as ort
@@ -99,19 +93,25 @@ class OnnxRuntimeRunner(Runner):
         }
 
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        if self.flush_denormals:
-            _flush_denormals_here()
-        return np.asarray(self.session.run(None, self._feed(inputs))[0], dtype=np.float32)
+        return np.asarray(self.timed(inputs)()[0], dtype=np.float32)
 
     def timed(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         feed, session = self._feed(inputs), self.session
         if not self.flush_denormals:
             return lambda: session.run(None, feed)
+        import torch
+
+        # FTZ/DAZ is the calling thread's state (x86's MXCSR; PyTorch sets it): on for each
+        # call, on whichever thread makes it, and off again after, the process default, so
+        # that the caller's own float arithmetic is left IEEE.
+        flush = torch.set_flush_denormal
 
         def call() -> Any:
-            # Per call: the thread that times may not be the one that built the runner.
-            _flush_denormals_here()
-            return session.run(None, feed)
+            flush(True)
+            try:
+                return session.run(None, feed)
+            finally:
+                flush(False)
 
         return call
 
@@ -120,8 +120,12 @@ class OnnxRuntimeRunner(Runner):
 
         graph = onnx.load(self.path, load_external_data=False).graph
         ops = Counter(n.op_type for n in graph.node)
+        # The float type the weights are stored in: float16 once precision.fp16 converted the
+        # graph (its inputs and outputs stay float32).
+        weights = {i.data_type for i in graph.initializer}
         return {
             "backend": "onnxruntime",
+            "dtype": "float16" if onnx.TensorProto.FLOAT16 in weights else "float32",
             "providers": self.session.get_providers(),
             "graph_optimization_level": self.level,
             "threads": self.threads,
@@ -131,7 +135,7 @@ class OnnxRuntimeRunner(Runner):
 
 
 @register
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(Backend[OnnxRuntimeConfig]):
     key = "backend.onnxruntime"
     Config = OnnxRuntimeConfig
     artifact_kind = "onnx"
@@ -145,7 +149,7 @@ class OnnxRuntimeBackend(Backend):
             return f"onnxruntime is not installed: {e}"
         return None
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: OnnxRuntimeConfig, ctx: Context) -> str | None:
         if ctx.device != "cpu":
             import onnxruntime
 
@@ -160,7 +164,6 @@ class OnnxRuntimeBackend(Backend):
                 "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
                 "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
             )
-        assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
         if config.transformer_fusions and ctx.recipe.quantization is not None:
             return (
                 "transformer_fusions: ONNX Runtime's BERT optimizer fuses float graphs, and this "
@@ -183,14 +186,17 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def compile(
-        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+        self, artifact: Artifact, config: OnnxRuntimeConfig, threads: int, device: str = "cpu"
     ) -> Runner:
-        assert isinstance(config, OnnxRuntimeConfig)  # noqa: S101 - registry guarantees it
         if device != "cpu":
             raise CandidateError(
                 f"backend.onnxruntime serves on the CPU only, not on {device}", stage="compile"
             )
-        path = str(artifact.path)  # type: ignore[union-attr]
+        if not isinstance(artifact, OnnxArtifact):
+            raise CandidateError(
+                f"backend.onnxruntime serves ONNX graphs, not {artifact.kind}", stage="compile"
+            )
+        path = str(artifact.path)
         if config.transformer_fusions:
             path = fuse_transformer(path, config.fusion_num_heads, config.fusion_hidden_size)
         return OnnxRuntimeRunner(
@@ -208,20 +214,20 @@ def fuse_transformer(path: str, num_heads: int = 0, hidden_size: int = 0) -> str
 
     from onnxruntime.transformers.optimizer import optimize_model
 
-    # Its fusion report is logged at INFO on the root logger: keep it out of sweep output.
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.WARNING)
-    model = optimize_model(
-        path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
-    )
-    if not model.get_fused_operator_statistics().get("Attention"):
-        raise CandidateError(
-            "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in this "
-            "graph; it needs a BERT-style encoder",
-            stage="compile",
+    # The optimizer logs its fusion report and where it saves at INFO: not sweep output.
+    with logger_level("onnxruntime.transformers", logging.WARNING):
+        model = optimize_model(
+            path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
         )
-    # Never beside the input: that is a stage-cache entry, shared and read-only.
-    fused = str(_scratch() / f"fused-{uuid.uuid4().hex[:8]}.onnx")
-    model.save_model_to_file(fused)
+        if not model.get_fused_operator_statistics().get("Attention"):
+            raise CandidateError(
+                "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in "
+                "this graph; it needs a BERT-style encoder",
+                stage="compile",
+            )
+        # Never beside the input: that is a stage-cache entry, shared and read-only.
+        fused = str(_scratch() / f"fused-{uuid.uuid4().hex[:8]}.onnx")
+        model.save_model_to_file(fused)
     return fused
 
 

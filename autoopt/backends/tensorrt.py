@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autoopt.backends._base import Backend, Runner
 from autoopt.errors import BackendUnavailableError
-from autoopt.registry import register
-from autoopt.techniques._base import MethodConfig
+from autoopt.plugins import Backend, MethodConfig, Runner, register
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
 
 
 @register
-class TensorRTBackend(Backend):
+class TensorRTBackend(Backend[MethodConfig]):
     key = "backend.tensorrt"
+    Config = MethodConfig
     artifact_kind = "onnx"
 
     @classmethod

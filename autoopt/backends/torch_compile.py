@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import functools
 import shutil
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from autoopt.artifacts import on_device
-from autoopt.backends._base import Backend, Runner
-from autoopt.backends.torch_eager import TorchRunner
-from autoopt.registry import register
-from autoopt.techniques._base import MethodConfig
+from autoopt.backends.torch_eager import TorchRunner, torch_model
+from autoopt.plugins import Backend, MethodConfig, Runner, register
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
-    from autoopt.techniques._base import Context
+    from autoopt.plugins import Context
 
 #: Modes that capture CUDA graphs: they need a cuda target.
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
@@ -51,14 +50,19 @@ def _patched_class() -> type:
         def forward(self, *args: Any) -> Any:
             from torch._inductor import config as inductor_config
 
-            with inductor_config.patch(self.settings):
+            with inductor_config.patch(self.settings), warnings.catch_warnings():
+                # A call may compile: Inductor's oneDNN lowering of a frozen int8 graph copies
+                # scales with torch.tensor(tensor), a style warning about its own code.
+                warnings.filterwarnings(
+                    "ignore", "To copy construct from a tensor", UserWarning, "torch._inductor"
+                )
                 return self.compiled(*args)
 
     return Patched
 
 
 @register
-class TorchCompileBackend(Backend):
+class TorchCompileBackend(Backend[TorchCompileConfig]):
     key = "backend.torch_compile"
     Config = TorchCompileConfig
     artifact_kind = "torch"
@@ -70,8 +74,7 @@ class TorchCompileBackend(Backend):
             return "torch.compile's Inductor CPU backend needs a C++ compiler (g++), none on PATH"
         return None
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
-        assert isinstance(config, TorchCompileConfig)  # noqa: S101 - registry guarantees it
+    def check(self, config: TorchCompileConfig, ctx: Context) -> str | None:
         if config.mode in CUDA_GRAPH_MODES and ctx.device != "cuda":
             return (
                 f"mode {config.mode} replays CUDA graphs and needs a cuda target (this one is "
@@ -80,30 +83,22 @@ class TorchCompileBackend(Backend):
         return None
 
     def compile(
-        self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
+        self, artifact: Artifact, config: TorchCompileConfig, threads: int, device: str = "cpu"
     ) -> Runner:
         import torch
 
-        assert isinstance(config, TorchCompileConfig)  # noqa: S101 - registry guarantees it
         torch.set_num_threads(threads)
         # Placed before compiling, so Inductor generates kernels for the device it will run on.
-        model = on_device(artifact.model, device).eval()  # type: ignore[union-attr]
+        model = on_device(torch_model(artifact, self.key), device).eval()
         compiled = torch.compile(model, mode=config.mode, dynamic=config.dynamic)
         settings = {"freezing": config.freezing, "cpp_wrapper": config.cpp_wrapper}
         label = ", ".join([config.mode, *(k for k, on in settings.items() if on)])
         if not any(settings.values()):
             return TorchRunner(compiled, threads, label=f"torch.compile({label})", device=device)  # type: ignore[arg-type]
         if config.freezing:
-            import warnings
-
-            from autoopt.techniques.pt2e import register_inductor_passes
+            from autoopt.torch_export import register_inductor_passes
 
             register_inductor_passes()
-            # Inductor's oneDNN lowering copies scales with torch.tensor(tensor), once per
-            # int8 layer and compile: a style warning about its own code.
-            warnings.filterwarnings(
-                "ignore", "To copy construct from a tensor", UserWarning, "torch._inductor"
-            )
         # Freezing folds weights only for graphs compiled without autograd: no_grad is what
         # Inductor documents for it (and what the int8 passes were measured under).
         return TorchRunner(

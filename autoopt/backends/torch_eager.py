@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from autoopt.artifacts import on_device
-from autoopt.backends._base import Backend, Runner
-from autoopt.registry import register
-from autoopt.techniques._base import MethodConfig
+from autoopt.artifacts import TorchArtifact, on_device
+from autoopt.errors import CandidateError
+from autoopt.plugins import Backend, MethodConfig, Runner, register
 
 if TYPE_CHECKING:
     import torch
@@ -91,12 +90,20 @@ class TorchRunner(Runner):
         return info
 
 
+def torch_model(artifact: Artifact, stage: str) -> torch.nn.Module:
+    """The module a PyTorch backend serves (the pipeline hands it nothing else)."""
+    if not isinstance(artifact, TorchArtifact):
+        raise CandidateError(f"{stage} serves PyTorch models, not {artifact.kind}", stage=stage)
+    return artifact.model
+
+
 @register
-class TorchEagerBackend(Backend):
+class TorchEagerBackend(Backend[MethodConfig]):
     key = "backend.torch_eager"
+    Config = MethodConfig
     artifact_kind = "torch"
 
     def compile(
         self, artifact: Artifact, config: MethodConfig, threads: int, device: str = "cpu"
     ) -> Runner:
-        return TorchRunner(artifact.model, threads, device=device)  # type: ignore[union-attr]
+        return TorchRunner(torch_model(artifact, self.key), threads, device=device)

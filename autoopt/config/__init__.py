@@ -15,12 +15,10 @@ from autoopt.config._experiment import (
     WorkloadRef,
 )
 from autoopt.config._load import load_experiment, load_search_space
-from autoopt.config._space import FAMILIES, NONE_METHOD, ParameterSpec, SearchSpace
+from autoopt.config._space import ParameterSpec, SearchSpace
 
 __all__ = [
     "DEFAULT_STORAGE",
-    "FAMILIES",
-    "NONE_METHOD",
     "OBJECTIVE_DIRECTIONS",
     "AccuracyConstraint",
     "Budget",

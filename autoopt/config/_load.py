@@ -8,9 +8,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from autoopt import plugins
 from autoopt.config._experiment import Experiment
-from autoopt.config._space import FAMILIES, NONE_METHOD, SearchSpace
+from autoopt.config._space import SearchSpace
 from autoopt.errors import ConfigError
+from autoopt.plugins import FAMILIES, NONE_METHOD, OPTIONAL_FAMILIES
 
 
 def field_path(loc: tuple[Any, ...]) -> str:
@@ -125,20 +127,18 @@ def _import_plugins(experiment: Experiment, source: str) -> None:
 
 def check_space(space: SearchSpace, source: str) -> None:
     """Every method named exists, every field belongs to its method and accepts its values."""
-    from autoopt import registry
-
     for name, spec in space.parameters.items():
         where = f"{source}: parameters[{name}]"
         parts = name.split(".")
         family = parts[0]
-        known = registry.method_names(family)
+        known = plugins.method_names(family)
         if len(parts) == 2:
             values = spec.choices if spec.kind == "categorical" else [spec.value]
             for v in values or []:
-                if v == NONE_METHOD and family in ("distillation", "pruning", "quantization"):
+                if v == NONE_METHOD and family in OPTIONAL_FAMILIES:
                     continue
                 if v not in known:
-                    allowed = ([NONE_METHOD] if family in FAMILIES[:3] else []) + known
+                    allowed = ([NONE_METHOD] if family in OPTIONAL_FAMILIES else []) + known
                     raise ConfigError(
                         f"{where}: unknown {family} method {v!r}; allowed: {', '.join(allowed)}"
                     )
@@ -148,7 +148,7 @@ def check_space(space: SearchSpace, source: str) -> None:
             raise ConfigError(
                 f"{where}: unknown {family} method '{method}'; allowed: {', '.join(known)}"
             )
-        config_cls = registry.get(f"{family}.{method}").Config
+        config_cls = plugins.get(f"{family}.{method}").Config
         fields = list(config_cls.model_fields)
         if field not in fields:
             from autoopt.config._strict import unknown_key_message
@@ -164,11 +164,11 @@ def check_space(space: SearchSpace, source: str) -> None:
             except ValidationError as e:
                 detail = e.errors()[0]["msg"].removeprefix("Value error, ")
                 raise ConfigError(f"{where}: value {value!r} is not allowed: {detail}") from e
-    for family in ("precision", "backend"):
+    for family in (f for f in FAMILIES if f not in OPTIONAL_FAMILIES):
         if f"{family}.method" not in space.parameters:
             raise ConfigError(
                 f"{source}: parameters: '{family}.method' is required; allowed methods: "
-                f"{', '.join(registry.method_names(family))}"
+                f"{', '.join(plugins.method_names(family))}"
             )
 
 
@@ -195,7 +195,7 @@ def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str)
     inside the searched space); the method's own config validates it.
     """
     from autoopt.config._space import encode_choice
-    from autoopt.recipe import recipe_from_params
+    from autoopt.resolve import recipe_from_params
 
     for name, value in params.items():
         spec = space.parameters.get(name)

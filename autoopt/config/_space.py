@@ -23,9 +23,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from autoopt.config._strict import Strict
+from autoopt.plugins import FAMILIES
 
-FAMILIES: tuple[str, ...] = ("distillation", "pruning", "quantization", "precision", "backend")
-NONE_METHOD = "none"
 Scalar = bool | int | float | str | None
 
 

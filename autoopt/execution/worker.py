@@ -73,14 +73,14 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
     from autoopt import hardware
     from autoopt.cache import StageCache
     from autoopt.pipeline import build
-    from autoopt.recipe import Recipe
+    from autoopt.resolve import recipe_from_dict
 
     start = time.perf_counter()
     # The build worker is reused across trials: set the threads of this trial's build.
     torch.set_num_threads(task.build_threads)
     try:
         workload = _prepare(task)
-        recipe = Recipe.from_dict(task.recipe)
+        recipe = recipe_from_dict(task.recipe)
         with tempfile.TemporaryDirectory(prefix="autoopt-build-") as workdir:
             result = build(
                 recipe,
@@ -110,12 +110,12 @@ def measure_candidate(task: TrialTask, built: dict[str, Any]) -> dict[str, Any]:
     from autoopt.artifacts import load_artifact
     from autoopt.config import LatencyConfig, VerifyConfig
     from autoopt.measure import measure
-    from autoopt.recipe import Recipe
+    from autoopt.resolve import recipe_from_dict
 
     start = time.perf_counter()
     try:
         workload = _prepare(task)
-        recipe = Recipe.from_dict(task.recipe)
+        recipe = recipe_from_dict(task.recipe)
         artifact = load_artifact(Path(built["path"]), built["kind"])
         with tempfile.TemporaryDirectory(prefix="autoopt-measure-") as scratch:
             m = measure(

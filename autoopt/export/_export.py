@@ -183,9 +183,9 @@ def _resolve(
 ) -> _Job:
     """The trial, what it was built with, and this process made ready to rebuild it (the
     sweep's workers' own preparation: import path, plugins, workload)."""
-    from autoopt import hardware, registry
+    from autoopt import hardware, plugins
     from autoopt.execution.worker import prepare
-    from autoopt.recipe import Recipe
+    from autoopt.resolve import recipe_from_dict
 
     record = _trial(study, number)
     snap = snapshot_of(study, record)
@@ -198,8 +198,8 @@ def _resolve(
             f"trial {number}: cannot import what its sweep used ({e}); run the export from "
             "the folder the sweep ran in, or put its plugins on PYTHONPATH"
         ) from e
-    recipe = Recipe.from_dict(record.recipe or {})
-    if triton and registry.get(recipe.backend.key).artifact_kind != "onnx":  # type: ignore[union-attr]
+    recipe = recipe_from_dict(record.recipe or {})
+    if triton and plugins.get_backend(recipe.backend.key).artifact_kind != "onnx":
         raise ConfigError(
             f"--triton: trial {number} runs on {recipe.backend.key}, which serves a PyTorch "
             "model; the Triton layout is written for ONNX bundles (backend.onnxruntime)"

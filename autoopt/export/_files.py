@@ -63,7 +63,7 @@ def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) ->
     """An ExportedProgram (model.pt2) when torch.export handles the module, else model.pt."""
     import torch
 
-    from autoopt.techniques.pt2e import ExportedModule
+    from autoopt.torch_export import ExportedModule
 
     reference = _code_reference(model)
     try:

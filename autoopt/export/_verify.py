@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from autoopt.errors import CandidateError, ExportError
 
 if TYPE_CHECKING:
-    from autoopt.backends._base import Runner
     from autoopt.config import LatencyConfig, VerifyConfig
+    from autoopt.plugins import Runner
     from autoopt.study.records import TrialRecord
     from autoopt.workloads import Workload
 

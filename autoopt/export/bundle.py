@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, get_args
 import numpy as np
 from pydantic import ValidationError
 
-from autoopt.backends._base import Runner
 from autoopt.errors import BackendUnavailableError, ExportError
 from autoopt.export.manifest import FORMAT_VERSION, Manifest, ModelFormat
+from autoopt.plugins import Runner
 
 if TYPE_CHECKING:
     from autoopt.workloads import Workload
@@ -138,7 +138,7 @@ def _load_artifact(root: Path, manifest: dict[str, Any]) -> Any:
                 f"{path}: torch.export.load failed ({type(e).__name__}: {e}); the bundle was "
                 f"written with torch {manifest.get('versions', {}).get('torch', '?')}"
             ) from e
-        from autoopt.techniques.pt2e import ExportedModule
+        from autoopt.torch_export import ExportedModule
 
         return TorchArtifact(ExportedModule(program).eval())
     if form == "pickled_module":
@@ -259,19 +259,19 @@ def load(
         ExportError: a file is missing, modified or unlisted, or the model cannot be loaded.
         BackendUnavailableError: the bundle's backend cannot run on this host.
     """
-    from autoopt import registry
-    from autoopt.recipe import Step
+    from autoopt import plugins
+    from autoopt.resolve import make_step
 
     root = Path(directory)
     manifest = check(root)
     backend = manifest.get("backend", {})
     key = backend.get("key", "")
     try:
-        backend_cls = registry.get(key)
-        step = Step.make(key, backend.get("config", {}))
+        backend_cls = plugins.get_backend(key)
+        step = make_step(key, backend.get("config", {}))
     except Exception as e:  # noqa: BLE001 - an unknown key or config: the bundle is unusable here
         raise ExportError(f"{root / MANIFEST}: backend {key!r}: {e}") from e
-    reason = backend_cls.unavailable_reason()  # type: ignore[union-attr]
+    reason = backend_cls.unavailable_reason()
     if reason:
         raise BackendUnavailableError(
             f"{root}: the bundle runs on {key}, which cannot run here: {reason}"
@@ -288,7 +288,7 @@ def load(
     artifact = _load_artifact(root, manifest)
     n_threads = threads or int(backend.get("threads", 1))
     try:
-        runner = backend_cls().compile(artifact, step.parsed(), n_threads, on)  # type: ignore[union-attr, call-arg]
+        runner = backend_cls().compile(artifact, step.config, n_threads, on)
     except Exception as e:  # noqa: BLE001
         raise ExportError(f"{root}: {key} cannot load the model: {type(e).__name__}: {e}") from e
     return BundleRunner(root, manifest, runner)

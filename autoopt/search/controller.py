@@ -117,22 +117,18 @@ class Controller:
         )
         self.stop_requested = threading.Event()
         self.warnings: list[str] = []
-        self._looping = False
-        self._baseline: dict[str, float] | None = None
-        self._asked: dict[int, Asked] = {}
+        #: Whether the loop has started: from then on a stop request is recorded, not raised.
+        self.looping = False
+        self.baseline: dict[str, float] | None = None
+        self.asked: dict[int, Asked] = {}
         self._measured: dict[str, TrialRecord] = {}
-        self._pending: list[Finished] = []
+        self.pending: list[Finished] = []
         self._counts = {"complete": 0, "failed": 0, "rejected": 0, "duplicate": 0}
         self._hits = self._builds = 0
-        self._saved = self._overhead = 0.0
+        self._saved = self.overhead = 0.0
         self._workload: Any = None
         self._run_id = ""
         self._snapshot = ""
-
-    @property
-    def looping(self) -> bool:
-        """Whether the loop has started: from then on a stop request is recorded, not raised."""
-        return self._looping
 
     def on_event(self, event: dict[str, Any]) -> None:
         self._on_event({**event, "target": self.target.name, "study": self.study_name})
@@ -186,7 +182,7 @@ class Controller:
             ray_address=self.ray_address,
             on_event=self.on_event,
         )
-        self._baseline = self._find_baseline(study)
+        self.baseline = self.find_baseline(study)
         self._measured = {}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             record = trial_record(t)
@@ -225,7 +221,7 @@ class Controller:
             self.exp.execution.max_retries,
         )
 
-    def _find_baseline(self, study: optuna.Study) -> dict[str, float] | None:
+    def find_baseline(self, study: optuna.Study) -> dict[str, float] | None:
         for t in self.ledger.baseline_trials(study, (TrialState.COMPLETE,)):
             return trial_record(t).metrics
         return None
@@ -254,7 +250,7 @@ class Controller:
             baseline=record.baseline,
             study=record,
             warnings=self.warnings,
-            controller_overhead_s=self._overhead / max(1, told),
+            controller_overhead_s=self.overhead / max(1, told),
             duplicates=self._counts["duplicate"],
         )
 
@@ -265,10 +261,10 @@ class Controller:
 
     # ---- telling --------------------------------------------------------------------------
     def tell_finished(self, study: optuna.Study, done: Finished) -> None:
-        asked = self._asked[done.number]
+        asked = self.asked[done.number]
         if done.failure is not None:
             failure = done.failure
-            self._fail(
+            self.fail(
                 asked,
                 failure.stage,
                 failure.reason,
@@ -278,20 +274,20 @@ class Controller:
             )
             return
         self._record_build(done.built or {})
-        if asked.is_baseline and self._baseline is None:
-            self._baseline = dict((done.measured or {})["metrics"])
-        if self._baseline is None:
+        if asked.is_baseline and self.baseline is None:
+            self.baseline = dict((done.measured or {})["metrics"])
+        if self.baseline is None:
             # The baseline is still being measured (by another controller): every ratio and
             # the constraint need it, so hold this result until it is known.
-            self._pending.append(done)
+            self.pending.append(done)
             return
         self._complete(study, asked, done)
 
     def tell_pending(self, study: optuna.Study) -> None:
-        if self._baseline is not None:
-            for done in self._pending:
-                self._complete(study, self._asked[done.number], done)
-            self._pending.clear()
+        if self.baseline is not None:
+            for done in self.pending:
+                self._complete(study, self.asked[done.number], done)
+            self.pending.clear()
 
     def _complete(self, study: optuna.Study, asked: Asked, done: Finished) -> None:
         t0 = time.perf_counter()
@@ -307,24 +303,24 @@ class Controller:
             measure_s=measured.get("seconds", 0.0),
             build_threads=built.get("threads", 1),
         )
-        assert self._baseline is not None  # noqa: S101 - tell_finished holds results until then
+        assert self.baseline is not None  # noqa: S101 - tell_finished holds results until then
         told = self.recorder.complete(
             asked.trial,
             asked.recipe,
             outcome,
-            self._baseline,
+            self.baseline,
             retries=done.attempts,
             snapshot=self._snapshot,
         )
         record = trial_record(told)
         metrics = record.metrics
         self._measured.setdefault(_recipe_key(asked.recipe), record)
-        self._asked.pop(done.number, None)
-        self._overhead += time.perf_counter() - t0
+        self.asked.pop(done.number, None)
+        self.overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
         t1 = time.perf_counter()
         self.proposals.recombine(study)
-        self._overhead += time.perf_counter() - t1
+        self.overhead += time.perf_counter() - t1
         self.on_event(
             {
                 "type": "complete",
@@ -342,16 +338,16 @@ class Controller:
     def tell_repeat(self, trial: optuna.Trial, recipe: Recipe, prior: TrialRecord) -> None:
         t0 = time.perf_counter()
         self.recorder.repeat(trial, prior)
-        self._overhead += time.perf_counter() - t0
+        self.overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
         self._counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
         self.on_event({**event, "recipe": recipe.describe()})
 
     def tell_refused(self, trial: optuna.Trial, recipe: Recipe | None, reason: str) -> None:
-        self._fail(Asked(trial, recipe) if recipe else trial, "check", reason, True)
+        self.fail(Asked(trial, recipe) if recipe else trial, "check", reason, True)
 
-    def _fail(
+    def fail(
         self,
         asked: Asked | optuna.Trial,
         stage: str,
@@ -373,8 +369,8 @@ class Controller:
             stages=stages or (),
             retries=retries,
         )
-        self._asked.pop(trial.number, None)
-        self._overhead += time.perf_counter() - t0
+        self.asked.pop(trial.number, None)
+        self.overhead += time.perf_counter() - t0
         self._counts["rejected" if rejected else "failed"] += 1
         self.on_event(
             {

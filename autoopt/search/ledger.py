@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 from autoopt.cache import resolve_root
 from autoopt.config._space import encode_choice
 from autoopt.errors import ConfigError
-from autoopt.recipe import baseline_params
+from autoopt.resolve import baseline_params
 from autoopt.search.sampling import make_sampler
 from autoopt.study import schema as S
 from autoopt.study.recorder import requeue

@@ -8,7 +8,7 @@ budget they are cancelled and queued again for the study's next run (``at_timeou
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -19,11 +19,45 @@ from autoopt.study import schema as S
 from autoopt.study.recorder import requeue
 
 if TYPE_CHECKING:
-    from autoopt.execution import Executor
-    from autoopt.search.controller import Controller
+    import threading
+
+    from autoopt.config import Experiment
+    from autoopt.execution import Executor, Finished
+    from autoopt.recipe import Recipe
+    from autoopt.search.ledger import RunLedger
+    from autoopt.search.proposals import Proposals
+    from autoopt.study.records import TrialRecord
 
 #: How long one poll of the executor waits: also how soon a stop request is noticed.
 POLL_S = 0.5
+
+
+class Teller(Protocol):
+    """What the loop needs of its controller: the run's settings and parts, its in-flight
+    bookkeeping, and where each kind of outcome is told."""
+
+    exp: Experiment
+    workers: int
+    stop_requested: threading.Event
+    looping: bool
+    ledger: RunLedger
+    proposals: Proposals
+    warnings: list[str]
+    overhead: float
+    baseline: dict[str, float] | None
+    asked: dict[int, Asked]
+    pending: list[Finished]
+
+    def find_baseline(self, study: optuna.Study) -> dict[str, float] | None: ...
+    def on_event(self, event: dict[str, Any]) -> None: ...
+    def prior(self, trial: optuna.Trial, recipe: Recipe) -> TrialRecord | None: ...
+    def tell_finished(self, study: optuna.Study, done: Finished) -> None: ...
+    def tell_pending(self, study: optuna.Study) -> None: ...
+    def tell_repeat(self, trial: optuna.Trial, recipe: Recipe, prior: TrialRecord) -> None: ...
+    def tell_refused(self, trial: optuna.Trial, recipe: Recipe | None, reason: str) -> None: ...
+    def fail(
+        self, asked: Asked, stage: str, reason: str, rejected: bool = False, **kw: Any
+    ) -> None: ...
 
 
 class RunLoop:
@@ -31,7 +65,7 @@ class RunLoop:
 
     def __init__(
         self,
-        c: Controller,
+        c: Teller,
         study: optuna.Study,
         executor: Executor,
         budget: int | None,
@@ -57,25 +91,21 @@ class RunLoop:
     def run(self) -> str:
         c = self.c
         try:
-            c._looping = True
+            c.looping = True
             while True:
                 if c.stop_requested.is_set():
                     raise KeyboardInterrupt
-                if c._baseline is None:
-                    c._baseline = c._find_baseline(self.study)
+                if c.baseline is None:
+                    c.baseline = c.find_baseline(self.study)
                 c.tell_pending(self.study)
                 # Until the baseline is known, one trial at a time (the baseline, which the
                 # queue hands out first): candidates are judged against it, and its timing
                 # must not share the host with their builds.
-                slots = c.workers if c._baseline is not None else 1
+                slots = c.workers if c.baseline is not None else 1
                 while self.executor.in_flight < slots and self.budget_left():
                     self.launch()
                 if not self.executor.in_flight:
-                    if (
-                        c._pending
-                        and c._baseline is None
-                        and not c.ledger.baseline_lost(self.study)
-                    ):
+                    if c.pending and c.baseline is None and not c.ledger.baseline_lost(self.study):
                         time.sleep(POLL_S)  # another controller is still measuring the baseline
                         continue
                     break
@@ -92,10 +122,10 @@ class RunLoop:
             self.cancel("interrupted by the user (Ctrl-C)")
             return "interrupted"
         finally:
-            for done in c._pending:
+            for done in c.pending:
                 reason = "no baseline was measured to judge this trial against"
-                c._fail(c._asked[done.number], "tell", reason)
-            c._pending.clear()
+                c.fail(c.asked[done.number], "tell", reason)
+            c.pending.clear()
         if self.timeout_s is not None and self.out_of_time():
             return "timeout"
         return "budget"
@@ -106,7 +136,7 @@ class RunLoop:
         trial, recipe, error = c.proposals.ask(self.study)
         if recipe is not None and not error:
             error = c.proposals.precheck(recipe)
-        c._overhead += time.perf_counter() - t0
+        c.overhead += time.perf_counter() - t0
         if error:
             # Refused before anything ran: recorded, but not counted against the budget (a
             # bounded number of them), so N trials means N candidates really tried.
@@ -126,7 +156,7 @@ class RunLoop:
             c.tell_repeat(trial, recipe, prior)
         else:
             asked = Asked(trial, recipe)
-            c._asked[trial.number] = asked
+            c.asked[trial.number] = asked
             execution = c.exp.execution
             # The baseline has its own limit (by default none): a candidate-sized limit must
             # not cancel it, and with it every judgement of the sweep.
@@ -140,7 +170,7 @@ class RunLoop:
 
     def check_baseline(self) -> None:
         c = self.c
-        if c._baseline is None and c.ledger.baseline_lost(self.study):
+        if c.baseline is None and c.ledger.baseline_lost(self.study):
             self.cancel("cancelled: the baseline failed")
             raise AutoOptError(
                 "the baseline (unoptimized teacher) failed, so no candidate can be judged "
@@ -149,8 +179,8 @@ class RunLoop:
 
     def cancel(self, reason: str, *, requeue_them: bool = False) -> None:
         for done in self.executor.cancel_all(reason):
-            asked = self.c._asked[done.number]
-            self.c._fail(asked, done.phase, reason, stages=done.stages, retries=done.attempts)
+            asked = self.c.asked[done.number]
+            self.c.fail(asked, done.phase, reason, stages=done.stages, retries=done.attempts)
             if requeue_them:
                 t = asked.trial
                 requeue(self.study, t.number, t.params, t.user_attrs)

@@ -17,7 +17,8 @@ from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import CandidateError, ConfigError
 from autoopt.execution import TrialTask
-from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.recipe import Recipe
+from autoopt.resolve import baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import recombine
 from autoopt.search.host import HostCheck
 from autoopt.search.sampling import suggest
@@ -103,8 +104,7 @@ class Proposals:
         refuse, without a round trip to a worker (workers check again on their own
         hardware)."""
         from autoopt import hardware
-        from autoopt.pipeline import check_recipe
-        from autoopt.techniques._base import Context
+        from autoopt.pipeline import check_recipe, make_context
 
         reason = self.host.refusal(recipe)
         if reason:
@@ -114,7 +114,7 @@ class Proposals:
         try:
             check_recipe(
                 recipe,
-                Context(self.workload, recipe, hardware.current(), device=self.target.device),
+                make_context(recipe, self.workload, hardware.current(), device=self.target.device),
             )
         except CandidateError as e:
             return str(e)

@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Families whose stages train a model (minutes, cached); the rest are post-training settings.
-MODEL_FAMILIES = ("distillation", "pruning")
+from autoopt.plugins import MODEL_FAMILIES
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from autoopt import registry
-from autoopt.config._space import NONE_METHOD, ParameterSpec, SearchSpace, encode_choice
-from autoopt.recipe import Recipe, Step, baseline_recipe, recipe_from_params
+from autoopt import plugins
+from autoopt.config._space import ParameterSpec, SearchSpace, encode_choice
+from autoopt.plugins import NONE_METHOD
+from autoopt.recipe import Recipe, Step
+from autoopt.resolve import baseline_recipe, make_step, recipe_from_params
 
 #: Families a path never has: they change the weights, not the kernels.
 SKIPPED_FAMILIES = ("distillation", "pruning")
@@ -112,7 +114,7 @@ def _is_method_param(name: str) -> bool:
 
 
 def _kernel_fields(key: str) -> tuple[str, ...]:
-    return tuple(getattr(registry.get(key), "kernel_fields", ()))
+    return tuple(plugins.get(key).kernel_fields)
 
 
 def _values(name: str, spec: ParameterSpec) -> list[Any]:
@@ -132,7 +134,7 @@ def _representative(key: str, field: str, spec: ParameterSpec) -> Any:
     space allows it, else the space's first choice, a range's low end or the fixed value."""
     if spec.kind == "fixed":
         return encode_choice(spec.value)
-    info = registry.get(key).Config.model_fields.get(field)
+    info = plugins.get(key).Config.model_fields.get(field)
     default = info.get_default(call_default_factory=True) if info is not None else None
     if spec.kind == "categorical":
         choices = spec.grid_values()
@@ -147,7 +149,7 @@ def _representative(key: str, field: str, spec: ParameterSpec) -> Any:
 
 def _kernel_step(step: Step) -> Step:
     fields = _kernel_fields(step.key)
-    return Step.make(step.key, {k: v for k, v in step.params.items() if k in fields})
+    return make_step(step.key, {k: v for k, v in step.params.items() if k in fields})
 
 
 def _describe_step(step: Step) -> str:
@@ -170,6 +172,6 @@ def _describe_step(step: Step) -> str:
 
 def _defaults(key: str) -> Mapping[str, Any]:
     try:
-        return registry.get(key).Config().model_dump(mode="json")
+        return plugins.get(key).Config().model_dump(mode="json")
     except ValueError:  # a config with required fields has no defaults
         return {}

@@ -21,21 +21,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from autoopt import hardware, registry
+from autoopt import hardware, plugins
 from autoopt.cache import StageCache, code_version
 from autoopt.errors import CandidateRejected
-from autoopt.pipeline import build, check_recipe
+from autoopt.pipeline import build, check_recipe, make_context
 from autoopt.selftest import _block, _paths, _probe, _verdict
 from autoopt.selftest._host import HostInfo, current_host
 from autoopt.selftest._result import BatchResult, PathResult, Status
 from autoopt.selftest._store import ResultStore, digest
-from autoopt.techniques._base import Context
 from autoopt.workloads import cosine_similarity
 
 if TYPE_CHECKING:
     from autoopt.artifacts import ArtifactKind
-    from autoopt.backends._base import Runner
     from autoopt.config import LatencyConfig, SearchSpace, VerifyConfig
+    from autoopt.plugins import Runner
     from autoopt.recipe import Recipe
     from autoopt.workloads import Workload
 
@@ -120,7 +119,7 @@ def _entry_key(recipe: Recipe) -> str:
     return digest(
         {
             "path": _paths.path_key(recipe),
-            "code": {s.key: code_version(registry.get(s.key)) for s in steps},
+            "code": {s.key: code_version(plugins.get(s.key)) for s in steps},
         }
     )
 
@@ -128,7 +127,7 @@ def _entry_key(recipe: Recipe) -> str:
 def _refusal(recipe: Recipe, workload: Workload, device: str) -> str | None:
     """The reason ``check_recipe`` refuses the path on this host, checked as a candidate of
     the real workload would be, or None."""
-    ctx = Context(workload=workload, recipe=recipe, hardware=hardware.current(), device=device)
+    ctx = make_context(recipe, workload, hardware.current(), device=device)
     try:
         check_recipe(recipe, ctx)
     except CandidateRejected as e:
@@ -243,9 +242,9 @@ class _Session:
                 )  # fmt: skip
                 stage = "compile"
                 artifact = load_artifact(built.path, cast("ArtifactKind", built.kind))
-                backend = registry.get(recipe.backend.key)()
-                runner = backend.compile(  # type: ignore[union-attr, call-arg]
-                    artifact, recipe.backend.parsed(), self.latency.threads, self.device
+                backend = plugins.get_backend(recipe.backend.key)()
+                runner = backend.compile(
+                    artifact, recipe.backend.config, self.latency.threads, self.device
                 )
                 stage = "run"
                 outputs, mutated = _outputs(runner, probe)

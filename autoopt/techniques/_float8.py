@@ -10,7 +10,7 @@ import copy
 
 import torch
 
-from autoopt.techniques.quantization import matches
+from autoopt.techniques._names import matches
 
 #: The largest finite e4m3 value: scales map each row's absolute maximum onto it.
 E4M3_MAX = 448.0

@@ -11,7 +11,7 @@ from autoopt.artifacts import OnnxArtifact
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
-    from autoopt.techniques._base import Context
+    from autoopt.plugins import Context
 
 
 def scratch_path(ctx: Context, stem: str) -> Path:

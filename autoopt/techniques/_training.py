@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import Field
+
+from autoopt.errors import CandidateError
+from autoopt.plugins import MethodConfig
 
 if TYPE_CHECKING:
     import torch
 
+    from autoopt.plugins import Context
     from autoopt.workloads import Workload
 
 logger = logging.getLogger(__name__)
@@ -145,6 +150,109 @@ def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
     return targets
 
 
+@dataclass(frozen=True)
+class _Objective:
+    """The loss of one training batch: the distillation loss on the outputs, plus the
+    per-position feature term and the per-layer term where the workload's hooks allow them and
+    their weights are set (a weight is 0 where its term is not used)."""
+
+    workload: Workload
+    teacher: TeacherTargets
+    #: The train split's labels, for the classification loss only.
+    labels: torch.Tensor | None
+    temperature: float
+    alpha: float
+    feature_weight: float
+    layer_weight: float
+    #: The teacher itself, run beside the student to match layers (too large to keep).
+    teacher_model: torch.nn.Module | None
+
+    @classmethod
+    def make(
+        cls,
+        workload: Workload,
+        device: str,
+        *,
+        temperature: float,
+        alpha: float,
+        feature_weight: float,
+        layer_weight: float,
+    ) -> _Objective:
+        import torch
+
+        from autoopt.artifacts import on_device
+
+        labels = None
+        # Labels are only used by the classification loss; an embedding split may carry none.
+        if workload.output_kind == "logits" and workload.train.targets is not None:
+            labels = torch.from_numpy(np.asarray(workload.train.targets)).to(device)
+        use_layers = layer_weight > 0 and workload.layer_features is not None
+        use_features = feature_weight > 0 and workload.features is not None
+        teacher = teacher_targets(workload, device)
+        return cls(
+            workload,
+            teacher,
+            labels,
+            temperature,
+            alpha,
+            feature_weight if use_features else 0.0,
+            layer_weight if use_layers else 0.0,
+            on_device(workload.model, device).eval() if use_layers else None,
+        )
+
+    def __call__(
+        self, student: torch.nn.Module, batch: tuple[torch.Tensor, ...], idx: torch.Tensor
+    ) -> torch.Tensor:
+        layer_loss = None
+        if self.teacher_model is not None:
+            out, feat, mask, layer_loss = self._with_layers(student, batch)
+        elif self.feature_weight:
+            assert self.workload.features is not None  # noqa: S101 - make() checked it
+            out, feat, mask = self.workload.features(student, batch)
+        else:
+            out = student(*batch)
+        labels = None if self.labels is None else self.labels[idx]
+        loss = kd_loss(
+            out,
+            self.teacher.outputs[idx],
+            labels,
+            self.workload.output_kind,
+            self.temperature,
+            self.alpha,
+        )
+        if self.feature_weight:
+            assert self.teacher.features is not None  # noqa: S101 - computed with the hook
+            want = self.teacher.features[idx, : feat.shape[1]].float()
+            feature_loss = relative_error(feat, want, mask, self.teacher.feature_scale)
+            loss = loss + self.feature_weight * feature_loss
+        if layer_loss is not None:
+            loss = loss + self.layer_weight * layer_loss
+        return loss
+
+    def _with_layers(
+        self, student: torch.nn.Module, batch: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The student's outputs and features, and its layers' mean distance to the teacher
+        layers they stand for (None for a one-layer student: its last layer is the output)."""
+        import torch
+
+        hook = self.workload.layer_features
+        assert hook is not None and self.teacher_model is not None  # noqa: S101 - make()
+        out, feat, mask, states, layers = hook(student, batch)
+        with torch.no_grad():
+            *_, want_states, teacher_layers = hook(self.teacher_model, batch)
+        pairs = [
+            (state, want_states[teacher_layers.index(layer)])
+            for state, layer in zip(states[:-1], layers[:-1], strict=True)
+        ]
+        if not pairs:
+            return out, feat, mask, None
+        total = relative_error(*pairs[0], mask)
+        for state, want in pairs[1:]:
+            total = total + relative_error(state, want, mask)
+        return out, feat, mask, total / len(pairs)
+
+
 def train_against_teacher(
     student: torch.nn.Module,
     workload: Workload,
@@ -177,23 +285,16 @@ def train_against_teacher(
     """
     import torch
 
-    from autoopt.artifacts import on_device
-
-    n = len(workload.train)
+    objective = _Objective.make(
+        workload,
+        device,
+        temperature=temperature,
+        alpha=alpha,
+        feature_weight=feature_weight,
+        layer_weight=layer_weight,
+    )
     inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
-    split_targets = workload.train.targets
-    targets = None if split_targets is None else torch.from_numpy(np.asarray(split_targets))
-    output_kind = workload.output_kind
-    # Labels are only used by the classification loss; an embedding split may carry none.
-    if output_kind != "logits":
-        targets = None
-    use_layers = layer_weight > 0 and workload.layer_features is not None
-    use_features = feature_weight > 0 and workload.features is not None
-    teacher = teacher_targets(workload, device)
-    teacher_model = on_device(workload.model, device).eval() if use_layers else None
     student.to(device)
-    if targets is not None:
-        targets = targets.to(device)
     params = [p for p in student.parameters() if p.requires_grad]
     # A caller inside inference_mode (a measuring worker) must still be able to train here;
     # fork_rng keeps dropout's draws from the global generator deterministic and private.
@@ -205,54 +306,13 @@ def train_against_teacher(
         torch.manual_seed(seed)
         opt = torch.optim.Adam(params, lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        gen = torch.Generator().manual_seed(seed)
-        batches = _batches(n, batch_size, gen)
+        batches = _batches(len(workload.train), batch_size, torch.Generator().manual_seed(seed))
         student.train()
         for step in range(steps):
             idx = next(batches)
             batch = [x.to(device) for x in _trim(workload, [x[idx] for x in inputs])]
-            idx = idx.to(device)
-            layer_loss = None
-            if use_layers:
-                assert workload.layer_features is not None and teacher_model is not None  # noqa: S101
-                out, feat, mask, states, layers = workload.layer_features(student, tuple(batch))
-                with torch.no_grad():
-                    *_, want_states, teacher_layers = workload.layer_features(
-                        teacher_model, tuple(batch)
-                    )
-                pairs = [
-                    (state, want_states[teacher_layers.index(layer)])
-                    for state, layer in zip(states[:-1], layers[:-1], strict=True)
-                ]
-                if pairs:
-                    layer_loss = sum(
-                        relative_error(state, want, mask) for state, want in pairs
-                    ) / len(pairs)
-            elif use_features:
-                assert workload.features is not None  # noqa: S101
-                out, feat, mask = workload.features(student, tuple(batch))
-            else:
-                out = student(*batch)
-            feature_loss = None
-            if use_features:
-                assert teacher.features is not None  # noqa: S101
-                want = teacher.features[idx, : feat.shape[1]].float()
-                feature_loss = relative_error(feat, want, mask, teacher.feature_scale)
-            loss = kd_loss(
-                out,
-                teacher.outputs[idx],
-                None if targets is None else targets[idx],
-                output_kind,
-                temperature,
-                alpha,
-            )
-            if feature_loss is not None:
-                loss = loss + feature_weight * feature_loss
-            if layer_loss is not None:
-                loss = loss + layer_weight * layer_loss
+            loss = objective(student, tuple(batch), idx.to(device))
             if not torch.isfinite(loss):
-                from autoopt.errors import CandidateError
-
                 raise CandidateError(
                     f"training diverged at step {step + 1}/{steps} (loss {loss.item()}); "
                     "lower the learning rate"
@@ -283,3 +343,31 @@ def relative_error(
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class RecoveryConfig(MethodConfig):
+    """Recovery fine-tuning shared by the pruning methods (0 steps: no recovery)."""
+
+    recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
+    recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
+    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
+    recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+
+
+def recover(model: torch.nn.Module, config: RecoveryConfig, ctx: Context) -> None:
+    """Fine-tune a pruned ``model`` in place against the teacher, as ``config`` asks."""
+    if config.recovery_steps == 0:
+        return
+    train_against_teacher(
+        model,
+        ctx.workload,
+        steps=config.recovery_steps,
+        lr=config.recovery_lr,
+        batch_size=config.recovery_batch_size,
+        temperature=RECOVERY_TEMPERATURE,
+        alpha=RECOVERY_ALPHA,
+        seed=ctx.seed,
+        feature_weight=config.recovery_feature_weight,
+        device=ctx.device,
+    )

@@ -8,12 +8,12 @@ from pydantic import Field
 
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.plugins import MethodConfig, Technique, register
 from autoopt.techniques._training import train_against_teacher
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 
 class KnowledgeDistillationConfig(MethodConfig):
@@ -43,7 +43,7 @@ class KnowledgeDistillationConfig(MethodConfig):
 
 
 @register
-class KnowledgeDistillation(Technique):
+class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
     """Hinton-style knowledge distillation on the workload's train split."""
 
     key = "distillation.kd"
@@ -51,7 +51,7 @@ class KnowledgeDistillation(Technique):
     Config = KnowledgeDistillationConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: KnowledgeDistillationConfig, ctx: Context) -> str | None:
         if ctx.workload.make_student is None:
             return (
                 f"workload '{ctx.workload.name}' defines no make_student, so there is no student "
@@ -60,10 +60,11 @@ class KnowledgeDistillation(Technique):
             )
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(
+        self, artifact: Artifact, config: KnowledgeDistillationConfig, ctx: Context
+    ) -> Artifact:
         import torch
 
-        assert isinstance(config, KnowledgeDistillationConfig)  # noqa: S101 - registry's contract
         make_student = ctx.workload.make_student
         if make_student is None:
             raise CandidateError(self.check(config, ctx) or "", stage=self.key)

@@ -16,11 +16,11 @@ from pydantic import Field
 
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.plugins import MethodConfig, Technique, register
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 MIN_CAPABILITY = (8, 9)
 
@@ -32,7 +32,7 @@ class Fp8Config(MethodConfig):
 
 
 @register
-class Fp8Precision(Technique):
+class Fp8Precision(Technique[Fp8Config]):
     """fp8 (e4m3) matrix products on an NVIDIA GPU with fp8 tensor cores; bf16 elsewhere."""
 
     key = "precision.fp8"
@@ -40,7 +40,7 @@ class Fp8Precision(Technique):
     Config = Fp8Config
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: Fp8Config, ctx: Context) -> str | None:
         if ctx.backend_kind != "torch":
             return (
                 f"fp8 runs on PyTorch (torch._scaled_mm); {ctx.recipe.backend.method} serves "
@@ -62,10 +62,9 @@ class Fp8Precision(Technique):
             )
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(self, artifact: Artifact, config: Fp8Config, ctx: Context) -> Artifact:
         from autoopt.techniques._float8 import to_float8
 
-        assert isinstance(config, Fp8Config)  # noqa: S101 - registry's contract
         if not isinstance(artifact, TorchArtifact):
             raise CandidateError("fp8 takes a PyTorch model", stage=self.key)
         model, names = to_float8(artifact.model, config.exclude)

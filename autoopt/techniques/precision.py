@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
+from autoopt.plugins import MethodConfig, Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
 
 if TYPE_CHECKING:
     import torch
 
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 
 class PrecisionConfig(MethodConfig):
@@ -22,7 +22,7 @@ class PrecisionConfig(MethodConfig):
 
 
 @register
-class Fp32Precision(Technique):
+class Fp32Precision(Technique[PrecisionConfig]):
     """The identity: every model starts in fp32."""
 
     key = "precision.fp32"
@@ -30,11 +30,11 @@ class Fp32Precision(Technique):
     Config = PrecisionConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(self, artifact: Artifact, config: PrecisionConfig, ctx: Context) -> Artifact:
         return artifact
 
 
-class _HalfPrecision(Technique):
+class _HalfPrecision(Technique[PrecisionConfig]):
     family = "precision"
     Config = PrecisionConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
@@ -49,7 +49,7 @@ class _HalfPrecision(Technique):
     def _native(self, ctx: Context) -> bool:
         return ctx.hardware.native_fp16 if self.name == "fp16" else ctx.hardware.native_bf16
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: PrecisionConfig, ctx: Context) -> str | None:
         if ctx.device == "cuda":
             return None  # every CUDA GPU PyTorch supports has fp16; bf16 is checked below
         if ctx.backend_kind == "torch" and not self._native(ctx):
@@ -62,7 +62,7 @@ class _HalfPrecision(Technique):
             )
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(self, artifact: Artifact, config: PrecisionConfig, ctx: Context) -> Artifact:
         if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
             model = copy.deepcopy(artifact.model).to(self._dtype())
             return TorchArtifact(model.eval())
@@ -103,7 +103,7 @@ class Bf16Precision(_HalfPrecision):
     key = "precision.bf16"
     name = "bf16"
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: PrecisionConfig, ctx: Context) -> str | None:
         if ctx.backend_kind == "onnx":
             return (
                 "bf16 is not built for ONNX: onnxruntime's CPU execution provider has no bf16 "

@@ -12,31 +12,17 @@ from pydantic import Field
 
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
-from autoopt.techniques._training import (
-    RECOVERY_ALPHA,
-    RECOVERY_TEMPERATURE,
-    train_against_teacher,
-)
+from autoopt.plugins import Technique, register
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     import torch
 
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.plugins import Context
 
 
-class _RecoveryConfig(MethodConfig):
-    """Recovery fine-tuning shared by the pruning methods (0 steps: no recovery)."""
-
-    recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
-    recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
-    recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
-    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
-    recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
-
-
-class UnstructuredPruningConfig(_RecoveryConfig):
+class UnstructuredPruningConfig(RecoveryConfig):
     #: Fraction of weights set to zero (per layer, or over all layers together).
     amount: float = Field(default=0.5, ge=0.0, le=0.95)
     #: ``layer``: the same fraction in every Conv/Linear; ``global``: the smallest weights of the
@@ -44,7 +30,7 @@ class UnstructuredPruningConfig(_RecoveryConfig):
     scope: Literal["layer", "global"] = "layer"
 
 
-class StructuredPruningConfig(_RecoveryConfig):
+class StructuredPruningConfig(RecoveryConfig):
     #: Fraction of output channels / hidden units removed from each prunable layer.
     amount: float = Field(default=0.3, ge=0.0, le=0.9)
     #: Channel ranking: L1 or L2 norm of the weights coupled to each channel.
@@ -77,25 +63,8 @@ def _trace_inputs(ctx: Context, batch_size: int) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in split.inputs)
 
 
-def _recover(model: torch.nn.Module, config: _RecoveryConfig, ctx: Context) -> None:
-    if config.recovery_steps == 0:
-        return
-    train_against_teacher(
-        model,
-        ctx.workload,
-        steps=config.recovery_steps,
-        lr=config.recovery_lr,
-        batch_size=config.recovery_batch_size,
-        temperature=RECOVERY_TEMPERATURE,
-        alpha=RECOVERY_ALPHA,
-        seed=ctx.seed,
-        feature_weight=config.recovery_feature_weight,
-        device=ctx.device,
-    )
-
-
 @register
-class UnstructuredPruning(Technique):
+class UnstructuredPruning(Technique[UnstructuredPruningConfig]):
     """Magnitude (L1) pruning of Conv/Linear weights with ``torch.nn.utils.prune``.
 
     The zeros only make the model faster on sparse kernels (few CPU backends have them); they do
@@ -107,11 +76,12 @@ class UnstructuredPruning(Technique):
     Config = UnstructuredPruningConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(
+        self, artifact: Artifact, config: UnstructuredPruningConfig, ctx: Context
+    ) -> Artifact:
         import torch
         from torch.nn.utils import prune
 
-        assert isinstance(config, UnstructuredPruningConfig)  # noqa: S101 - registry's contract
         model = _copy_model(artifact, self.key)
         layers = _prunable(model)
         if not layers:
@@ -130,7 +100,7 @@ class UnstructuredPruning(Technique):
                 )
         # Recovery trains through the pruning parametrization (weight = weight_orig * mask),
         # so the pruned weights stay exactly zero; prune.remove then makes the zeros permanent.
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         with torch.no_grad():
             for _, m in layers:
                 prune.remove(m, "weight")
@@ -138,7 +108,7 @@ class UnstructuredPruning(Technique):
 
 
 @register
-class StructuredPruning(Technique):
+class StructuredPruning(Technique[StructuredPruningConfig]):
     """Remove whole conv channels / linear units, with their dependents, via torch-pruning.
 
     torch-pruning traces the model's dependency graph, so coupled layers (the next layer's
@@ -151,18 +121,17 @@ class StructuredPruning(Technique):
     Config = StructuredPruningConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: StructuredPruningConfig, ctx: Context) -> str | None:
         try:
             import torch_pruning  # noqa: F401
         except ImportError as e:
             return f"structured pruning needs torch-pruning (pip install torch-pruning): {e}"
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
+    def apply(self, artifact: Artifact, config: StructuredPruningConfig, ctx: Context) -> Artifact:
         import torch
         import torch_pruning as tp
 
-        assert isinstance(config, StructuredPruningConfig)  # noqa: S101 - registry's contract
         model = _copy_model(artifact, self.key)
         example = _trace_inputs(ctx, 2)
         with torch.no_grad():
@@ -197,7 +166,7 @@ class StructuredPruning(Technique):
                 f"structured pruning changed the output shape from {reference_shape} to {shape}",
                 stage=self.key,
             )
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         return TorchArtifact(model.eval())
 
 

@@ -20,15 +20,16 @@ from torch import nn
 
 from autoopt.artifacts import Artifact, ArtifactKind, TorchArtifact
 from autoopt.errors import CandidateError
-from autoopt.registry import register
-from autoopt.techniques._base import Context, MethodConfig, Technique
-from autoopt.techniques.pruning import _recover, _RecoveryConfig
+from autoopt.plugins import Technique, register
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from autoopt.plugins import Context
 
-class AttentionFfnPruningConfig(_RecoveryConfig):
+
+class AttentionFfnPruningConfig(RecoveryConfig):
     #: Fraction of attention heads removed in every layer (at least one head stays).
     heads: float = Field(default=0.25, ge=0.0, le=0.9)
     #: Fraction of FFN intermediate neurons removed in every layer.
@@ -151,7 +152,7 @@ def prune_layer(layer: nn.Module, keep_heads: torch.Tensor, keep_neurons: torch.
 
 
 @register
-class AttentionFfnPruning(Technique):
+class AttentionFfnPruning(Technique[AttentionFfnPruningConfig]):
     """Remove attention heads and FFN neurons of every encoder layer by importance."""
 
     key = "pruning.attention_ffn"
@@ -159,7 +160,7 @@ class AttentionFfnPruning(Technique):
     Config = AttentionFfnPruningConfig
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
-    def check(self, config: MethodConfig, ctx: Context) -> str | None:
+    def check(self, config: AttentionFfnPruningConfig, ctx: Context) -> str | None:
         if not encoder_layers(ctx.workload.model):
             return (
                 "the model has no BERT-style encoder layers (attention.self.query, "
@@ -167,8 +168,9 @@ class AttentionFfnPruning(Technique):
             )
         return None
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
-        assert isinstance(config, AttentionFfnPruningConfig)  # noqa: S101 - registry contract
+    def apply(
+        self, artifact: Artifact, config: AttentionFfnPruningConfig, ctx: Context
+    ) -> Artifact:
         if not isinstance(artifact, TorchArtifact):
             raise CandidateError("pruning.attention_ffn needs a PyTorch model", stage=self.key)
         model = copy.deepcopy(artifact.model).eval()
@@ -184,5 +186,5 @@ class AttentionFfnPruning(Technique):
             heads = torch.sort(torch.topk(head_scores, keep_h).indices).values
             neurons = torch.sort(torch.topk(neuron_scores, keep_n).indices).values
             prune_layer(layer, heads, neurons)
-        _recover(model, config, ctx)
+        recover(model, config, ctx)
         return TorchArtifact(model.eval())

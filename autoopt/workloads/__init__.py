@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from autoopt.cache import autoopt_home
 from autoopt.errors import ConfigError, WorkloadError
 from autoopt.workloads._base import (
     Split,
@@ -27,8 +27,7 @@ _LOADED: dict[str, Workload] = {}
 
 def asset_dir(name: str) -> Path:
     """Where a workload caches what it builds on first use (``$AUTOOPT_HOME/workloads/NAME``)."""
-    root = Path(os.environ.get("AUTOOPT_HOME", Path.home() / ".cache" / "autoopt"))
-    path = root / "workloads" / name
+    path = autoopt_home() / "workloads" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from autoopt import hardware, registry
+from autoopt import hardware, plugins
 from autoopt.artifacts import TorchArtifact
 from autoopt.cache import StageCache
 from autoopt.config import LatencyConfig, VerifyConfig
 from autoopt.measure import measure
 from autoopt.pipeline import build
-from autoopt.recipe import Recipe, Step
+from autoopt.recipe import Recipe
+from autoopt.resolve import make_step
 from autoopt.techniques._float8 import Float8Linear, to_float8
 from autoopt.techniques._training import train_against_teacher
 from autoopt.workloads import Workload, predict_torch
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.skipif(
 
 def _recipe(precision: str = "precision.fp32", backend: str = "backend.torch_eager", **kw):
     return Recipe(
-        precision=Step.make(precision),
-        backend=Step.make(backend, kw.get("backend_config")),
+        precision=make_step(precision),
+        backend=make_step(backend, kw.get("backend_config")),
         **{k: v for k, v in kw.items() if k != "backend_config"},
     )
 
@@ -51,8 +52,8 @@ def _build(recipe: Recipe, workload: Workload, tmp_path: Path) -> TorchArtifact:
 
 
 def _runner(recipe: Recipe, artifact: TorchArtifact):
-    cls = registry.get(recipe.backend.key)
-    return cls().compile(artifact, recipe.backend.parsed(), 1, "cuda")  # type: ignore[union-attr, call-arg]
+    cls = plugins.get_backend(recipe.backend.key)
+    return cls().compile(artifact, recipe.backend.config, 1, "cuda")
 
 
 def _agreement(out: np.ndarray, digits: Workload) -> float:

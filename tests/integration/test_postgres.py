@@ -30,6 +30,7 @@ from autoopt.errors import StorageError
 from autoopt.study import schema as R
 from autoopt.study.schema import ATTR_CONTROLLER, ATTR_RUN
 from autoopt.study.schema import STUDY_RUN_PREFIX as RUN_PREFIX
+from autoopt.testing import StorageTestSuite
 
 # Nothing here is refused on a CPU host, so every trial a controller asks for counts.
 SPACE = """
@@ -53,6 +54,14 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A fresh, empty database for this test."""
     return postgres.create_database(request.node.name.lower()[:60])
+
+
+class TestPostgresStorage(StorageTestSuite):
+    """The storage suite every study storage passes, on a fresh database per test."""
+
+    @pytest.fixture()
+    def storage_url(self, pg_url: str) -> str:
+        return pg_url
 
 
 def _cli_run(

@@ -8,8 +8,7 @@ from typing import Literal
 import torch
 
 from autoopt.artifacts import Artifact, TorchArtifact
-from autoopt.registry import register
-from autoopt.techniques import Context, MethodConfig, Technique
+from autoopt.plugins import Context, MethodConfig, Technique, register
 
 
 class SabotageConfig(MethodConfig):
@@ -17,15 +16,15 @@ class SabotageConfig(MethodConfig):
 
 
 @register
-class SabotagePruning(Technique):
+class SabotagePruning(Technique[SabotageConfig]):
     """Corrupts the model: NaN weights, an exception, or random weights (garbage outputs)."""
 
     key = "pruning.sabotage"
     family = "pruning"
     Config = SabotageConfig
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
-        assert isinstance(config, SabotageConfig) and isinstance(artifact, TorchArtifact)
+    def apply(self, artifact: Artifact, config: SabotageConfig, ctx: Context) -> Artifact:
+        assert isinstance(artifact, TorchArtifact)
         if config.mode == "raise":
             raise RuntimeError("sabotage: this technique always fails")
         model = copy.deepcopy(artifact.model)

@@ -12,8 +12,7 @@ from typing import Literal
 import torch
 
 from autoopt.artifacts import Artifact, TorchArtifact
-from autoopt.registry import register
-from autoopt.techniques import Context, MethodConfig, Technique
+from autoopt.plugins import Context, MethodConfig, Technique, register
 
 
 class WrongInt8Config(MethodConfig):
@@ -22,14 +21,14 @@ class WrongInt8Config(MethodConfig):
 
 
 @register
-class WrongInt8Quantization(Technique):
+class WrongInt8Quantization(Technique[WrongInt8Config]):
     key = "quantization.wrong_int8"
     family = "quantization"
     Config = WrongInt8Config
     kernel_fields = ("mode",)
 
-    def apply(self, artifact: Artifact, config: MethodConfig, ctx: Context) -> Artifact:
-        assert isinstance(config, WrongInt8Config) and isinstance(artifact, TorchArtifact)
+    def apply(self, artifact: Artifact, config: WrongInt8Config, ctx: Context) -> Artifact:
+        assert isinstance(artifact, TorchArtifact)
         model = copy.deepcopy(artifact.model)
         gen = torch.Generator().manual_seed(0)
         with torch.no_grad():

@@ -293,12 +293,13 @@ def test_stage_cache_url_root_serves_the_pipeline_on_another_node(
 ) -> None:
     from autoopt import hardware
     from autoopt.pipeline import build
-    from autoopt.recipe import Recipe, Step
+    from autoopt.recipe import Recipe
+    from autoopt.resolve import make_step
 
     recipe = Recipe(
-        pruning=Step.make("pruning.structured", {"amount": 0.5, "recovery_steps": 0}),
-        precision=Step.make("precision.fp32"),
-        backend=Step.make("backend.onnxruntime"),
+        pruning=make_step("pruning.structured", {"amount": 0.5, "recovery_steps": 0}),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.onnxruntime"),
     )
     first = build(recipe, workload, StageCache(memory_url), hardware.current(), tmp_path)
     assert [e.hit for e in first.events] == [False, False]

@@ -14,31 +14,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from technique_conformance import make_context, technique_class
 from torch import nn
 
 import autoopt.hardware
-from autoopt import registry
+from autoopt import plugins
 from autoopt.backends.torch_eager import TorchRunner, model_dtype
 from autoopt.config import load_experiment
 from autoopt.config._experiment import Target
 from autoopt.errors import CandidateRejected, ConfigError
 from autoopt.pipeline import check_recipe
-from autoopt.recipe import Recipe, Step
+from autoopt.recipe import Recipe
+from autoopt.resolve import make_step
 from autoopt.techniques._float8 import Float8Linear, to_float8
+from autoopt.testing import make_context
 from autoopt.workloads import Workload
 
 
 def _check(workload: Workload, tmp_path: Path, key: str, **kwargs: object) -> str | None:
     ctx = make_context(workload, tmp_path, key, **kwargs)  # type: ignore[arg-type]
-    technique = technique_class(key)()
+    technique = plugins.get_technique(key)()
     return technique.check(technique.Config(), ctx)
 
 
 def _backend_check(workload: Workload, tmp_path: Path, backend: str, config: dict, device: str):
     ctx = make_context(workload, tmp_path, "precision.fp32", backend=backend, device=device)
-    cls = registry.get(backend)
-    return cls().check(cls.Config(**config), ctx)  # type: ignore[union-attr, call-arg]
+    cls = plugins.get_backend(backend)
+    return cls().check(cls.Config(**config), ctx)
 
 
 def test_cuda_target_holds_one_gpu_per_task_unless_it_names_an_amount() -> None:
@@ -84,7 +85,7 @@ def test_int8_and_onnxruntime_are_refused_on_a_cuda_target(
     workload: Workload, tmp_path: Path
 ) -> None:
     ctx = make_context(workload, tmp_path, "quantization.dynamic_int8", device="cuda")
-    technique = technique_class("quantization.dynamic_int8")()
+    technique = plugins.get_technique("quantization.dynamic_int8")()
     reason = technique.check(technique.Config(), ctx)
     assert reason is not None and "CPU" in reason and "fp8" in reason
     ort = _backend_check(workload, tmp_path, "backend.onnxruntime", {}, "cuda")
@@ -160,5 +161,5 @@ def test_torch_runner_reports_its_device(workload: Workload) -> None:
 
 
 def test_cuda_recipe_step_validation_knows_fp8() -> None:
-    recipe = Recipe(precision=Step.make("precision.fp8"), backend=Step.make("backend.torch_eager"))
+    recipe = Recipe(precision=make_step("precision.fp8"), backend=make_step("backend.torch_eager"))
     assert recipe.precision.key == "precision.fp8" and "fp8" in recipe.describe()

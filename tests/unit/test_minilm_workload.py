@@ -20,7 +20,7 @@ from autoopt.onnx_export import export_onnx
 from autoopt.techniques._training import train_against_teacher
 from autoopt.techniques.distillation import KnowledgeDistillationConfig
 from autoopt.techniques.quantization import onnx_layer_path
-from autoopt.workloads import Split, Workload, load_workload, minilm, predict_torch
+from autoopt.workloads import Split, Workload, load_workload, minilm, minilm_corpus, predict_torch
 
 EVAL, TRAIN, CALIBRATION = 500, 200, 32
 #: A few evaluation sentences of different lengths for the forward-pass checks.
@@ -128,7 +128,7 @@ def test_minilm_evaluation_has_distinct_natural_prose(workload: Workload) -> Non
     assert len({r.tobytes() for r in workload.evaluation.inputs[0]}) == len(texts)
     natural = [s for s, src in zip(texts, sources, strict=True) if src == "natural"]
     assert len(natural) >= 0.7 * len(texts)
-    assert all(minilm.is_prose(s) for s in texts)
+    assert all(minilm_corpus.is_prose(s) for s in texts)
     # Varied length: from a handful of words to several dozen.
     words = [len(s.split()) for s in texts]
     assert min(words) <= 6 and max(words) >= 35
@@ -146,13 +146,13 @@ def test_minilm_evaluation_has_distinct_natural_prose(workload: Workload) -> Non
     ],
 )
 def test_minilm_prose_filter_rejects_code_and_fragments(text: str) -> None:
-    assert not minilm.is_prose(text)
+    assert not minilm_corpus.is_prose(text)
 
 
 def test_minilm_prose_filter_keeps_plain_sentences() -> None:
-    assert minilm.is_prose("Return a copy of the string with leading whitespace removed.")
+    assert minilm_corpus.is_prose("Return a copy of the string with leading whitespace removed.")
     docs = iter(["Summary line of the function.\n\nArgs:\n    x: the value.\n\n>>> f(1)\n2"])
-    assert list(minilm.prose_sentences(docs)) == ["Summary line of the function."]
+    assert list(minilm_corpus.prose_sentences(docs)) == ["Summary line of the function."]
 
 
 def test_minilm_corpus_ignores_patches_to_the_standard_library(
@@ -164,7 +164,9 @@ def test_minilm_corpus_ignores_patches_to_the_standard_library(
         return False
 
     monkeypatch.setattr(inspect, "isgenerator", patched)
-    sentences = list(minilm.prose_sentences(iter(minilm.stdlib_docstrings(["inspect"]))))
+    sentences = list(
+        minilm_corpus.prose_sentences(iter(minilm_corpus.stdlib_docstrings(["inspect"])))
+    )
     assert "Return true if the object is a generator." in sentences
 
 
@@ -340,8 +342,8 @@ def test_minilm_split_texts_overflows_train_into_source_docstrings() -> None:
         "template": [f"t{i}" for i in range(4)],
         "source": [f"s{i}" for i in range(20)],
     }
-    small = minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 4})
-    big = minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 16})
+    small = minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 4})
+    big = minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 16})
     # A larger train split leaves the splits dealt before it as they were.
     assert small["evaluation"] == big["evaluation"]
     assert small["calibration"] == big["calibration"]
@@ -355,7 +357,7 @@ def test_minilm_split_texts_overflows_train_into_source_docstrings() -> None:
     counts = (sources.count("template"), sources.count("natural"), sources.count("source"))
     assert counts == (2, 4, 10)
     with pytest.raises(WorkloadError, match="too few for the splits"):
-        minilm.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 30})
+        minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 30})
 
 
 def test_minilm_source_docstrings_are_read_without_importing(tmp_path: Path) -> None:
@@ -373,7 +375,7 @@ def test_minilm_source_docstrings_are_read_without_importing(tmp_path: Path) -> 
 
     sys.path.insert(0, str(tmp_path))
     try:
-        docs = minilm.source_docstrings([("pkg", ("tests",))])
+        docs = minilm_corpus.source_docstrings([("pkg", ("tests",))])
     finally:
         sys.path.remove(str(tmp_path))
     assert docs == [

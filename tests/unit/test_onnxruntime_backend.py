@@ -43,3 +43,12 @@ def test_flush_denormals_zeroes_what_masked_softmax_underflows_to(softmax_graph:
         torch.set_flush_denormal(False)
         out = np.asarray(call()).reshape(1, 2)
         assert out[0, 1] == 0.0 and out[0, 0] == weights[0, 0] == 1.0
+
+
+def test_flush_denormals_leaves_the_callers_thread_computing_denormals(softmax_graph: str) -> None:
+    masked = [np.array([[0.0, -95.0]], dtype=np.float32)]
+    flushed = OnnxRuntimeRunner(softmax_graph, "all", 1, flush_denormals=True)
+    flushed.run(masked)
+    flushed.timed(masked)()
+    assert 0 < OnnxRuntimeRunner(softmax_graph, "all", 1).run(masked)[0, 1]
+    assert float(torch.tensor([1e-40]) * 1.0) > 0  # PyTorch's arithmetic here is IEEE too

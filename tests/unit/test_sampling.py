@@ -9,7 +9,7 @@ import pytest
 
 from autoopt.config import SamplerConfig, load_search_space
 from autoopt.config._space import decode_choice
-from autoopt.recipe import Recipe, baseline_params, baseline_recipe, recipe_from_params
+from autoopt.resolve import baseline_params, baseline_recipe, recipe_from_dict, recipe_from_params
 from autoopt.search.sampling import make_sampler, suggest
 
 SPACES = sorted((Path(__file__).resolve().parents[2] / "search_spaces").glob("*.yaml"))
@@ -44,7 +44,7 @@ def test_every_space_parameter_yields_valid_recipe(path: Path) -> None:
                 assert step is not None and step.method == rest[0]
                 assert step.params[rest[1]] == decode_choice(spec, value)
             checked += 1
-            assert Recipe.from_dict(recipe.to_dict()) == recipe
+            assert recipe_from_dict(recipe.to_dict()) == recipe
     assert checked >= len(space.parameters)
 
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from autoopt.config import SearchSpace, load_search_space
-from autoopt.recipe import Recipe, Step, baseline_recipe
+from autoopt.recipe import Recipe
+from autoopt.resolve import baseline_recipe, make_step
 from autoopt.selftest import describe_path, enumerate_paths, kernel_settings, path_key
 
 
@@ -119,27 +120,27 @@ def test_enumerate_paths_gives_other_fields_a_value_the_space_allows() -> None:
 
 def test_path_key_ignores_distillation_pruning_and_non_kernel_fields() -> None:
     path = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make("backend.onnxruntime", {"graph_optimization_level": "basic"}),
-        quantization=Step.make("quantization.static_int8", {"per_channel": True}),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.onnxruntime", {"graph_optimization_level": "basic"}),
+        quantization=make_step("quantization.static_int8", {"per_channel": True}),
     )
     candidate = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make(
+        precision=make_step("precision.fp32"),
+        backend=make_step(
             "backend.onnxruntime", {"graph_optimization_level": "basic", "fusion_num_heads": 4}
         ),
-        distillation=Step.make("distillation.kd", {"width": 0.5}),
-        pruning=Step.make("pruning.structured", {"amount": 0.3}),
-        quantization=Step.make(
+        distillation=make_step("distillation.kd", {"width": 0.5}),
+        pruning=make_step("pruning.structured", {"amount": 0.3}),
+        quantization=make_step(
             "quantization.static_int8",
             {"per_channel": True, "exclude": ["fc2"], "calibration_method": "entropy"},
         ),
     )
     assert path_key(candidate) == path_key(path)
     other_level = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make("backend.onnxruntime"),
-        quantization=Step.make("quantization.static_int8", {"per_channel": True}),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.onnxruntime"),
+        quantization=make_step("quantization.static_int8", {"per_channel": True}),
     )
     assert path_key(other_level) != path_key(path)
     assert kernel_settings(candidate)["backend"]["config"]["graph_optimization_level"] == "basic"
@@ -147,11 +148,11 @@ def test_path_key_ignores_distillation_pruning_and_non_kernel_fields() -> None:
 
 def test_describe_path_names_the_kernel_fields_that_differ_from_defaults() -> None:
     recipe = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make(
+        precision=make_step("precision.fp32"),
+        backend=make_step(
             "backend.torch_compile", {"mode": "max-autotune-no-cudagraphs", "freezing": True}
         ),
-        quantization=Step.make("quantization.static_int8", {"per_channel": True}),
+        quantization=make_step("quantization.static_int8", {"per_channel": True}),
     )
     assert (
         describe_path(recipe)

@@ -12,7 +12,8 @@ import yaml
 import tests.plugins.wrong_kernels  # noqa: F401 - registers quantization.wrong_int8
 from autoopt import hardware
 from autoopt.config import LatencyConfig, SearchSpace, VerifyConfig, load_search_space
-from autoopt.recipe import Recipe, Step
+from autoopt.recipe import Recipe
+from autoopt.resolve import make_step, recipe_from_dict
 from autoopt.selftest import (
     BatchResult,
     PathResult,
@@ -129,9 +130,9 @@ def test_result_store_key_changes_with_host_versions_probe_and_threads(
     assert path(dataclasses.replace(host, versions=newer)) != path()
     assert path(s=(1, 32)) != path()
     assert path(threads=2) != path()
-    eager = Recipe(precision=Step.make("precision.fp32"), backend=Step.make("backend.torch_eager"))
-    ort = dataclasses.replace(eager, backend=Step.make("backend.onnxruntime"))
-    student = dataclasses.replace(eager, distillation=Step.make("distillation.kd"))
+    eager = Recipe(precision=make_step("precision.fp32"), backend=make_step("backend.torch_eager"))
+    ort = dataclasses.replace(eager, backend=make_step("backend.onnxruntime"))
+    student = dataclasses.replace(eager, distillation=make_step("distillation.kd"))
     assert run_module._entry_key(eager) == run_module._entry_key(student)
     assert run_module._entry_key(eager) != run_module._entry_key(ort)
 
@@ -149,10 +150,10 @@ def test_run_selftest_fails_a_path_that_computes_garbage_or_nan(
     assert nan.status == "fail" and nan.nonfinite and "NaN" in nan.reason
 
     candidate = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make("backend.torch_eager"),
-        pruning=Step.make("pruning.structured", {"amount": 0.3}),
-        quantization=Step.make("quantization.wrong_int8"),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.torch_eager"),
+        pruning=make_step("pruning.structured", {"amount": 0.3}),
+        quantization=make_step("quantization.wrong_int8"),
     )
     reason = refusal_reason(by_label.values(), candidate)
     host = current_host("cpu")
@@ -171,11 +172,11 @@ def test_run_selftest_fails_a_path_that_computes_garbage_or_nan(
 
 def _result(status: str, batches: tuple[BatchResult, ...] = ()) -> PathResult:
     recipe = Recipe(
-        precision=Step.make("precision.fp32"),
-        backend=Step.make(
+        precision=make_step("precision.fp32"),
+        backend=make_step(
             "backend.torch_compile", {"mode": "max-autotune-no-cudagraphs", "freezing": True}
         ),
-        quantization=Step.make("quantization.static_int8", {"per_channel": True}),
+        quantization=make_step("quantization.static_int8", {"per_channel": True}),
     )
     return PathResult(
         key=path_key(recipe),
@@ -202,7 +203,7 @@ def test_refusal_reason_names_path_cosine_batch_probe_host_and_versions() -> Non
         BatchResult(64, "64x128x384 + 64x1x128x128", 64, 0.5, 0.2, 0),
     )
     failed = _result("fail", batches)
-    candidate = Recipe.from_dict(failed.recipe)
+    candidate = recipe_from_dict(failed.recipe)
     assert refusal_reason([failed], candidate) == (
         "host self-test: torch_compile(max-autotune-no-cudagraphs, freezing) + "
         "static_int8(per_channel) gives mean cosine 0.030 (int8 paths need 0.9) at batch 1 on "
@@ -211,7 +212,7 @@ def test_refusal_reason_names_path_cosine_batch_probe_host_and_versions() -> Non
     )
     for status in ("pass", "refused", "inconclusive"):
         assert refusal_reason([_result(status, batches)], candidate) is None
-    other = dataclasses.replace(candidate, backend=Step.make("backend.torch_eager"))
+    other = dataclasses.replace(candidate, backend=make_step("backend.torch_eager"))
     assert refusal_reason([failed], other) is None
 
 
@@ -238,4 +239,4 @@ def test_run_selftest_retries_on_the_whole_model_then_says_inconclusive(home: Pa
     fused = by_label["onnxruntime(transformer_fusions) + fp32"]
     assert fused.status == "inconclusive" and fused.mean_cosine is None
     assert "fused no Attention node" in fused.reason and "on the whole model:" in fused.reason
-    assert refusal_reason(results, Recipe.from_dict(fused.recipe)) is None
+    assert refusal_reason(results, recipe_from_dict(fused.recipe)) is None

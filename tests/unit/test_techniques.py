@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +12,17 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from technique_conformance import (
-    TechniqueConformance,
-    accuracy,
-    make_context,
-    predict,
-    technique_class,
-)
 from torch import nn
 
 import autoopt.hardware
-import autoopt.techniques
-from autoopt import registry
-from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt import plugins
+from autoopt.artifacts import Artifact, OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.hardware import Hardware
 from autoopt.techniques._training import count_parameters, kd_loss
 from autoopt.techniques.pruning import weight_sparsity
 from autoopt.techniques.quantization import INTEGER_OPS, StaticInt8Config, onnx_layer_path
+from autoopt.testing import TechniqueTestSuite, make_context, predict
 from autoopt.workloads import Split, Workload, cosine_similarity
 
 
@@ -51,7 +45,7 @@ def _apply(
     **ctx_kwargs: Any,
 ) -> Any:
     ctx = make_context(workload, tmp_path, key, config, **ctx_kwargs)
-    technique = technique_class(key)()
+    technique = plugins.get_technique(key)()
     source = source if source is not None else TorchArtifact(copy.deepcopy(workload.model))
     return technique.apply(source, technique.Config(**(config or {})), ctx)
 
@@ -64,16 +58,16 @@ def _check(
     **ctx_kwargs: Any,
 ) -> str | None:
     ctx = make_context(workload, tmp_path, key, config, **ctx_kwargs)
-    technique = technique_class(key)()
+    technique = plugins.get_technique(key)()
     return technique.check(technique.Config(**(config or {})), ctx)
+
+
+def accuracy(artifact: Artifact, split: Split) -> float:
+    return float(np.mean(predict(artifact, split).argmax(-1) == split.targets))
 
 
 def _nodes_of_layer(path: Path, layer: str) -> list[onnx.NodeProto]:
     return [n for n in onnx.load(str(path)).graph.node if onnx_layer_path(n.name) == layer]
-
-
-def test_techniques_package_exports_the_interface() -> None:
-    assert set(autoopt.techniques.__all__) >= {"Technique", "MethodConfig", "Context"}
 
 
 def test_registry_lists_every_technique_method() -> None:
@@ -81,8 +75,8 @@ def test_registry_lists_every_technique_method() -> None:
         # Test plugins (tests/plugins) may be registered in the same process: leave them out.
         return [
             k.split(".", 1)[1]
-            for k in registry.method_keys(family)
-            if registry.get(k).__module__.startswith("autoopt.")
+            for k in plugins.method_keys(family)
+            if plugins.get(k).__module__.startswith("autoopt.")
         ]
 
     assert builtin("distillation") == ["kd"]
@@ -95,10 +89,10 @@ def test_registry_lists_every_technique_method() -> None:
 # Distillation
 
 
-class TestKnowledgeDistillation(TechniqueConformance):
+class TestKnowledgeDistillation(TechniqueTestSuite):
     key = "distillation.kd"
     config = {"width": 0.5, "steps": 300}
-    accuracy_tolerance = 0.10
+    tolerance = 0.10
 
     def test_kd_student_is_smaller_and_accurate(self, built: Any, workload: Workload) -> None:
         assert count_parameters(built.output.model) < count_parameters(workload.model) / 2
@@ -171,16 +165,16 @@ def test_kd_trains_an_embedding_student_towards_the_teacher(
 # Pruning
 
 
-class TestUnstructuredPruning(TechniqueConformance):
+class TestUnstructuredPruning(TechniqueTestSuite):
     key = "pruning.unstructured"
     config = {"amount": 0.5}
-    accuracy_tolerance = 0.03
+    tolerance = 0.03
 
 
-class TestStructuredPruning(TechniqueConformance):
+class TestStructuredPruning(TechniqueTestSuite):
     key = "pruning.structured"
     config = {"amount": 0.5, "recovery_steps": 150}
-    accuracy_tolerance = 0.03
+    tolerance = 0.03
 
     def test_structured_removes_channels_and_parameters(
         self, built: Any, workload: Workload
@@ -273,7 +267,7 @@ class _Forbidden:
 # Quantization
 
 
-class TestDynamicInt8Torch(TechniqueConformance):
+class TestDynamicInt8Torch(TechniqueTestSuite):
     key = "quantization.dynamic_int8"
     config = {"exclude": ["fc2"]}
 
@@ -284,7 +278,7 @@ class TestDynamicInt8Torch(TechniqueConformance):
         assert type(model.conv1) is nn.Conv2d
 
 
-class TestDynamicInt8Onnx(TechniqueConformance):
+class TestDynamicInt8Onnx(TechniqueTestSuite):
     key = "quantization.dynamic_int8"
     config = {"exclude": ["fc2"], "per_channel": True}
     backend = "backend.onnxruntime"
@@ -376,7 +370,7 @@ def test_quantization_config_is_canonical() -> None:
         cls.model_validate({"exclude": [".fc2"]})
 
 
-class TestStaticInt8(TechniqueConformance):
+class TestStaticInt8(TechniqueTestSuite):
     key = "quantization.static_int8"
     config = {"per_channel": True, "exclude": ["fc2"]}
     backend = "backend.onnxruntime"
@@ -407,6 +401,13 @@ class TestStaticInt8(TechniqueConformance):
         )
         (fc1,) = [n for n in _nodes_of_layer(built.output.path, "fc1") if n.op_type == "Gemm"]
         assert all(producers[i].op_type == "DequantizeLinear" for i in fc1.input[:2])
+
+
+class TestStaticInt8Pt2e(TechniqueTestSuite):
+    key = "quantization.static_int8"
+    config = {"per_channel": True, "exclude": ["fc2"]}
+    backend = "backend.torch_compile"
+    backend_config = {"freezing": True}
 
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
@@ -468,11 +469,13 @@ def test_static_int8_on_pytorch_compiles_to_int8_conv_and_linear(
     assert len(weights) == 3  # conv1, conv2, fc1; fc2 excluded
     model = pickle.loads(pickle.dumps(out.model))  # how the stage cache and Ray move it
     counters.clear()
-    runner = registry.get("backend.torch_compile")().compile(
+    runner = plugins.get_backend("backend.torch_compile")().compile(
         TorchArtifact(model), TorchCompileConfig(freezing=True), 1
     )
     split = workload.evaluation
+    filters = list(warnings.filters)
     outputs = np.concatenate([runner.run(x) for x, _ in split.batches(256)])
+    assert warnings.filters == filters  # compiling silenced Inductor for its own calls only
     inductor = counters["inductor"]
     # Once per compiled batch shape (the last batch is smaller).
     assert inductor["qconv_weight_prepack_matcher_count"] >= 2
@@ -503,15 +506,15 @@ def test_onnx_layer_path_follows_the_exporters_scopes() -> None:
 # Precision
 
 
-class TestFp32(TechniqueConformance):
+class TestFp32(TechniqueTestSuite):
     key = "precision.fp32"
-    accuracy_tolerance = 0.0
+    tolerance = 0.0
 
     def test_fp32_returns_its_input(self, built: Any) -> None:
         assert built.output is built.source
 
 
-class TestFp16Torch(TechniqueConformance):
+class TestFp16Torch(TechniqueTestSuite):
     key = "precision.fp16"
 
     def host_refusal(self, hardware: Hardware) -> str | None:
@@ -521,7 +524,7 @@ class TestFp16Torch(TechniqueConformance):
         assert {p.dtype for p in built.output.model.parameters()} == {torch.float16}
 
 
-class TestBf16Torch(TechniqueConformance):
+class TestBf16Torch(TechniqueTestSuite):
     key = "precision.bf16"
 
     def host_refusal(self, hardware: Hardware) -> str | None:
@@ -531,7 +534,16 @@ class TestBf16Torch(TechniqueConformance):
         assert {p.dtype for p in built.output.model.parameters()} == {torch.bfloat16}
 
 
-class TestFp16Onnx(TechniqueConformance):
+class TestFp8(TechniqueTestSuite):
+    """fp8 also runs (slowly) on the CPU, so the suite can apply it; a cpu target refuses it."""
+
+    key = "precision.fp8"
+
+    def host_refusal(self, hardware: Hardware) -> str | None:
+        return "cuda target"
+
+
+class TestFp16Onnx(TechniqueTestSuite):
     key = "precision.fp16"
     backend = "backend.onnxruntime"
 
@@ -572,4 +584,4 @@ def test_bf16_check_refuses_onnx_backend(workload: Workload, tmp_path: Path) -> 
 
 def test_precision_configs_have_no_fields() -> None:
     for key in ("precision.fp32", "precision.fp16", "precision.bf16"):
-        assert registry.get(key).Config.model_fields == {}
+        assert plugins.get(key).Config.model_fields == {}

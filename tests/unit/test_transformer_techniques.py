@@ -13,13 +13,15 @@ import onnx
 import pytest
 import torch
 
-from autoopt import hardware, registry
+from autoopt import hardware, plugins
 from autoopt.artifacts import TorchArtifact
 from autoopt.backends.onnxruntime import OnnxRuntimeRunner
 from autoopt.backends.torch_eager import TorchRunner
 from autoopt.onnx_export import export_onnx
+from autoopt.pipeline import make_context
+from autoopt.plugins import Context
 from autoopt.recipe import Recipe, Step
-from autoopt.techniques._base import Context
+from autoopt.resolve import make_step
 from autoopt.techniques.transformer_pruning import encoder_layers
 from autoopt.workloads import Split, Workload, load_workload, predict_torch
 
@@ -46,9 +48,9 @@ def teacher_onnx(minilm: Workload, tmp_path_factory: pytest.TempPathFactory):
 
 def _ctx(w: Workload, tmp: Path, backend: str = "onnxruntime", **steps: Step) -> Context:
     recipe = Recipe(
-        precision=Step.make("precision.fp32"), backend=Step.make(f"backend.{backend}"), **steps
+        precision=make_step("precision.fp32"), backend=make_step(f"backend.{backend}"), **steps
     )
-    return Context(w, recipe, hardware.current(), tmp)
+    return make_context(recipe, w, hardware.current(), workdir=tmp)
 
 
 def _fidelity(w: Workload, runner, check: tuple[Split, np.ndarray]) -> float:
@@ -58,13 +60,13 @@ def _fidelity(w: Workload, runner, check: tuple[Split, np.ndarray]) -> float:
 
 
 def test_attention_ffn_pruning_slices_heads_and_neurons(minilm, check, tmp_path) -> None:
-    step = Step.make(
+    step = make_step(
         "pruning.attention_ffn", {"heads": 0.25, "ffn": 0.5, "importance": "magnitude"}
     )
-    tech = registry.get(step.key)()
+    tech = plugins.get_technique(step.key)()
     before = {k: v.clone() for k, v in minilm.model.state_dict().items()}
     out = tech.apply(
-        TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, pruning=step)
+        TorchArtifact(minilm.model), step.config, _ctx(minilm, tmp_path, pruning=step)
     )
     for k, v in minilm.model.state_dict().items():  # pure: the teacher is untouched
         assert torch.equal(v, before[k]), k
@@ -89,19 +91,21 @@ def test_attention_ffn_pruning_slices_heads_and_neurons(minilm, check, tmp_path)
 def test_attention_ffn_pruning_is_refused_for_models_without_encoder_layers(
     digits, tmp_path
 ) -> None:
-    step = Step.make("pruning.attention_ffn")
-    reason = registry.get(step.key)().check(step.parsed(), _ctx(digits, tmp_path, pruning=step))
+    step = make_step("pruning.attention_ffn")
+    reason = plugins.get_technique(step.key)().check(
+        step.config, _ctx(digits, tmp_path, pruning=step)
+    )
     assert reason and "pruning.structured" in reason
 
 
 def test_dynamic_int8_fidelity_matches_record_and_ffn_exclusion_restores_it(
     minilm, check, teacher_onnx, tmp_path
 ) -> None:
-    tech = registry.get("quantization.dynamic_int8")()
+    tech = plugins.get_technique("quantization.dynamic_int8")()
     fidelities = {}
     for exclude in ([], [FFN_OUT]):
-        step = Step.make("quantization.dynamic_int8", {"exclude": exclude})
-        out = tech.apply(teacher_onnx, step.parsed(), _ctx(minilm, tmp_path, quantization=step))
+        step = make_step("quantization.dynamic_int8", {"exclude": exclude})
+        out = tech.apply(teacher_onnx, step.config, _ctx(minilm, tmp_path, quantization=step))
         graph = onnx.load(str(out.path)).graph
         ops = {n.op_type for n in graph.node}
         assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
@@ -125,12 +129,12 @@ def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
 
     from autoopt.techniques.quantization import sensitivity_ranking
 
-    tech = registry.get("quantization.dynamic_int8")()
+    tech = plugins.get_technique("quantization.dynamic_int8")()
     base = {"per_channel": True, "sensitivity_samples": 16}
     ctx = _ctx(minilm, tmp_path, backend="torch_eager")
     ranking = sensitivity_ranking(
         minilm.model,
-        Step.make(tech.key, base).parsed(),
+        make_step(tech.key, base).config,
         ctx,  # type: ignore[arg-type]
     )
     assert len(ranking) == 36  # 6 layers x (q, k, v, attention out, FFN in, FFN out)
@@ -143,9 +147,9 @@ def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
 
     fidelities = {}
     for k in (0, 2):
-        step = Step.make(tech.key, {**base, "exclude_most_sensitive": k})
+        step = make_step(tech.key, {**base, "exclude_most_sensitive": k})
         model = tech.apply(
-            TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, "torch_eager")
+            TorchArtifact(minilm.model), step.config, _ctx(minilm, tmp_path, "torch_eager")
         ).model
         floats = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
         assert sorted(floats) == sorted(name for name, _ in ranking[:k])
@@ -155,8 +159,8 @@ def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
 
     # On ONNX Runtime the ranking (made on the PyTorch model before export) names the nodes
     # that stay float.
-    step = Step.make(tech.key, {**base, "exclude_most_sensitive": 1})
-    out = tech.apply(TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path))
+    step = make_step(tech.key, {**base, "exclude_most_sensitive": 1})
+    out = tech.apply(TorchArtifact(minilm.model), step.config, _ctx(minilm, tmp_path))
     top = "/" + ranking[0][0].replace("bert.encoder.layer.", "encoder/layer.").replace(".", "/")
     graph = onnx.load(str(out.path), load_external_data=False).graph
     float_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and "/dense/" in n.name]
@@ -164,15 +168,15 @@ def test_sensitivity_ranked_exclusions_keep_the_worst_layers_in_float(
 
 
 def test_bf16_really_runs_in_bf16_where_the_host_has_it(minilm, check, tmp_path) -> None:
-    step = Step.make("precision.bf16")
+    step = make_step("precision.bf16")
     ctx = _ctx(minilm, tmp_path, backend="torch_eager")
-    reason = registry.get(step.key)().check(step.parsed(), ctx)
+    reason = plugins.get_technique(step.key)().check(step.config, ctx)
     if not hardware.current().native_bf16:
         assert reason is not None and "avx512_bf16" in reason
         return
     assert reason is None
-    out = registry.get(step.key)().apply(
-        TorchArtifact(minilm.model), step.parsed(), _ctx(minilm, tmp_path, backend="torch_eager")
+    out = plugins.get_technique(step.key)().apply(
+        TorchArtifact(minilm.model), step.config, _ctx(minilm, tmp_path, backend="torch_eager")
     )
     assert {p.dtype for p in out.model.parameters()} == {torch.bfloat16}
     runner = TorchRunner(out.model, 1)
@@ -193,15 +197,15 @@ def test_pt2e_static_int8_runs_int8_linears_through_inductor(minilm, check, tmp_
     from torch._dynamo.utils import counters
 
     from autoopt.backends.torch_compile import TorchCompileConfig
-    from autoopt.techniques.pt2e import ExportedModule
+    from autoopt.torch_export import ExportedModule
 
-    step = Step.make("quantization.static_int8", {"exclude": [FFN_OUT], "per_channel": True})
-    compile_step = Step.make("backend.torch_compile", {"freezing": True})
+    step = make_step("quantization.static_int8", {"exclude": [FFN_OUT], "per_channel": True})
+    compile_step = make_step("backend.torch_compile", {"freezing": True})
     ctx = _ctx(minilm, tmp_path, backend="torch_compile", quantization=step)
     ctx.recipe = Recipe(precision=ctx.recipe.precision, backend=compile_step, quantization=step)
-    tech = registry.get(step.key)()
-    assert tech.check(step.parsed(), ctx) is None
-    out = tech.apply(TorchArtifact(minilm.model), step.parsed(), ctx)
+    tech = plugins.get_technique(step.key)()
+    assert tech.check(step.config, ctx) is None
+    out = tech.apply(TorchArtifact(minilm.model), step.config, ctx)
     assert isinstance(out.model, ExportedModule)
     graph = out.model.graph_module.graph
     weights = [n for n in graph.nodes if "dequantize_per_channel" in str(n.target)]
@@ -217,7 +221,7 @@ def test_pt2e_static_int8_runs_int8_linears_through_inductor(minilm, check, tmp_
     # Through pickle (the stage cache and Ray), then compiled as the backend serves it.
     model = pickle.loads(pickle.dumps(out.model))
     counters.clear()
-    runner = registry.get("backend.torch_compile")().compile(
+    runner = plugins.get_backend("backend.torch_compile")().compile(
         TorchArtifact(model), TorchCompileConfig(freezing=True), 1
     )
     fidelity = _fidelity(minilm, runner, check)
@@ -225,6 +229,6 @@ def test_pt2e_static_int8_runs_int8_linears_through_inductor(minilm, check, tmp_
     assert 0.985 < fidelity < 0.9999, fidelity  # int8 (not the float teacher), still faithful
 
     # Eager would run the q/dq graph in float: refused, as is compile without freezing.
-    for backend in (Step.make("backend.torch_eager"), Step.make("backend.torch_compile")):
+    for backend in (make_step("backend.torch_eager"), make_step("backend.torch_compile")):
         ctx.recipe = Recipe(precision=ctx.recipe.precision, backend=backend, quantization=step)
-        assert "freezing: true" in (tech.check(step.parsed(), ctx) or "")
+        assert "freezing: true" in (tech.check(step.config, ctx) or "")

@@ -9,69 +9,51 @@ the quantized model is only served by ``torch_compile`` with ``freezing: true``.
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from autoopt.errors import CandidateError
+from autoopt.techniques._names import covered
+from autoopt.techniques.quantization._layers import require_known_modules
+from autoopt.torch_export import ExportedModule, register_inductor_passes
 
 if TYPE_CHECKING:
-    from autoopt.techniques._base import Context
-    from autoopt.techniques.quantization import StaticInt8Config
+    from autoopt.plugins import Context
+    from autoopt.techniques.quantization._config import StaticInt8Config
 
 #: The largest batch the captured graph accepts: its batch dimension is dynamic, the rest
 #: (a transformer's sequence length) static.
 MAX_BATCH = 4096
 
 
-def register_inductor_passes() -> None:
-    """Importing torchao's x86 quantizer registers Inductor's int8 fusion passes: needed
-    before compiling a quantized graph in any process, including one that only loads it."""
-    import logging
+def pt2e_static(
+    model: torch.nn.Module, config: StaticInt8Config, ctx: Context, stage: str
+) -> ExportedModule:
+    """``model`` (unchanged) with its chosen Linears and Conv2ds in static int8; the excluded
+    ones, and those of an op type not chosen, stay float."""
+    from torch import nn
 
-    # torchao logs a warning per CUDA/Triton extension it cannot load on a CPU-only host,
-    # kernels this path does not use.
-    log = logging.getLogger("torchao")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
-    finally:
-        log.setLevel(level)
-
-
-class ExportedModule(torch.nn.Module):
-    """A ``torch.export`` program as a module that pickles (through ``torch.export.save``).
-
-    An exported graph module holds closures that ``pickle`` refuses, and the stage cache and
-    Ray move models by pickling them.
-    """
-
-    def __init__(self, program: torch.export.ExportedProgram) -> None:
-        super().__init__()
-        self.program = program
-        self.graph_module = program.module()
-
-    def forward(self, *args: Any) -> Any:
-        return self.graph_module(*args)
-
-    def train(self, mode: bool = True) -> ExportedModule:
-        # An exported graph is for inference and refuses train(); eval() is a no-op here.
-        if mode:
-            raise NotImplementedError("an exported (PT2E int8) model cannot be trained")
-        self.training = False
-        return self
-
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        buffer = io.BytesIO()
-        torch.export.save(self.program, buffer)
-        return _load_exported, (buffer.getvalue(),)
-
-
-def _load_exported(data: bytes) -> ExportedModule:
-    register_inductor_passes()
-    return ExportedModule(torch.export.load(io.BytesIO(data))).eval()
+    kinds: list[type[nn.Module]] = []
+    if {"MatMul", "Gemm"} & set(config.op_types):
+        kinds.append(nn.Linear)
+    if "Conv" in config.op_types:
+        kinds.append(nn.Conv2d)
+    layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
+    require_known_modules(model, config.exclude, stage, layers)
+    excluded = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and (n not in layers or covered(n, config.exclude))
+    ]
+    quantized = quantize_static(model, config, excluded, ctx, stage)
+    if not quantized_op_count(quantized):
+        raise CandidateError(
+            f"{stage}: PT2E quantized no layer of this model (exclusions "
+            f"{config.exclude}, op_types {config.op_types})",
+            stage=stage,
+        )
+    return quantized
 
 
 def _observer_config(method: str) -> Any:

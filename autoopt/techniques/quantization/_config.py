@@ -1,0 +1,70 @@
+"""The int8 methods' configs, and what every int8 method refuses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator
+
+from autoopt.plugins import MethodConfig
+
+if TYPE_CHECKING:
+    from autoopt.plugins import Context
+
+#: Op types ONNX Runtime can quantize that matter for the models we target. Gemm and MatMul are
+#: one kind for dynamic quantization (ONNX Runtime rewrites Gemm as MatMul + Add first).
+OpType = Literal["MatMul", "Gemm", "Conv", "Gather", "Attention"]
+DEFAULT_OP_TYPES: list[OpType] = ["Conv", "Gemm", "MatMul"]
+
+
+class QuantizationConfig(MethodConfig):
+    """What both int8 methods take."""
+
+    #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
+    #: for one name component, so a layer *type* can be excluded in every block:
+    #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
+    exclude: list[str] = Field(default_factory=list)
+    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
+    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
+    per_channel: bool = False
+
+    # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
+    @field_validator("exclude", "op_types")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
+
+    @field_validator("exclude")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name or name != name.strip() or name.startswith(".") or name.endswith("."):
+                raise ValueError(f"'{name}' is not a module name like 'fc2' or 'encoder.layer.0'")
+        return v
+
+
+class DynamicInt8Config(QuantizationConfig):
+    #: Weight type (ONNX only: PyTorch's dynamic Linear stores signed int8 weights).
+    weight_type: Literal["QInt8", "QUInt8"] = "QInt8"
+    #: Also keep in float the k layers whose quantization alone moves the outputs most, measured
+    #: on the calibration split (:func:`sensitivity_ranking`); needs the PyTorch model.
+    exclude_most_sensitive: int = Field(default=0, ge=0, le=10_000)
+    #: Calibration samples the sensitivity ranking runs on.
+    sensitivity_samples: int = Field(default=64, ge=1, le=100_000)
+
+
+class StaticInt8Config(QuantizationConfig):
+    calibration_samples: int = Field(default=128, ge=1, le=100_000)
+    #: ONNX Runtime: minmax, entropy, percentile. PyTorch (PT2E): minmax, histogram.
+    calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
+
+
+def precision_conflict(ctx: Context) -> str | None:
+    precision = ctx.recipe.precision.method
+    if precision in ("fp16", "bf16", "fp8"):
+        return (
+            f"int8 quantization cannot be combined with precision {precision}: the quantized "
+            "model keeps float32 scales and float32 layers between the int8 ones; use precision "
+            f"fp32 with quantization, or {precision} without quantization"
+        )
+    return None
