@@ -31,6 +31,20 @@ class TorchCompileConfig(MethodConfig):
     #: A C++ wrapper calls the generated kernels instead of Python: less overhead per kernel,
     #: which a small model at batch 1 notices; compiling takes longer.
     cpp_wrapper: bool = False
+    #: Inductor's in-place reuse of buffers. "auto" turns it off where it computes wrong
+    #: results: with freezing and max-autotune on the CPU, torch 2.13's memory planner gives a
+    #: later Linear the storage of a live residual when the C++ GEMM template's output aliases
+    #: an int8 Linear that adds into that residual (results/inductor_int8_autotune: cosine
+    #: 0.004 to fp32 on MiniLM; off: 0.992, at the same speed). "on"/"off" force it.
+    inplace_buffers: Literal["auto", "on", "off"] = "auto"
+
+    def inductor_settings(self, device: str) -> dict[str, bool]:
+        """The Inductor settings each call compiles under, beyond the mode."""
+        settings = {"freezing": self.freezing, "cpp_wrapper": self.cpp_wrapper}
+        planner_bug = self.freezing and self.mode.startswith("max-autotune") and device == "cpu"
+        if self.inplace_buffers == "off" or (self.inplace_buffers == "auto" and planner_bug):
+            settings["inplace_buffers"] = False
+        return settings
 
 
 @functools.cache
@@ -42,7 +56,7 @@ def _patched_class() -> type:
         do not carry reliably (freezing through ``options`` fails on PT2E int8 graphs): they
         are read when a call compiles, so each call sets them."""
 
-        def __init__(self, compiled: torch.nn.Module, settings: dict[str, bool]) -> None:
+        def __init__(self, compiled: torch.nn.Module, settings: dict[str, Any]) -> None:
             super().__init__()
             self.compiled = compiled
             self.settings = settings
@@ -66,7 +80,7 @@ class TorchCompileBackend(Backend[TorchCompileConfig]):
     key = "backend.torch_compile"
     Config = TorchCompileConfig
     artifact_kind = "torch"
-    kernel_fields = ("mode", "freezing", "cpp_wrapper", "dynamic")
+    kernel_fields = ("mode", "freezing", "cpp_wrapper", "dynamic", "inplace_buffers")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -91,9 +105,18 @@ class TorchCompileBackend(Backend[TorchCompileConfig]):
         # Placed before compiling, so Inductor generates kernels for the device it will run on.
         model = on_device(torch_model(artifact, self.key), device).eval()
         compiled = torch.compile(model, mode=config.mode, dynamic=config.dynamic)
-        settings = {"freezing": config.freezing, "cpp_wrapper": config.cpp_wrapper}
-        label = ", ".join([config.mode, *(k for k, on in settings.items() if on)])
-        if not any(settings.values()):
+        settings = config.inductor_settings(device)
+        label = ", ".join(
+            [
+                config.mode,
+                *(
+                    k if on else f"no {k}"
+                    for k, on in settings.items()
+                    if on or k == "inplace_buffers"
+                ),
+            ]
+        )
+        if settings == {"freezing": False, "cpp_wrapper": False}:
             return TorchRunner(compiled, threads, label=f"torch.compile({label})", device=device)  # type: ignore[arg-type]
         if config.freezing:
             from autoopt.torch_export import register_inductor_passes

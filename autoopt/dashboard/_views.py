@@ -10,14 +10,12 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from autoopt.plugins import FAMILIES
 from autoopt.study import schema as S
 
 if TYPE_CHECKING:
     from autoopt.api import StudySummary
     from autoopt.study.records import StudyRecord, TrialRecord
-
-#: Pipeline order of the recipe's families; families a study adds later are appended.
-FAMILIES = ("distillation", "pruning", "quantization", "precision", "backend")
 
 
 def lower_is_better(metric: str) -> bool:

@@ -22,7 +22,7 @@ import pytest
 
 import autoopt
 from autoopt.errors import StorageError
-from autoopt.search.storage import load_optuna_study, open_storage, set_user_attrs
+from autoopt.study.storage import load_optuna_study, open_storage, set_user_attrs
 
 DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
 

@@ -66,3 +66,45 @@ def stack_workload(model: nn.Module | None = None) -> Workload:
         evaluation=split,
         metric=lambda o, s, t: {"cosine": 1.0},
     )
+
+
+class ResidualBlock(nn.Module):
+    """LN → Linear + residual → LN → Linear → softmax + residual: the part of a BERT layer
+    where torch 2.13's Inductor mis-plans memory for int8 under max-autotune
+    (results/inductor_int8_autotune)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.ln0, self.ln1 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.fc1, self.fc2 = nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln0(x)
+        h = self.ln1(self.fc1(h) + h)  # an int8 Linear that adds into its residual in place
+        return self.fc2(h).softmax(-1) + h
+
+
+class ResidualChain(nn.Module):
+    def __init__(self, d: int = 64, n: int = 2) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([ResidualBlock(d) for _ in range(n)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x.mean(1)
+
+
+def residual_workload(d: int = 64, tokens: int = 32) -> Workload:
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((96, tokens, d)).astype(np.float32)
+    split = Split((x,))
+    return Workload(
+        name="residual",
+        model=ResidualChain(d).eval(),
+        train=split,
+        calibration=split,
+        evaluation=split,
+        metric=lambda o, s, t: {"cosine": 1.0},
+        output_kind="embedding",
+    )

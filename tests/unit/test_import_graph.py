@@ -13,7 +13,7 @@ from pathlib import Path
 import autoopt
 
 #: Cycles that are known and someone else's to break; nothing may join them.
-ALLOWED = [frozenset({"autoopt", "autoopt.api", "autoopt.exporting"})]
+ALLOWED: list[frozenset[str]] = []
 
 
 def _modules(root: Path) -> dict[str, Path]:

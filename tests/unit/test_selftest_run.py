@@ -27,7 +27,7 @@ from autoopt.selftest import _probe as probe_module
 from autoopt.selftest import _run as run_module
 from autoopt.selftest._store import ResultStore
 from autoopt.workloads import Workload
-from tests.unit.selftest_models import stack_workload
+from tests.unit.selftest_models import residual_workload, stack_workload
 
 LATENCY = LatencyConfig(batch_size=1, threads=1, extra_batch_sizes=[64])
 WRONG_SPACE = """
@@ -240,3 +240,39 @@ def test_run_selftest_retries_on_the_whole_model_then_says_inconclusive(home: Pa
     assert fused.status == "inconclusive" and fused.mean_cosine is None
     assert "fused no Attention node" in fused.reason and "on the whole model:" in fused.reason
     assert refusal_reason(results, recipe_from_dict(fused.recipe)) is None
+
+
+def test_inductor_int8_planner_bug_is_caught_and_its_workaround_passes(home: Path) -> None:
+    """torch 2.13 corrupts PT2E int8 under max-autotune when Inductor reuses buffers in
+    place around the C++ GEMM template (results/inductor_int8_autotune). The backend's
+    default turns that reuse off there; the self-test, which compiles with the template
+    wherever it applies, passes the default and fails in-place reuse on hosts whose int8
+    GEMM template exists (VNNI or AMX)."""
+
+    space = SearchSpace.model_validate(
+        {
+            "parameters": {
+                "quantization.method": ["static_int8"],
+                "precision.method": "fp32",
+                "backend.method": ["torch_compile"],
+                "backend.torch_compile.mode": "max-autotune-no-cudagraphs",
+                "backend.torch_compile.freezing": True,
+                "backend.torch_compile.inplace_buffers": ["auto", "on"],
+                "quantization.static_int8.per_channel": True,
+            }
+        }
+    )
+    results = run_selftest(residual_workload(), space, LATENCY, VerifyConfig(reference_samples=8))
+    int8 = {
+        r.recipe["backend"]["config"]["inplace_buffers"]: r
+        for r in results
+        if "static_int8" in r.label
+    }
+    auto, reuse = int8["auto"], int8["on"]
+    assert auto.status == "pass", auto.reason
+    flags = hardware.current().cpu_flags
+    if {"avx512_vnni", "amx_int8"} & set(flags):
+        assert reuse.status == "fail", reuse.reason
+        assert refusal_reason(results, recipe_from_dict(reuse.recipe)) is not None
+    else:
+        assert reuse.status in ("pass", "fail"), reuse.reason
