@@ -58,7 +58,7 @@ STORED = [
             "precision": {"key": "precision.fp32"},
             "backend": {"key": "backend.torch_compile", "config": {"freezing": True}},
         },
-        "fa225f2f93823584",
+        "3a5edb6f99886246",
     ),
     (
         {
@@ -72,7 +72,7 @@ STORED = [
                 "config": {"mode": "max-autotune-no-cudagraphs"},
             },
         },
-        "f71fee36d18b8676",
+        "69aaa44d7073398e",
     ),
     (
         {
@@ -119,6 +119,9 @@ def test_recipe_holds_one_step_per_declared_family() -> None:
     assert set(plugins.MODEL_FAMILIES) <= set(plugins.OPTIONAL_FAMILIES)
 
 
+# Digests computed on the commit before the plugin refactor; the torch_compile ones again when
+# its config gained ``inplace_buffers`` (a new field with a default changes every recipe on
+# that backend: resumed studies read it back with the default, so their repeats still match).
 @pytest.mark.parametrize(("stored", "digest"), STORED)
 def test_recipe_from_dict_digest_is_unchanged_for_stored_recipes(
     stored: dict[str, Any], digest: str
