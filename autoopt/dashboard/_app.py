@@ -268,6 +268,7 @@ def create_app(
             study=record,
             t=trial,
             ratios=record.ratios(trial),
+            timing=V.timing_facts(trial),
             recipe=V.recipe_rows(trial, fams),
             metrics=V.metric_rows(record, trial),
             stages=V.stage_rows(record, trial),
@@ -354,6 +355,7 @@ def create_app(
             completed=V._iso(trial.completed),
             duration_s=trial.duration_s,
             ratios=record.ratios(trial),
+            timing=V.timing_facts(trial),
             category=V.trial_category(trial),
         )
         return JSONResponse(jsonable_encoder(V.clean(data)))

@@ -27,9 +27,27 @@ METRIC_ORDER = (
     "params",
     "peak_memory_mb",
     "speedup",
+    "paired_speedup",
+    "paired_speedup_min",
+    "paired_speedup_max",
+    "baseline_latency_p50_ms",
     "size_ratio",
     "accuracy_drop",
+    "host_loaded",
+    "load_avg_1m",
+    "cpu_share",
 )
+#: Metrics whose change against the baseline's value means nothing: ratios to the baseline
+#: already, counts, and the host's load while timing.
+NO_CHANGE = {
+    "speedup",
+    "size_ratio",
+    "accuracy_drop",
+    "latency_runs",
+    "load_avg_1m",
+    "cpu_share",
+    "host_loaded",
+}
 #: Metrics where smaller is better (for highlighting the best of a comparison).
 LOWER_IS_BETTER = {
     "latency_p50_ms",
@@ -159,6 +177,9 @@ def trial_row(record: StudyRecord, t: TrialRecord, fams: list[str]) -> dict[str,
         "p90": num(m.get("latency_p90_ms")),
         "size": num(m.get("size_mb")),
         "speedup": num(r.get("speedup")),
+        # Timed on a busy host: the table marks it, with the load average.
+        "loaded": t.load_note or None,
+        "load": num(m.get("load_avg_1m")),
         "dacc": num(r.get("accuracy_change")),
         "dur": num(t.duration_s),
         "stage": t.failure_stage,
@@ -325,7 +346,8 @@ def metric_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
         if (
             v is not None
             and bv is not None
-            and k not in ("speedup", "size_ratio", "accuracy_drop", "latency_runs")
+            and k not in NO_CHANGE
+            and not k.startswith("paired_speedup")
         ):
             if k == "accuracy" or k.endswith("agreement"):
                 change = f"{(v - bv) * 100:+.2f} pts"
@@ -340,6 +362,22 @@ def metric_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
                 change = f"{v / bv:.2f}×"
         rows.append({"name": k, "value": v, "baseline": bv, "change": change})
     return rows
+
+
+def timing_facts(t: TrialRecord) -> dict[str, Any]:
+    """How the trial's speedup was timed: paired with the baseline (with the range of the
+    per-round ratios) or not, and the host's load meanwhile."""
+    m = t.metrics
+    return clean(
+        {
+            "paired": num(m.get("paired_speedup")),
+            "low": num(m.get("paired_speedup_min")),
+            "high": num(m.get("paired_speedup_max")),
+            "loaded": t.load_note,
+            "load": num(m.get("load_avg_1m")),
+            "cpu_share": num(m.get("cpu_share")),
+        }
+    )
 
 
 def stage_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
