@@ -217,11 +217,13 @@ def time_candidate(
     baseline's where ``baseline`` has one, and how contended the host was meanwhile.
 
     The candidate's latencies keep their names (``@b<N>`` for an extra batch size); a paired
-    timing adds ``paired_speedup`` (baseline median / candidate median over all samples),
-    ``paired_speedup_min``/``_max`` (the lowest and highest per-round ratio of medians, or
-    the overall ratio where it lies outside them) and ``baseline_latency_p50_ms``. Without a
-    baseline but with ``latency.paired`` (the baseline trial itself), the paired speedup is 1
-    by definition. Over all batch sizes: ``load_avg_1m``, ``cpu_share``, ``host_loaded``.
+    timing adds ``paired_speedup`` (the baseline's total time / the candidate's over the
+    interleaved rounds, see :mod:`autoopt.pairing` for why not medians),
+    ``paired_speedup_min``/``_max`` (the lowest and highest ratio of a round),
+    ``paired_speedup_median`` (baseline median / candidate median) and
+    ``baseline_latency_p50_ms``. Without a baseline but with ``latency.paired`` (the baseline
+    trial itself), the paired speedup is 1 by definition. Over all batch sizes:
+    ``load_avg_1m``, ``cpu_share``, ``host_loaded``.
     """
     metrics: dict[str, float] = {}
     cpu_s = wall_s = 0.0
@@ -248,6 +250,7 @@ def time_candidate(
             metrics[f"paired_speedup{suffix}"] = ratio.speedup
             metrics[f"paired_speedup_min{suffix}"] = ratio.low
             metrics[f"paired_speedup_max{suffix}"] = ratio.high
+            metrics[f"paired_speedup_median{suffix}"] = ratio.median
             metrics[f"baseline_latency_p50_ms{suffix}"] = ratio.baseline_p50_ms
     # The 1-minute average lags: the larger of the two readings catches load that started
     # or ended while timing.

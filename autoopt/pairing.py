@@ -9,8 +9,15 @@ The scheme: ``rounds`` rounds, each timing a block of consecutive calls of one r
 of the other, the order alternating from round to round (candidate-baseline, baseline-
 candidate, ...: an ABBA sequence), so a load that drifts steadily over two rounds weighs on
 both equally. Blocks of several calls rather than single calls: the first call after a switch
-finds the caches holding the other model, and the medians skip that call instead of timing
-every call cold.
+finds the caches holding the other model, a cost that a block pays once.
+
+The paired speedup is a ratio of total (equivalently mean) times, not of medians. A
+descheduled thread's call is stretched by the time others ran meanwhile, which on average
+grows in proportion to the call's own CPU time: totals keep the ratio. Medians do not: a
+short call often completes within one time slice while a long one never does, so under
+contention the ratio of medians is biased. In three benchmark runs on a 2-core host, quiet vs
+two busy processes, the ratio of totals moved by at most 6-13% per run and the ratio of
+medians by at most 11-17% (results/paired/).
 """
 
 from __future__ import annotations
@@ -25,11 +32,11 @@ import numpy as np
 Role = Literal["candidate", "baseline"]
 
 #: A measurement whose timing threads got less than this share of their CPU time was
-#: contended (descheduled for other processes). On the 2-core benchmark host, 1-thread timings
-#: of MiniLM and of the digits CNN read 0.98-1.00 while the host was otherwise near idle (load
-#: average about 2, our own processes included) and 0.07-0.39 whenever other work competed
-#: (results/paired/benchmark.md): one competing runnable thread per core already halves it.
-#: 0.9 leaves room for the process's own background threads (Ray's) and a brief neighbour.
+#: contended (descheduled for other processes). On the 2-core benchmark host, 1-thread MiniLM
+#: timings read 0.95-1.00 whenever nothing else ran and 0.16-0.70 whenever other work
+#: competed, our two busy processes or other jobs (results/paired/raw.csv): one competing
+#: thread already takes a third. 0.9 sits in that gap, with room for the process's own
+#: background threads (Ray's).
 MIN_CPU_SHARE = 0.9
 
 
@@ -57,13 +64,15 @@ class RoundSamples:
 
 @dataclass(frozen=True)
 class PairedRatio:
-    """Baseline median / candidate median over all samples (``speedup``), and the range of
-    the same ratio round by round (each round's baseline median / its candidate median),
-    widened to include ``speedup``: medians of the whole need not lie between the rounds'."""
+    """The baseline's total time over the candidate's, over all rounds (``speedup``), and
+    the lowest and highest of the same ratio round by round (``speedup`` lies between them:
+    it is their average weighted by the candidate's time); the ratio of the two medians
+    (``median``, for comparison); the baseline's median in ms."""
 
     speedup: float
     low: float
     high: float
+    median: float
     baseline_p50_ms: float
 
 
@@ -119,21 +128,18 @@ def time_rounds(
 def paired_ratio(samples: RoundSamples) -> PairedRatio:
     """The paired speedup of interleaved samples; 1.0 (and the candidate's own median as the
     baseline's) when the candidate was timed alone, as the baseline trial is."""
-    # In ms and through np.percentile, as LatencyStats computes the candidate's p50.
+    # Medians in ms through np.percentile, as LatencyStats computes the candidate's p50.
     cand = np.asarray(samples.flat("candidate"), dtype=np.float64) / 1e6
     if not samples.paired:
-        return PairedRatio(1.0, 1.0, 1.0, float(np.percentile(cand, 50)))
+        return PairedRatio(1.0, 1.0, 1.0, 1.0, float(np.percentile(cand, 50)))
     base = np.asarray(samples.flat("baseline"), dtype=np.float64) / 1e6
-    per_round = [
-        float(np.median(b) / np.median(c))
-        for c, b in zip(samples.candidate, samples.baseline, strict=True)
-    ]
+    per_round = [sum(b) / sum(c) for c, b in zip(samples.candidate, samples.baseline, strict=True)]
     base_p50 = float(np.percentile(base, 50))
-    speedup = base_p50 / float(np.percentile(cand, 50))
     return PairedRatio(
-        speedup=speedup,
-        low=min(*per_round, speedup),
-        high=max(*per_round, speedup),
+        speedup=float(base.sum() / cand.sum()),
+        low=min(per_round),
+        high=max(per_round),
+        median=base_p50 / float(np.percentile(cand, 50)),
         baseline_p50_ms=base_p50,
     )
 

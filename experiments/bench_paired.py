@@ -10,9 +10,10 @@ through the functions :func:`autoopt.measure.time_candidate` uses (``time_rounds
 pure-Python processes beside the timings (``--load numpy``: numpy matmuls, which also take
 caches and memory bandwidth), stopped afterwards and bounded in time whatever happens.
 
-Besides the recorded paired speedup (ratio of medians of wall time), each paired timing also
-reports two other estimators from the same samples, to show what limits the median under
-contention: the ratio of mean wall times, and the ratio of median CPU times per call.
+Besides the recorded paired speedup (the ratio of total wall times over the interleaved
+rounds), each paired timing reports two other estimators from the same samples: the ratio of
+median wall times (``paired_speedup_median``), and the ratio of median CPU times per call,
+which the scheduler cannot stretch.
 
     .venv/bin/python experiments/bench_paired.py [--cycles 2] [--runs 100] [--minutes 18]
 """
@@ -177,14 +178,13 @@ def timing(
     }
     if base is not None:
         ratio = paired_ratio(s)
-        b_wall = np.asarray(s.flat("baseline"), dtype=np.float64) / 1e6
         b_cpu = np.asarray(base.take(), dtype=np.float64) / 1e6
         out |= {
             "paired_speedup": ratio.speedup,
             "paired_speedup_min": ratio.low,
             "paired_speedup_max": ratio.high,
+            "paired_speedup_median": ratio.median,
             "baseline_latency_p50_ms": ratio.baseline_p50_ms,
-            "mean_ratio": float(b_wall.mean() / c_wall.mean()),
             "cpu_ratio": float(np.median(b_cpu) / np.median(c_cpu)),
         }
     return out, s.candidate
@@ -247,7 +247,8 @@ def main() -> None:
                         f"x{rows[-1 - len(args.rounds)]['unpaired_speedup']:.2f} "
                         + " ".join(
                             f"{r['scheme']}: x{r['paired_speedup']:.2f} "
-                            f"(mean x{r['mean_ratio']:.2f}, cpu x{r['cpu_ratio']:.2f}, "
+                            f"(median x{r['paired_speedup_median']:.2f}, "
+                            f"cpu x{r['cpu_ratio']:.2f}, "
                             f"share {r['cpu_share']:.2f})"
                             for r in rows[-len(args.rounds) :]
                         ),
@@ -267,6 +268,11 @@ def main() -> None:
 
 def med(rows: list[dict[str, Any]], key: str, **where: Any) -> float:
     return statistics.median(r[key] for r in rows if all(r[k] == v for k, v in where.items()))
+
+
+def spread(rows: list[dict[str, Any]], key: str, **where: Any) -> str:
+    values = [r[key] for r in rows if all(r[k] == v for k, v in where.items())]
+    return f"{(max(values) / min(values) - 1) * 100:.1f}%"
 
 
 def delta(a: float, b: float) -> str:
@@ -305,13 +311,15 @@ def report(
         "",
         f"- **paired**: what the measurement task records (`{default}`, the default: "
         f"{per_round.get(LatencyConfig().rounds, '?')} calls of each runner per round, "
-        "alternating ABBA): baseline median / candidate median.",
+        "alternating ABBA): the baseline's total time / the candidate's.",
         "- **unpaired**: trial 0's p50 (quiet, at the start) / the candidate's p50 timed alone "
         "in the condition: what a study recorded before pairing.",
+        "- **Δ**: loaded vs quiet (medians over the cycles); **spread**: the largest / the "
+        "smallest of the candidate's timings over every cycle and condition, minus 1.",
         "",
-        "| candidate | paired quiet | paired loaded | Δ paired | unpaired quiet | "
-        "unpaired loaded | Δ unpaired |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| candidate | paired quiet | paired loaded | Δ paired | spread paired | "
+        "unpaired quiet | unpaired loaded | Δ unpaired | spread unpaired |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in names:
         p = {
@@ -324,7 +332,9 @@ def report(
         }
         lines.append(
             f"| {name} | {p[quiet]:.2f}x | {p[loaded]:.2f}x | {delta(p[quiet], p[loaded])} | "
-            f"{u[quiet]:.2f}x | {u[loaded]:.2f}x | {delta(u[quiet], u[loaded])} |"
+            f"{spread(rows, 'paired_speedup', candidate=name, scheme=default)} | "
+            f"{u[quiet]:.2f}x | {u[loaded]:.2f}x | {delta(u[quiet], u[loaded])} | "
+            f"{spread(rows, 'unpaired_speedup', candidate=name, scheme='alone')} |"
         )
     lines += [
         "",
@@ -332,13 +342,17 @@ def report(
         "",
         "Quiet → loaded change of each estimator, per candidate, for each scheme (`rounds=N`: "
         f"the {args.runs} calls of each runner in N blocks; `rounds={args.runs}` alternates "
-        "call by call). *median* is the recorded paired speedup; *mean* is the ratio of mean "
-        "wall times; *cpu* the ratio of median CPU times per call (the timing thread's), which "
-        "the scheduler cannot stretch. Last column: the per-round spread the measurement "
-        "records (max/min), median over the loaded timings.",
+        "call by call). *totals* is the recorded paired speedup (ratio of total times); "
+        "*medians* the ratio of median wall times (`paired_speedup_median`); *cpu* the ratio "
+        "of median CPU times per call (the timing thread's), which the scheduler cannot "
+        "stretch: what is left in it is interference (caches, memory bandwidth). Spread as "
+        "above, over every cycle and condition. Last columns: the per-round range the "
+        "measurement records (`paired_speedup_max / paired_speedup_min`), median over the "
+        "timings of each condition.",
         "",
-        "| scheme | candidate | Δ median | Δ mean | Δ cpu | spread quiet | spread loaded |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| scheme | candidate | Δ totals | spread totals | Δ medians | spread medians | Δ cpu "
+        "| spread cpu | per-round range quiet | loaded |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for scheme in schemes:
         for name in names:
@@ -347,9 +361,13 @@ def report(
                     med(rows, k, candidate=name, condition=quiet, scheme=scheme),
                     med(rows, k, candidate=name, condition=loaded, scheme=scheme),
                 )
-                for k in ("paired_speedup", "mean_ratio", "cpu_ratio")
+                for k in ("paired_speedup", "paired_speedup_median", "cpu_ratio")
             }
-            spread = {
+            sp = {
+                k: spread(rows, k, candidate=name, scheme=scheme)
+                for k in ("paired_speedup", "paired_speedup_median", "cpu_ratio")
+            }
+            rng = {
                 c: statistics.median(
                     r["paired_speedup_max"] / r["paired_speedup_min"]
                     for r in rows
@@ -358,8 +376,9 @@ def report(
                 for c in conditions
             }
             lines.append(
-                f"| {scheme} | {name} | {d['paired_speedup']} | {d['mean_ratio']} | "
-                f"{d['cpu_ratio']} | {spread[quiet]:.2f} | {spread[loaded]:.2f} |"
+                f"| {scheme} | {name} | {d['paired_speedup']} | {sp['paired_speedup']} | "
+                f"{d['paired_speedup_median']} | {sp['paired_speedup_median']} | "
+                f"{d['cpu_ratio']} | {sp['cpu_ratio']} | {rng[quiet]:.2f} | {rng[loaded]:.2f} |"
             )
     lines += [
         "",

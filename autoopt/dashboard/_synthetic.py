@@ -323,6 +323,7 @@ def synthetic_trial(
             "paired_speedup": metrics["speedup"],
             "paired_speedup_min": metrics["speedup"] * (1.0 if is_baseline else 0.97),
             "paired_speedup_max": metrics["speedup"] * (1.0 if is_baseline else 1.04),
+            "paired_speedup_median": metrics["speedup"] * (1.0 if is_baseline else 1.01),
             "baseline_latency_p50_ms": base["latency_p50_ms"] * (1.6 if loaded else 1.0),
             "load_avg_1m": 3.1 if loaded else 0.5,
             "cpu_share": 0.62 if loaded else 0.99,

@@ -30,6 +30,7 @@ METRIC_ORDER = (
     "paired_speedup",
     "paired_speedup_min",
     "paired_speedup_max",
+    "paired_speedup_median",
     "baseline_latency_p50_ms",
     "size_ratio",
     "accuracy_drop",

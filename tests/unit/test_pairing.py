@@ -67,7 +67,7 @@ def test_time_rounds_times_the_candidate_alone_without_a_baseline() -> None:
     assert samples.order == [("candidate",), ("candidate",)]
 
 
-def test_paired_ratio_is_the_ratio_of_medians_with_the_per_round_range() -> None:
+def test_paired_ratio_is_the_ratio_of_total_times_with_the_per_round_range() -> None:
     samples = RoundSamples(
         candidate=[[10, 11, 12], [10, 30, 11]],
         baseline=[[20, 22, 24], [21, 20, 90]],
@@ -76,32 +76,36 @@ def test_paired_ratio_is_the_ratio_of_medians_with_the_per_round_range() -> None
         wall_s=1.0,
     )
     ratio = paired_ratio(samples)
+    assert ratio.speedup == pytest.approx((66 + 131) / (33 + 51))
+    # Round by round: 66/33 and 131/51; the overall ratio is their weighted average.
+    assert (ratio.low, ratio.high) == (pytest.approx(2.0), pytest.approx(131 / 51))
+    assert ratio.low <= ratio.speedup <= ratio.high
     # Medians over all samples: baseline 21.5, candidate 11.
-    assert ratio.speedup == pytest.approx(21.5 / 11)
+    assert ratio.median == pytest.approx(21.5 / 11)
     assert ratio.baseline_p50_ms == pytest.approx(21.5e-6)
-    # Round by round: 22/11 and 21/11.
-    assert (ratio.low, ratio.high) == (pytest.approx(21 / 11), pytest.approx(2.0))
 
 
-def test_paired_ratio_range_includes_the_overall_ratio() -> None:
-    # Each round's ratio of medians is 2/1 = 4/2 = 2.0, but over all samples the medians
-    # are 3 and 2: the overall ratio, 1.5, lies outside the rounds' range, which is widened.
+def test_paired_ratio_of_totals_survives_time_slicing_where_medians_do_not() -> None:
+    # Half the CPU: 40 units on, 40 off. The candidate's calls (10 units of work) fit in a
+    # slice three times out of four and wait out one gap otherwise; the baseline's (40 units)
+    # always wait one gap. Both take twice their work on average: the true speedup, 4, is
+    # what the totals give; the medians (80 / 10) double it.
     samples = RoundSamples(
-        candidate=[[1, 1, 9], [2, 2, 9]],
-        baseline=[[2, 2, 2], [4, 4, 4]],
+        candidate=[[10, 10], [10, 50]],
+        baseline=[[80, 80], [80, 80]],
         order=[("candidate", "baseline"), ("baseline", "candidate")],
         cpu_s=1.0,
-        wall_s=1.0,
+        wall_s=2.0,
     )
     ratio = paired_ratio(samples)
-    assert ratio.speedup == pytest.approx(3 / 2)
-    assert ratio.low == pytest.approx(1.5) and ratio.high == pytest.approx(2.0)
+    assert ratio.speedup == pytest.approx(4.0)
+    assert ratio.median == pytest.approx(8.0)
 
 
 def test_paired_ratio_is_one_when_the_candidate_was_timed_alone() -> None:
     samples = RoundSamples([[4_000_000, 6_000_000]], [], [("candidate",)], 0.0, 1.0)
     ratio = paired_ratio(samples)
-    assert (ratio.speedup, ratio.low, ratio.high) == (1.0, 1.0, 1.0)
+    assert (ratio.speedup, ratio.low, ratio.high, ratio.median) == (1.0, 1.0, 1.0, 1.0)
     assert ratio.baseline_p50_ms == pytest.approx(5.0)
 
 
@@ -148,6 +152,7 @@ def test_time_candidate_pairs_two_real_models_and_orders_their_ratio() -> None:
     m = M.time_candidate([(1, cheap), (16, cheap)], {1: costly, 16: costly}, latency)
     # 24 layers against 1: whatever the host's load, the cheap candidate is faster.
     assert m["paired_speedup"] > 1.5 and m["paired_speedup@b16"] > 1.5
+    assert m["paired_speedup_median"] > 1.5 and m["paired_speedup_median@b16"] > 1.5
     assert m["paired_speedup_min"] <= m["paired_speedup"] <= m["paired_speedup_max"]
     assert m["baseline_latency_p50_ms"] > m["latency_p50_ms"]
     assert m["latency_runs"] == 20 and m["latency_p50_ms@b16"] > 0
@@ -179,7 +184,7 @@ def test_measure_of_the_baseline_records_paired_speedup_one_without_a_second_tim
 
     monkeypatch.setattr(M, "baseline_calls", refuse)
     m = _measure(workload, baseline_recipe(), tmp_path, extra_batch_sizes=[8])
-    assert m["paired_speedup"] == m["paired_speedup@b8"] == 1.0
+    assert m["paired_speedup"] == m["paired_speedup@b8"] == m["paired_speedup_median"] == 1.0
     assert m["paired_speedup_min"] == m["paired_speedup_max"] == 1.0
     assert m["baseline_latency_p50_ms"] == m["latency_p50_ms"]
     assert m["latency_runs"] == 20
