@@ -20,6 +20,7 @@ from rich.table import Table
 
 from autoopt import api
 from autoopt.errors import AutoOptError, ConfigError, StorageError
+from autoopt.study.records import load_note
 
 app = typer.Typer(
     add_completion=False,
@@ -192,6 +193,7 @@ def _print_summary(summary: Any) -> None:
         "size MB",
         "speedup",
         "smaller",
+        "host",
         "recipe",
     ):
         table.add_column(col, overflow="fold")
@@ -205,6 +207,7 @@ def _print_summary(summary: Any) -> None:
             f"{t.metrics['size_mb']:.3f}",
             f"{r.get('speedup', 0):.2f}x",
             f"{r.get('size_ratio', 0):.2f}x",
+            t.load_note,
             t.recipe_str,
         )
     out.print(table)
@@ -264,14 +267,17 @@ _SHORT = [
     "size_mb",
     "speedup",
     "size_ratio",
+    "host",
     "recipe",
     "failure_reason",
 ]
 
 
 def _emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
-    """A table shows the main columns; csv and json carry every metric."""
+    """A table shows the main columns (and marks trials timed on a busy host); csv and json
+    carry every metric."""
     if fmt is Format.table and len(frame):
+        frame = frame.assign(host=[load_note(row) for row in frame.to_dict("records")])
         short = [record.metric_name if c == "accuracy" else c for c in _SHORT]
         frame = frame[[c for c in short if c in frame.columns]]
     _emit(frame, fmt, title)

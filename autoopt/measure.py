@@ -2,6 +2,9 @@
 
 Discipline: fixed intra-op threads, warm-up, many timed runs, median/p90/p99, the batch sizes
 the experiment names, peak resident memory of the measurement, and the hardware it ran on.
+Each candidate is timed in alternating rounds with the baseline in the same process
+(:mod:`autoopt.pairing`), so its speedup is a ratio taken under one load, and the host's
+load while timing is recorded and flagged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from autoopt import hardware, plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
+from autoopt.pairing import cpu_share, host_loaded, paired_ratio, time_rounds
 
 if TYPE_CHECKING:
     from autoopt.config import LatencyConfig, VerifyConfig
@@ -177,6 +181,95 @@ def param_count(artifact: Artifact) -> int:
     return int(total)
 
 
+def _restoring_denormals(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call`` run with IEEE denormals, as trial 0 ran it. A candidate may flush denormals
+    to zero on the timing thread (ONNX Runtime's ``flush_denormals`` sets x86's MXCSR, per
+    thread, and it stays set), which would speed up the baseline's calls timed after it."""
+    import torch
+
+    def wrapped() -> Any:
+        torch.set_flush_denormal(False)
+        return call()
+
+    return wrapped
+
+
+def baseline_calls(
+    workload: Workload, threads: int, device: str, batch_sizes: list[int]
+) -> dict[int, Callable[[], Any]]:
+    """The baseline runner (the workload's teacher, fp32 on PyTorch eager: trial 0's
+    recipe) on ``device`` with ``threads``, ready to time at each batch size."""
+    from autoopt.artifacts import TorchArtifact
+    from autoopt.resolve import baseline_recipe
+
+    step = baseline_recipe().backend
+    try:
+        backend = plugins.get_backend(step.key)()
+        runner = backend.compile(TorchArtifact(workload.model), step.config, threads, device)
+        return {
+            b: _restoring_denormals(runner.timed(workload.example_inputs(b))) for b in batch_sizes
+        }
+    except Exception as e:  # noqa: BLE001 - without the baseline the trial cannot be paired
+        raise CandidateError(
+            f"the baseline could not be prepared for paired timing: {type(e).__name__}: {e}",
+            stage="measure",
+        ) from e
+
+
+def time_candidate(
+    calls: list[tuple[int, Callable[[], Any]]],
+    baseline: dict[int, Callable[[], Any]],
+    latency: LatencyConfig,
+) -> dict[str, float]:
+    """Time the candidate's call at each batch size, in alternating rounds with the
+    baseline's where ``baseline`` has one, and how contended the host was meanwhile.
+
+    The candidate's latencies keep their names (``@b<N>`` for an extra batch size); a paired
+    timing adds ``paired_speedup`` (the baseline's total time / the candidate's over the
+    interleaved rounds, see :mod:`autoopt.pairing` for why not medians),
+    ``paired_speedup_min``/``_max`` (the lowest and highest ratio of a round),
+    ``paired_speedup_median`` (baseline median / candidate median) and
+    ``baseline_latency_p50_ms``. Without a baseline but with ``latency.paired`` (the baseline
+    trial itself), the paired speedup is 1 by definition. Over all batch sizes:
+    ``load_avg_1m``, ``cpu_share``, ``host_loaded``.
+    """
+    metrics: dict[str, float] = {}
+    cpu_s = wall_s = 0.0
+    load_before = os.getloadavg()[0]
+    for i, (batch_size, call) in enumerate(calls):
+        try:
+            samples = time_rounds(
+                call, baseline.get(batch_size), latency.warmup, latency.runs, latency.rounds
+            )
+        except Exception as e:  # noqa: BLE001
+            raise CandidateError(f"timing failed: {type(e).__name__}: {e}", stage="measure") from e
+        cpu_s, wall_s = cpu_s + samples.cpu_s, wall_s + samples.wall_s
+        stats = LatencyStats.from_samples(samples.flat("candidate"))
+        suffix = "" if i == 0 else f"@b{batch_size}"
+        metrics[f"latency_p50_ms{suffix}"] = stats.p50_ms
+        metrics[f"latency_p90_ms{suffix}"] = stats.p90_ms
+        metrics[f"latency_p99_ms{suffix}"] = stats.p99_ms
+        if i == 0:
+            metrics["latency_mean_ms"] = stats.mean_ms
+            metrics["latency_min_ms"] = stats.min_ms
+            metrics["latency_runs"] = stats.runs
+        if latency.paired:
+            ratio = paired_ratio(samples)
+            metrics[f"paired_speedup{suffix}"] = ratio.speedup
+            metrics[f"paired_speedup_min{suffix}"] = ratio.low
+            metrics[f"paired_speedup_max{suffix}"] = ratio.high
+            metrics[f"paired_speedup_median{suffix}"] = ratio.median
+            metrics[f"baseline_latency_p50_ms{suffix}"] = ratio.baseline_p50_ms
+    # The 1-minute average lags: the larger of the two readings catches load that started
+    # or ended while timing.
+    load = max(load_before, os.getloadavg()[0])
+    share = cpu_share(cpu_s, wall_s, latency.threads)
+    metrics["load_avg_1m"] = load
+    metrics["cpu_share"] = share
+    metrics["host_loaded"] = float(host_loaded(load, hardware.current().logical_cores, share))
+    return metrics
+
+
 def measure(
     artifact: Artifact,
     recipe: Recipe,
@@ -209,31 +302,33 @@ def measure(
     metrics = score(runner, workload)
     metrics["verify_agreement"] = agreement
 
-    for i, batch_size in enumerate([latency.batch_size, *latency.extra_batch_sizes]):
-        try:
-            fn = runner.timed(workload.example_inputs(batch_size))
-            stats = time_callable(fn, latency.warmup, latency.runs)
-        except Exception as e:  # noqa: BLE001
-            raise CandidateError(f"timing failed: {type(e).__name__}: {e}", stage="measure") from e
-        suffix = "" if i == 0 else f"@b{batch_size}"
-        metrics[f"latency_p50_ms{suffix}"] = stats.p50_ms
-        metrics[f"latency_p90_ms{suffix}"] = stats.p90_ms
-        metrics[f"latency_p99_ms{suffix}"] = stats.p99_ms
-        if i == 0:
-            metrics["latency_mean_ms"] = stats.mean_ms
-            metrics["latency_min_ms"] = stats.min_ms
-            metrics["latency_runs"] = stats.runs
+    batch_sizes = [latency.batch_size, *latency.extra_batch_sizes]
+    try:
+        calls = [(b, runner.timed(workload.example_inputs(b))) for b in batch_sizes]
+        # One call at each batch size before the baseline shares the process: the peak
+        # memory below is the candidate's alone (the teacher's activations would count).
+        for _, call in calls:
+            call()
+    except Exception as e:  # noqa: BLE001
+        raise CandidateError(f"timing failed: {type(e).__name__}: {e}", stage="measure") from e
     metrics["peak_memory_mb"] = _peak_rss_mb()
     metrics["memory_delta_mb"] = max(0.0, metrics["peak_memory_mb"] - rss_before)
     if device == "cuda":
         import torch
 
         metrics["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    # The baseline trial is not paired with itself: its paired speedup is 1 by definition.
+    baseline = (
+        baseline_calls(workload, latency.threads, device, batch_sizes)
+        if latency.paired and not recipe.is_baseline
+        else {}
+    )
+    metrics.update(time_candidate(calls, baseline, latency))
     metrics["size_mb"] = artifact_size_bytes(artifact, scratch) / 2**20
     metrics["params"] = param_count(artifact)
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise CandidateError(f"metric '{name}' is {value}", stage="measure")
     hw = hardware.current().to_dict()
-    hw["load_avg_1m"] = os.getloadavg()[0]
+    hw["load_avg_1m"] = metrics["load_avg_1m"]
     return Measurement(metrics=metrics, runner=runner.describe(), hardware=hw)

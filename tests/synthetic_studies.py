@@ -234,6 +234,7 @@ def synthetic_trial(
     ``seen`` holds the stage keys built so far in the study, so that later trials record
     cache hits for the stages they share with earlier ones.
     """
+    in_study = seen is not None
     seen = set() if seen is None else seen
     base = BASE
     is_baseline = number == 0
@@ -310,6 +311,25 @@ def synthetic_trial(
     if kind == "normal" and number >= 7 and "nan" not in seen:
         seen.add("nan")  # once per study: a metric the tracer could not read
         metrics["peak_memory_mb"] = float("nan")
+    speedup = base["latency_p50_ms"] / metrics["latency_p50_ms"]
+    # As a paired measurement records them (the controller's speedup is the paired one).
+    # Once per study, a trial timed on a busy host; nothing here draws from ``rng``, so the
+    # studies' other draws stay as they were.
+    loaded = in_study and kind == "normal" and not is_baseline and "loaded" not in seen
+    if loaded:
+        seen.add("loaded")
+    metrics.update(
+        {
+            "paired_speedup": speedup,
+            "paired_speedup_min": speedup * (1.0 if is_baseline else 0.97),
+            "paired_speedup_max": speedup * (1.0 if is_baseline else 1.04),
+            "paired_speedup_median": speedup * (1.0 if is_baseline else 1.01),
+            "baseline_latency_p50_ms": base["latency_p50_ms"] * (1.6 if loaded else 1.0),
+            "load_avg_1m": 3.1 if loaded else 0.5,
+            "cpu_share": 0.62 if loaded else 0.99,
+            "host_loaded": 1.0 if loaded else 0.0,
+        }
+    )
     metrics.update(R.derive(metrics, base, relative=False))
     attrs.update(metrics)
     attrs.update(

@@ -87,6 +87,16 @@ class LatencyConfig(Strict):
     warmup: int = Field(default=20, ge=0)
     runs: int = Field(default=200, ge=10)
     extra_batch_sizes: list[int] = Field(default_factory=list)
+    #: Time each candidate in alternating rounds with the baseline (the teacher on PyTorch
+    #: eager) in the same process, and record its speedup as the ratio of their times there:
+    #: a ratio measured under one load, whatever the host is doing (see autoopt.pairing).
+    paired: bool = True
+    #: Rounds the ``runs`` calls of each runner are split into; each round times a block of
+    #: ``runs / rounds`` calls of one runner, then of the other, the order alternating. Blocks
+    #: of a few calls: finer alternation pairs better, but every switch costs the first call
+    #: its caches (see results/paired/benchmark.md). More rounds than ``runs`` alternate call
+    #: by call.
+    rounds: int = Field(default=20, ge=1)
 
     @field_validator("extra_batch_sizes")
     @classmethod

@@ -62,6 +62,7 @@ def trial_json(request: Request, name: str, number: int) -> JSONResponse:
         completed=V._iso(trial.completed),
         duration_s=trial.duration_s,
         ratios=record.ratios(trial),
+        timing=V.timing_facts(trial),
         category=V.trial_category(trial),
     )
     return JSONResponse(jsonable_encoder(V.clean(data)))

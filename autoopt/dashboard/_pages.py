@@ -85,6 +85,7 @@ def trial_page(request: Request, name: str, number: int) -> Response:
         study=record,
         t=trial,
         ratios=record.ratios(trial),
+        timing=V.timing_facts(trial),
         recipe=V.recipe_rows(trial, fams),
         metrics=V.metric_rows(record, trial),
         stages=V.stage_rows(record, trial),

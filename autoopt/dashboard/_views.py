@@ -137,6 +137,9 @@ def trial_row(record: StudyRecord, t: TrialRecord, fams: list[str]) -> dict[str,
         "p90": num(m.get("latency_p90_ms")),
         "size": num(m.get("size_mb")),
         "speedup": num(r.get("speedup")),
+        # Timed on a busy host: the table marks it, with the load average.
+        "loaded": t.load_note or None,
+        "load": num(m.get("load_avg_1m")),
         "dacc": num(r.get("accuracy_change")),
         "dur": num(t.duration_s),
         "stage": t.failure_stage,
@@ -306,7 +309,7 @@ def _change(metric: str, v: float | None, bv: float | None) -> str | None:
     """How a metric moved from the baseline's value, in words: points, or a ratio that says
     which way is better."""
     spec = S.spec(metric)
-    if v is None or bv is None or spec.derived or metric == "latency_runs":
+    if v is None or bv is None or not spec.comparable or metric == "latency_runs":
         return None
     head = S.base_name(metric)[0]
     if head == "accuracy" or head.endswith("agreement"):
@@ -318,6 +321,22 @@ def _change(metric: str, v: float | None, bv: float | None) -> str | None:
         better, worse = ("faster", "slower") if latency else ("smaller", "larger")
         return f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
     return f"{v / bv:.2f}×" if bv else None
+
+
+def timing_facts(t: TrialRecord) -> dict[str, Any]:
+    """How the trial's speedup was timed: paired with the baseline (with the range of the
+    per-round ratios) or not, and the host's load meanwhile."""
+    m = t.metrics
+    return clean(
+        {
+            "paired": num(m.get("paired_speedup")),
+            "low": num(m.get("paired_speedup_min")),
+            "high": num(m.get("paired_speedup_max")),
+            "loaded": t.load_note,
+            "load": num(m.get("load_avg_1m")),
+            "cpu_share": num(m.get("cpu_share")),
+        }
+    )
 
 
 def stage_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:

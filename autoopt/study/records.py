@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,10 +68,38 @@ class TrialRecord:
     def is_repeat(self) -> bool:
         return self.duplicate_of is not None
 
+    @property
+    def host_loaded(self) -> bool:
+        """Timed on a busy host (see :func:`autoopt.pairing.host_loaded`)."""
+        return _flagged(self.metrics)
+
+    @property
+    def load_note(self) -> str:
+        return load_note(self.metrics)
+
     def technique(self, family: str) -> str:
         """The method used for a family ('none' if skipped), e.g. technique('pruning')."""
         step = (self.recipe or {}).get(family)
         return step["key"].split(".", 1)[1] if step else "none"
+
+
+def _flagged(metrics: Mapping[str, Any]) -> bool:
+    # A frame row holds NaN where a trial has no flag (failed, or measured before flags).
+    flag = metrics.get("host_loaded")
+    return isinstance(flag, int | float) and math.isfinite(flag) and flag > 0
+
+
+def load_note(metrics: Mapping[str, Any]) -> str:
+    """``loaded (load 5.3, cpu 64%)`` for metrics timed on a busy host, else ``""``: the
+    1-minute load average and the share of its threads' CPU time the timing process got."""
+    if not _flagged(metrics):
+        return ""
+    parts = []
+    if isinstance(load := metrics.get("load_avg_1m"), int | float) and math.isfinite(load):
+        parts.append(f"load {load:.1f}")
+    if isinstance(share := metrics.get("cpu_share"), int | float) and math.isfinite(share):
+        parts.append(f"cpu {share:.0%}")
+    return "loaded" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -202,6 +231,20 @@ class StudyRecord:
         m = t.metrics
         out = {k: m[k] for k in ("speedup", "size_ratio") if k in m}
         base = self.baseline
+        if base is None or not t.metrics:
+            return {}
+        out = {}
+        b, m = base.metrics, t.metrics
+        if m.get("paired_speedup"):
+            # Timed beside the baseline under one load (what the controller recorded).
+            out["speedup"] = m["paired_speedup"]
+        elif m.get("latency_p50_ms"):
+            out["speedup"] = b["latency_p50_ms"] / m["latency_p50_ms"]
+        if m.get("size_mb"):
+            out["size_ratio"] = b["size_mb"] / m["size_mb"]
+        if "accuracy" in m:
+            out["accuracy_change"] = m["accuracy"] - b["accuracy"]
+
         if "accuracy" in m and base is not None and "accuracy" in base.metrics:
             out["accuracy_change"] = m["accuracy"] - base.metrics["accuracy"]
         return out

@@ -99,6 +99,9 @@ class MetricSpec:
     #: Significant digits shown.
     digits: int = 4
     description: str = ""
+    #: Whether a change from the baseline's value means something (not for ratios to the
+    #: baseline, counts, or the host's load while timing).
+    comparable: bool = True
 
     def format(self, value: float | None) -> str:
         if value is None or not math.isfinite(value):
@@ -128,9 +131,18 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("memory_delta_mb", "memory added", "MB", _LOWER),
         MetricSpec("gpu_peak_memory_mb", "peak GPU memory", "MB", _LOWER),
         MetricSpec("verify_agreement", "agreement with the teacher", "", _HIGHER),
-        MetricSpec("speedup", "speedup", "x", _HIGHER, derived=True),
-        MetricSpec("size_ratio", "smaller by", "x", _HIGHER, derived=True),
-        MetricSpec("accuracy_drop", "accuracy drop", "", _LOWER, derived=True),
+        MetricSpec("speedup", "speedup", "x", _HIGHER, derived=True, comparable=False),
+        MetricSpec("size_ratio", "smaller by", "x", _HIGHER, derived=True, comparable=False),
+        MetricSpec("accuracy_drop", "accuracy drop", "", _LOWER, derived=True, comparable=False),
+        # Paired timing (autoopt.pairing): the candidate and the baseline timed in one process.
+        MetricSpec("paired_speedup", "paired speedup", "x", _HIGHER, comparable=False),
+        MetricSpec("paired_speedup_min", "paired speedup, lowest round", "x", comparable=False),
+        MetricSpec("paired_speedup_max", "paired speedup, highest round", "x", comparable=False),
+        MetricSpec("paired_speedup_median", "paired speedup of medians", "x", comparable=False),
+        MetricSpec("baseline_latency_p50_ms", "baseline p50 latency (paired)", "ms", _LOWER),
+        MetricSpec("load_avg_1m", "load average while timing", "", comparable=False),
+        MetricSpec("cpu_share", "CPU share while timing", "", comparable=False),
+        MetricSpec("host_loaded", "timed on a busy host", "", comparable=False),
     )
 }
 #: Metrics that can be objectives of a study, with their Optuna direction.
@@ -163,7 +175,14 @@ def spec(name: str, metric_name: str = "accuracy") -> MetricSpec:
     if batch is not None:
         label = f"{label} (batch {batch})"
     return MetricSpec(
-        name, label, known.unit, known.direction, known.derived, known.digits, known.description
+        name,
+        label,
+        known.unit,
+        known.direction,
+        known.derived,
+        known.digits,
+        known.description,
+        known.comparable,
     )
 
 

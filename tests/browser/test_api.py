@@ -130,6 +130,21 @@ def test_trial_page_shows_recipe_metrics_ratios_and_export_command(client: TestC
     assert failed["reason"][:30] in html
 
 
+def test_trial_pages_mark_the_trial_timed_on_a_busy_host_and_show_the_paired_range(
+    client: TestClient,
+) -> None:
+    data = client.get("/api/studies/mixed").json()
+    loaded = [t for t in data["trials"] if t["loaded"]]
+    assert len(loaded) == 1 and loaded[0]["load"] == 3.1  # the table's marker and load
+    html = client.get(f"/studies/mixed/trials/{loaded[0]['n']}").text
+    assert 'data-testid="loaded"' in html and "load average 3.10 on 2 logical cores" in html
+    assert "the timing threads got 62% of their CPU time" in html
+    assert "paired with the baseline; rounds" in html
+    quiet = next(t for t in data["trials"] if t["cat"] == "front" and not t["loaded"])
+    html = client.get(f"/studies/mixed/trials/{quiet['n']}").text
+    assert 'data-testid="loaded"' not in html and "load 0.50, cpu share 99%" in html
+
+
 def test_compare_page_marks_rows_that_differ(client: TestClient) -> None:
     html = client.get("/studies/mixed/compare?trials=0,2,3").text
     assert html.count('<tr class="differs"') >= 3

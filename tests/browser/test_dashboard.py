@@ -138,6 +138,16 @@ def test_study_page_renders_edge_case(
         assert "still running" in page.locator("main").inner_text()
 
 
+def test_trial_table_marks_the_trial_timed_on_a_busy_host(page: Any, server: Any) -> None:
+    open_study(page, server, "mixed")
+    data = api_json(page, server, "mixed")
+    (loaded,) = [t for t in data["trials"] if t["loaded"]]
+    marker = page.locator("#trials tbody .pill.loaded")
+    assert marker.count() == 1 and marker.inner_text() == "loaded 3.1"
+    row = page.locator(f"#trials tbody tr[data-n='{loaded['n']}']")
+    assert row.locator(".pill.loaded").get_attribute("title") == "loaded (load 3.1, cpu 62%)"
+
+
 def test_trial_table_sorts_and_filters(page: Any, server: Any) -> None:
     open_study(page, server, "mixed")
     data = api_json(page, server, "mixed")

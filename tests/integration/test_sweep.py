@@ -54,6 +54,15 @@ def test_run_records_baseline_metrics_front_and_results(
             )
             assert t.hardware["cpu_model"] and t.hardware["versions"]["torch"].startswith("2.13")
             assert t.metrics["latency_runs"] == 20
+            # Timed beside the baseline in the measurement's process: the recorded speedup
+            # (and every reader's) is that paired ratio, not one against trial 0's timing.
+            assert t.metrics["speedup"] == t.metrics["paired_speedup"]
+            assert study.ratios(t)["speedup"] == t.metrics["paired_speedup"]
+            assert t.metrics["baseline_latency_p50_ms"] > 0
+            assert t.metrics["host_loaded"] in (0.0, 1.0) and t.metrics["cpu_share"] > 0
+    # The baseline is not paired with itself.
+    assert base.metrics["paired_speedup"] == 1.0
+    assert base.metrics["baseline_latency_p50_ms"] == base.metrics["latency_p50_ms"]
     # Every trial on the front is feasible and none dominates another.
     front = study.front()
     assert front and all(t.feasible for t in front)

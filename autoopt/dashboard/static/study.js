@@ -41,6 +41,9 @@
     .replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, ""));
   const pts = (v) => (v === null || v === undefined ? "—" : `${v >= 0 ? "+" : "−"}${Math.abs(v * 100).toFixed(2)}`);
   const times = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)}×`);
+  // A trial timed on a busy host: its latencies are suspect (its paired speedup less so).
+  const loaded = (t) => (t.loaded
+    ? ` <span class="pill loaded" title="${esc(t.loaded)}">loaded${t.load === null ? "" : ` ${t.load.toFixed(1)}`}</span>` : "");
   const pill = (cat) => `<span class="pill cat-${cat}">${esc(LABELS[cat] ? LABELS[cat].split(" (")[0] : cat)}</span>`;
 
   // ---- header ---------------------------------------------------------------------------
@@ -300,7 +303,7 @@
       return `<tr data-n="${t.n}" class="cat-${t.cat}">`
         + `<td class="sel"><input type="checkbox" value="${t.n}" ${selected.has(t.n) ? "checked" : ""} aria-label="select trial ${t.n}"></td>`
         + `<td class="num"><a href="${trialUrl(t.n)}">${t.n}</a></td>`
-        + `<td>${pill(t.cat)}</td>`
+        + `<td>${pill(t.cat)}${loaded(t)}</td>`
         + `<td class="recipe"><span title="${esc(t.recipe)}">${esc(t.recipe || "—")}</span>${reason}</td>`
         + `<td class="num">${fmt(t.acc)}</td><td class="num ${t.dacc < -0.0005 ? "neg" : ""}">${t.base ? "" : pts(t.dacc)}</td>`
         + `<td class="num">${fmt(t.p50)}</td><td class="num">${fmt(t.p90)}</td>`
