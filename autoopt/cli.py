@@ -138,6 +138,27 @@ def run(
                     f"measurement reused  {e['recipe']}",
                     highlight=False,
                 )
+            elif kind == "starting_points":
+                if e["queued"]:
+                    progress.console.print(
+                        f"{tag}queued {len(e['queued'])} standard starting points: "
+                        + ", ".join(e["queued"]),
+                        highlight=False,
+                    )
+            elif kind == "rejected_early":
+                progress.console.print(
+                    f"{tag}trial {e['trial']:>3} [yellow]rejected early[/yellow] "
+                    f"{e['reason'][:160]}",
+                    highlight=False,
+                )
+            elif kind == "rung":
+                verdict = "goes on" if e["go_on"] else "[yellow]stopped[/yellow]"
+                progress.console.print(
+                    f"{tag}trial {e['trial']:>3} at {e['share']:.0%} of its training: "
+                    f"{e['metric']}={e['accuracy']:.4f}, "
+                    f"{verdict}" + (f" ({e['reason'][:140]})" if e.get("reason") else ""),
+                    highlight=False,
+                )
             elif kind == "recombined":
                 progress.console.print(
                     f"{tag}queued: the model of trial {e['model_from']} with the post-training "
@@ -162,7 +183,9 @@ def run(
                     f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "
                     f"{e['budget']} trials already done"
                 )
-            if kind in ("complete", "failed", "duplicate"):  # refused ones do not count
+            # Refused candidates and repeats told a measurement take no slot of the budget.
+            counted = ("complete", "failed", "rejected_early", "stopped")
+            if kind in counted or (kind == "duplicate" and not exp.sampler.distinct):
                 progress.advance(bar)
 
         summary = api.run(
@@ -216,9 +239,18 @@ def _print_summary(summary: Any) -> None:
             f"No trial met the {record.metric_name} floor; the best trials found are in "
             "trials.csv."
         )
+    early = [
+        f"{n} {what}"
+        for n, what in (
+            (summary.rejected_early, "rejected early on their first evaluation slice"),
+            (summary.stopped_early, "stopped at a rung of their training"),
+        )
+        if n
+    ]
     out.print(
         f"{summary.trials_run} trials this run ({summary.completed} complete, {summary.failed} "
         f"failed, {summary.rejected} rejected"
+        + "".join(f", {x}" for x in early)
         + (
             f", {summary.duplicates} repeats told their earlier measurement"
             if summary.duplicates
@@ -228,6 +260,11 @@ def _print_summary(summary: Any) -> None:
         f"{summary.stopped}. Stage cache: {summary.cache_hits} stage builds reused "
         f"(saved {summary.cache_saved_s:.1f}s), {summary.cache_builds} built."
     )
+    if summary.derived:
+        out.print(
+            "Standard starting points (derived): "
+            + ", ".join(f"#{n} {name}" for n, name in sorted(summary.derived.items()))
+        )
     if summary.results_dir:
         out.print(f"Results: {summary.results_dir}/ (trials.csv, pareto.csv, pareto.png)")
     for warning in summary.warnings:

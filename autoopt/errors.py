@@ -7,7 +7,9 @@
      ├── WorkloadError            a workload cannot be imported or breaks its contract
      ├── CandidateError           one candidate cannot be built, verified or measured;
      │    │                       the trial fails with the reason, the sweep goes on
-     │    └── CandidateRejected   refused before anything ran (unsupported combination)
+     │    ├── CandidateRejected   refused before anything ran (unsupported combination)
+     │    └── CandidateBelowFloor a first slice of the evaluation split scored clearly
+     │                            below the accuracy floor: stopped before the timing
      ├── BackendUnavailableError  a backend cannot run on this host, with the reason
      ├── StorageError             the study database cannot be opened or has no such study
      └── ExportError              an artifact cannot be exported, verified or loaded
@@ -43,6 +45,15 @@ class CandidateRejected(CandidateError):
     """A candidate was refused before it ran because a technique or backend cannot do it."""
 
 
+class CandidateBelowFloor(CandidateError):
+    """A candidate's score on a first slice of the evaluation split is clearly below the
+    accuracy floor (:mod:`autoopt.screening`); ``verdict`` holds the slice's figures."""
+
+    def __init__(self, message: str, verdict: dict[str, object], *, stage: str = "score") -> None:
+        super().__init__(message, stage=stage)
+        self.verdict = verdict
+
+
 class BackendUnavailableError(AutoOptError):
     """A backend cannot run on this host; the message says why."""
 
@@ -58,6 +69,7 @@ class ExportError(AutoOptError):
 __all__ = [
     "AutoOptError",
     "BackendUnavailableError",
+    "CandidateBelowFloor",
     "CandidateError",
     "CandidateRejected",
     "ConfigError",

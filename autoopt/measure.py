@@ -21,7 +21,7 @@ import numpy as np
 
 from autoopt import hardware, plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, artifact_size_bytes
-from autoopt.errors import CandidateError
+from autoopt.errors import CandidateBelowFloor, CandidateError
 from autoopt.pairing import cpu_share, host_loaded, paired_ratio, time_rounds
 
 if TYPE_CHECKING:
@@ -270,6 +270,24 @@ def time_candidate(
     return metrics
 
 
+def screen(runner: Runner, workload: Workload, settings: VerifyConfig, floor: float) -> None:
+    """Stop here a candidate whose first slice of the evaluation split scores clearly below
+    ``floor`` (:mod:`autoopt.screening`): raise :class:`CandidateBelowFloor` with the
+    slice's figures."""
+    from autoopt.screening import judge, per_sample_scores
+
+    config = settings.early_reject
+    n = min(config.samples, len(workload.evaluation))
+    part = workload.evaluation.take(n)
+    outputs = np.concatenate([runner.run(inputs) for inputs, _ in part.batches(EVAL_BATCH)])
+    scores = per_sample_scores(workload, outputs, part, teacher_outputs(workload)[:n])
+    if scores is None:  # the metric is no mean of per-sample scores: nothing to bound
+        return
+    verdict = judge(scores, floor, config.alpha)
+    if verdict.rejects:
+        raise CandidateBelowFloor(verdict.describe(), verdict.to_dict())
+
+
 def measure(
     artifact: Artifact,
     recipe: Recipe,
@@ -278,9 +296,12 @@ def measure(
     verify_settings: VerifyConfig,
     scratch: Path,
     device: str = "cpu",
+    floor: float | None = None,
 ) -> Measurement:
     """Compile for the recipe's backend on ``device``, verify against the teacher, score and
-    time it."""
+    time it. With an accuracy ``floor`` (never for the baseline), a candidate whose first
+    slice of the evaluation split scores clearly below it is stopped before the full
+    evaluation and the timing (:func:`screen`)."""
     backend = plugins.get_backend(recipe.backend.key)()
     teacher_outputs(workload)  # computed before the memory window opens
     _reset_peak_rss()
@@ -298,6 +319,8 @@ def measure(
             f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
         ) from e
     agreement = verify(runner, workload, verify_settings)
+    if floor is not None and verify_settings.early_reject.enabled and not recipe.is_baseline:
+        screen(runner, workload, verify_settings, floor)
 
     metrics = score(runner, workload)
     metrics["verify_agreement"] = agreement

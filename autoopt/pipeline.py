@@ -3,13 +3,20 @@
 Stage order: teacher → distillation → pruning (+ recovery) → [ONNX export, when the backend
 serves ONNX, right before the first technique that can work on the graph] → quantization →
 precision. Compiling for the backend and measuring happen later, in :mod:`autoopt.measure`.
+
+A stage that trains (its config's ``training_steps`` is above 0) may be built at a lower
+*fidelity*, a share of its steps (a rung of :mod:`autoopt.search.rungs`): its output is then
+cached under a key of its own, and its training goes on from the latest checkpoint the cache
+holds for it (:mod:`autoopt.checkpoints`), so a rung continues the previous rung and a
+stopped build resumes where it was cut.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +24,13 @@ from typing import TYPE_CHECKING, Any
 from autoopt import plugins
 from autoopt.artifacts import Artifact, TorchArtifact
 from autoopt.cache import CacheEntry, StageCache, code_version, stage_key
+from autoopt.checkpoints import (
+    CheckpointStore,
+    TrainingSession,
+    checkpoint_points,
+    output_key,
+    rung_steps,
+)
 from autoopt.errors import AutoOptError, CandidateError, CandidateRejected
 from autoopt.onnx_export import OnnxExportConfig, export_onnx
 from autoopt.plugins import Context, MethodConfig, Technique
@@ -39,15 +53,23 @@ class StageEvent:
     hit: bool
     seconds: float
     saved_seconds: float = 0.0
+    #: A training stage's steps done in its output, and the checkpoint it went on from.
+    steps: int | None = None
+    resumed_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "stage": self.stage,
             "key": self.key,
             "hit": self.hit,
             "seconds": round(self.seconds, 3),
             "saved_seconds": round(self.saved_seconds, 3),
         }
+        if self.steps is not None:
+            out["steps"] = self.steps
+        if self.resumed_from is not None:
+            out["resumed_from"] = self.resumed_from
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,9 @@ class BuildResult:
     path: Path
     kind: str
     events: list[StageEvent] = field(default_factory=list)
+    #: The smallest share of its steps a training stage of the build got (1.0: every stage
+    #: is fully trained, whatever fidelity was asked for).
+    fidelity: float = 1.0
 
     @property
     def hits(self) -> int:
@@ -124,13 +149,21 @@ def build(
     workdir: Path,
     seed: int = 0,
     device: str = "cpu",
+    fidelity: float = 1.0,
+    rungs: Sequence[float] = (),
 ) -> BuildResult:
     """Build ``recipe``'s artifact, reusing every stage the cache already holds. Training
-    stages run on ``device``; every cached artifact is stored on the CPU."""
+    stages run on ``device``; every cached artifact is stored on the CPU.
+
+    With ``fidelity`` below 1, each training stage trains that share of its steps (going on
+    from its latest checkpoint), unless the cache holds it fully trained; ``rungs`` are the
+    shares every rung of the trial trains, where checkpoints are published too.
+    """
     ctx = make_context(recipe, workload, hardware, workdir=workdir, seed=seed, device=device)
     check_recipe(recipe, ctx)
     stages = _Stages.from_teacher(cache, workload)
     wants_onnx = ctx.backend_kind == "onnx"
+    reached = 1.0
     for step in recipe.techniques():
         cls = plugins.get_technique(step.key)
         technique, config = cls(), step.config
@@ -141,11 +174,23 @@ def build(
             and not technique.needs_torch(config)
         ):
             _export(stages, workload, workdir)
-        stages.run(step.key, step.params, code_version(cls), _applying(technique, config, ctx))
+        total = config.training_steps
+        if total > 0:
+            done = stages.run_training(
+                step.key, step.params, code_version(cls), technique, config, ctx,
+                total=total, target=rung_steps(total, fidelity), rungs=rungs,
+            )  # fmt: skip
+            reached = min(reached, done / total)
+        else:
+            stages.run(step.key, step.params, code_version(cls), _applying(technique, config, ctx))
     if wants_onnx and stages.kind == "torch":
         _export(stages, workload, workdir)
     return BuildResult(
-        key=stages.key, path=stages.entry.path, kind=stages.kind, events=stages.events
+        key=stages.key,
+        path=stages.entry.path,
+        kind=stages.kind,
+        events=stages.events,
+        fidelity=reached,
     )
 
 
@@ -193,8 +238,83 @@ class _Stages:
         self.events.append(StageEvent(name, next_key, True, 0.0, saved))
         self.key, self.entry, self.artifact = next_key, hit, None
 
+    def run_training(
+        self,
+        name: str,
+        config: dict[str, Any],
+        code: str,
+        technique: Technique[Any],
+        method_config: MethodConfig,
+        ctx: Context,
+        *,
+        total: int,
+        target: int,
+        rungs: Sequence[float],
+    ) -> int:
+        """A training stage to ``target`` of its ``total`` steps: fully trained from the
+        cache if it is there, else the rung's output from the cache, else trained on from
+        its latest checkpoint. Returns the steps its output was trained for."""
+        full_key = stage_key(self.key, name, config, code)
+        hit = self._trained(full_key, total, target)
+        if hit is None:
+            with self.cache.building(full_key):
+                hit = self._trained(full_key, total, target)
+                if hit is None:
+                    self._train(name, config, full_key, technique, method_config, ctx,
+                                total, target, rungs)  # fmt: skip
+                    return target
+        entry, steps = hit
+        saved = float(entry.meta.get("seconds", 0.0))
+        key = entry.key
+        self.events.append(StageEvent(name, key, True, 0.0, saved, steps=steps))
+        self.key, self.entry, self.artifact = key, entry, None
+        return steps
+
+    def _trained(self, full_key: str, total: int, target: int) -> tuple[CacheEntry, int] | None:
+        """The stage's output trained for ``target`` steps or more (fully trained first)."""
+        for steps in dict.fromkeys((total, target)):
+            entry = self.cache.lookup(output_key(full_key, steps, total))
+            if entry is not None:
+                return entry, steps
+        return None
+
+    def _train(
+        self,
+        name: str,
+        config: dict[str, Any],
+        full_key: str,
+        technique: Technique[Any],
+        method_config: MethodConfig,
+        ctx: Context,
+        total: int,
+        target: int,
+        rungs: Sequence[float],
+    ) -> None:
+        store = CheckpointStore(self.cache, full_key, checkpoint_points(total, rungs))
+        resume = store.latest(target)
+        session = TrainingSession(total, target, resume, store.points, store.publish)
+        staged = dataclasses.replace(ctx, training=session)
+        key = output_key(full_key, target, total)
+        self._build(
+            name,
+            {**config, "steps_trained": target},
+            key,
+            _applying(technique, method_config, staged),
+            steps=target,
+            resumed_from=resume.step if resume is not None else None,
+        )
+        if target >= total:
+            store.clear()
+
     def _build(
-        self, name: str, config: dict[str, Any], next_key: str, fn: Callable[[Any], Artifact]
+        self,
+        name: str,
+        config: dict[str, Any],
+        next_key: str,
+        fn: Callable[[Any], Artifact],
+        *,
+        steps: int | None = None,
+        resumed_from: int | None = None,
     ) -> None:
         if self.artifact is None:
             self.artifact = self.entry.load()
@@ -213,7 +333,7 @@ class _Stages:
             produced,
             {"stage": name, "config": config, "parent": self.key, "seconds": seconds},
         )
-        self.events.append(StageEvent(name, next_key, False, seconds))
+        self.events.append(StageEvent(name, next_key, False, seconds, 0.0, steps, resumed_from))
         self.key, self.artifact = next_key, produced
 
 

@@ -22,7 +22,7 @@ from autoopt.study.schema import STUDY_RUN_PREFIX
 REPO = Path(__file__).resolve().parent.parent
 GOALS = ((0.99, 3.0), (0.95, 5.0))
 #: The experiment's seed candidates that are standard recipes (Optimum's and Olive's defaults);
-#: its other seeds are starting points for the search.
+#: the search's starting points are derived (trials with ``derived``).
 STANDARD = ("ort-fp32-fusions", "ort-dynamic-int8")
 
 
@@ -142,7 +142,7 @@ def report(study: StudyRecord) -> None:
         f"empty stage cache. {recombined} trials paired a model on the front with another front "
         "member's post-training settings (`sampler.recombine`).",
         "",
-        "## Baseline, standard recipes and seeds",
+        "## Baseline, standard recipes and derived starting points",
         "",
         header,
         row(study, base, "baseline: fp32 PyTorch eager"),
@@ -151,6 +151,8 @@ def report(study: StudyRecord) -> None:
         seed = t.seed
         if seed:
             lines.append(row(study, t, f"{'standard' if seed in STANDARD else 'seed'}: {seed}"))
+        elif t.derived:
+            lines.append(row(study, t, f"derived: {t.derived}"))
     lines += ["", "## The search's feasible Pareto front (fidelity >= 0.99)", "", header]
     for t in study.front():
         lines.append(row(study, t, "front"))

@@ -66,6 +66,31 @@ class Budget(Strict):
         return self
 
 
+class RungConfig(Strict):
+    """Training in rungs (successive halving over training steps, :mod:`autoopt.search.rungs`).
+
+    A candidate whose stages train (distillation, recovery after pruning) is first built and
+    measured with ``1 / reduction**count`` of its training steps, then with ``1 /
+    reduction**(count - 1)``, ... and last with all of them; each rung continues the previous
+    one's checkpoint, and only a candidate that can still reach the feasible front is
+    continued.
+    """
+
+    enabled: bool = True
+    #: Each rung trains this many times the steps of the one before.
+    reduction: int = Field(default=3, ge=2, le=16)
+    #: Rungs before the full run: 2 gives S/9, S/3, then S steps.
+    count: int = Field(default=2, ge=1, le=6)
+    #: A rung that would train fewer steps than this is skipped (short training is not worth
+    #: a measurement of its own).
+    min_steps: int = Field(default=100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"enabled": data} if isinstance(data, bool) else data
+
+
 class SamplerConfig(Strict):
     name: Literal["tpe", "nsga2", "random", "grid"] = "tpe"
     seed: int | None = 0
@@ -74,6 +99,16 @@ class SamplerConfig(Strict):
     #: backend) of up to this many front members, most accurate first; they run before the
     #: sampler's next proposal. 0 leaves the search to the sampler alone.
     recombine: int = Field(default=0, ge=0, le=100)
+    #: Measure the standard recipes autoopt derives from the space, the model and the host
+    #: (:mod:`autoopt.search.starting`) right after the baseline and the seed candidates.
+    starting_points: bool = True
+    #: Count the trial budget in distinct candidates: a proposal the study has measured is
+    #: told that measurement without taking a budget slot, and the sampler is asked again.
+    distinct: bool = True
+    #: Consecutive repeats after which the next proposal is drawn at random among the
+    #: candidates not measured yet (a sampler stuck on its favourites).
+    max_repeats: int = Field(default=8, ge=1, le=1000)
+    rungs: RungConfig = Field(default_factory=RungConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +192,24 @@ class Target(Strict):
         return dict(self.resources)
 
 
+class EarlyRejectConfig(Strict):
+    """Stop a candidate whose score on a first slice of the evaluation split is already
+    clearly below the floor, before the full evaluation and the timing
+    (:mod:`autoopt.screening`)."""
+
+    enabled: bool = True
+    #: Samples in the first slice.
+    samples: int = Field(default=100, ge=10)
+    #: The chance that a candidate whose score on the whole split meets the floor is
+    #: rejected (the one-sided bound's level).
+    alpha: float = Field(default=0.001, gt=0.0, lt=0.5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"enabled": data} if isinstance(data, bool) else data
+
+
 class VerifyConfig(Strict):
     """A built candidate must agree with the teacher on reference inputs before it is timed."""
 
@@ -164,6 +217,7 @@ class VerifyConfig(Strict):
     #: Top-1 match rate (or mean cosine for embeddings) below which a build counts as broken
     #: rather than merely inaccurate; the default is well above chance for 10 classes.
     min_agreement: float = Field(default=0.25, ge=0.0, le=1.0)
+    early_reject: EarlyRejectConfig = Field(default_factory=EarlyRejectConfig)
 
 
 class SeedCandidate(Strict):

@@ -46,6 +46,13 @@ class TrialTask:
     build_threads: int = 1
     #: The target's device: where models train, run and are timed.
     device: str = "cpu"
+    #: The floor below which a first slice of the evaluation split stops the measurement
+    #: early (None: measure in full; always for the baseline).
+    accuracy_floor: float | None = None
+    #: The share of its training steps each training stage gets in this build (a rung,
+    #: :mod:`autoopt.search.rungs`), and every rung's share: where training checkpoints go.
+    fidelity: float = 1.0
+    rungs: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Failure:
     stage: str
     reason: str
     rejected: bool = False
+    #: For a candidate stopped on its first evaluation slice: that slice's figures
+    #: (:class:`autoopt.screening.SliceVerdict`).
+    below_floor: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

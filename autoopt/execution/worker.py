@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoopt.errors import CandidateError, CandidateRejected
+from autoopt.errors import CandidateBelowFloor, CandidateError, CandidateRejected
 from autoopt.execution._base import SelfTestTask, TrialTask
 
 if TYPE_CHECKING:
@@ -57,14 +57,14 @@ def _node_id() -> str:
 
 
 def _error(e: CandidateError) -> dict[str, Any]:
-    return {
-        "error": {
-            "stage": e.stage or "build",
-            "reason": str(e),
-            "rejected": isinstance(e, CandidateRejected),
-        },
-        "node_id": _node_id(),
+    error: dict[str, Any] = {
+        "stage": e.stage or "build",
+        "reason": str(e),
+        "rejected": isinstance(e, CandidateRejected),
     }
+    if isinstance(e, CandidateBelowFloor):
+        error["below_floor"] = dict(e.verdict)
+    return {"error": error, "node_id": _node_id()}
 
 
 def build_candidate(task: TrialTask) -> dict[str, Any]:
@@ -90,6 +90,8 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
                 Path(workdir),
                 seed=task.seed,
                 device=task.device,
+                fidelity=task.fidelity,
+                rungs=task.rungs,
             )
     except CandidateError as e:
         return _error(e)
@@ -101,6 +103,8 @@ def build_candidate(task: TrialTask) -> dict[str, Any]:
         "kind": result.kind,
         "threads": torch.get_num_threads(),
         "events": [e.to_dict() for e in result.events],
+        # Below 1 at a rung: the share of its training the least trained stage got.
+        "fidelity": result.fidelity,
         "node_id": _node_id(),
         "seconds": time.perf_counter() - start,
     }
@@ -126,6 +130,8 @@ def measure_candidate(task: TrialTask, built: dict[str, Any]) -> dict[str, Any]:
                 VerifyConfig(**task.verify),
                 Path(scratch),
                 device=task.device,
+                # A rung's model is not the candidate yet: only a full build is screened.
+                floor=task.accuracy_floor if built.get("fidelity", 1.0) >= 1.0 else None,
             )
     except CandidateError as e:
         return _error(e)

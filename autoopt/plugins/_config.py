@@ -25,6 +25,13 @@ class MethodConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @property
+    def training_steps(self) -> int:
+        """Optimizer steps this configuration trains for (0: the method does not train). A
+        method that trains through :func:`autoopt.techniques._training.train_against_teacher`
+        says how many, so the pipeline can build it in rungs and keep its checkpoints."""
+        return 0
+
     def __hash__(self) -> int:
         # Pydantic's own hash for frozen models fails on list fields (``exclude``).
         return hash((type(self), _frozen(self.model_dump())))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from autoopt.artifacts import ArtifactKind
+    from autoopt.checkpoints import TrainingSession
     from autoopt.hardware import Hardware
     from autoopt.recipe import Recipe
     from autoopt.workloads import Workload
@@ -31,3 +32,6 @@ class Context:
     device: str = "cpu"
     #: What the recipe's backend serves: a PyTorch module or an ONNX graph.
     backend_kind: ArtifactKind = field(kw_only=True)
+    #: For the stage being built, when it trains: where its training resumes and stops (set
+    #: by the pipeline on the stage's own copy of the context; None: train in one go).
+    training: TrainingSession | None = field(default=None, kw_only=True)

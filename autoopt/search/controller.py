@@ -16,7 +16,6 @@ one of them, and results that arrive before the baseline is known are held until
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -32,12 +31,14 @@ from optuna.trial import TrialState
 from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import ConfigError
-from autoopt.execution import Executor, Finished, RayExecutor
+from autoopt.execution import Executor, Finished, RayExecutor, TrialTask
 from autoopt.execution.cluster import check_targets, ensure_ray
 from autoopt.recipe import Recipe
+from autoopt.search import rungs
 from autoopt.search.host import HostCheck
 from autoopt.search.ledger import RunLedger, controller_id
 from autoopt.search.loop import RunLoop
+from autoopt.search.points import recipe_key
 from autoopt.search.proposals import Asked, Proposals
 from autoopt.study import schema as S
 from autoopt.study.recorder import Outcome, TrialRecorder
@@ -77,11 +78,32 @@ class RunSummary:
     duplicates: int = 0
     #: Whether the user pressed Ctrl-C during the run (it may have ended on its own first).
     interrupted: bool = False
+    #: Trials stopped before their full measurement: a first evaluation slice clearly below
+    #: the floor (rejected early), or a rung from which the front was out of reach.
+    rejected_early: int = 0
+    stopped_early: int = 0
+    #: The standard starting points this run queued: trial number -> name
+    #: (:mod:`autoopt.search.starting`), and those dropped with the reason.
+    derived: dict[int, str] = field(default_factory=dict)
+    derived_dropped: list[str] = field(default_factory=list)
 
 
 def _recipe_key(recipe: Recipe | dict[str, Any]) -> str:
-    data = recipe.to_dict() if isinstance(recipe, Recipe) else recipe
-    return json.dumps(data, sort_keys=True, default=str)
+    return recipe_key(recipe)
+
+
+@dataclass
+class _RungPlan:
+    """A trial trained in rungs: the share of its training at each rung, the one it is at,
+    and what it measured at the rungs before."""
+
+    shares: tuple[float, ...]
+    index: int = 0
+    measured: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.shares[self.index]
 
 
 def _fixed(trial: optuna.Trial) -> bool:
@@ -122,8 +144,19 @@ class Controller:
         self.baseline: dict[str, float] | None = None
         self.asked: dict[int, Asked] = {}
         self._measured: dict[str, TrialRecord] = {}
+        #: Candidates stopped early (slice or rung): a repeat is told the same verdict.
+        self._judged: dict[str, TrialRecord] = {}
+        #: Candidates that failed while built or measured: not drawn again at random.
+        self._failed: set[str] = set()
+        #: Repeats of a candidate still in flight, told when it is: recipe key -> trials.
+        self._held: dict[str, list[tuple[optuna.Trial, Recipe]]] = {}
+        self._plans: dict[int, _RungPlan] = {}
+        self._derived: Any = None
         self.pending: list[Finished] = []
-        self._counts = {"complete": 0, "failed": 0, "rejected": 0, "duplicate": 0}
+        self._counts = {
+            "complete": 0, "failed": 0, "rejected": 0, "duplicate": 0,
+            "rejected_early": 0, "stopped_early": 0,
+        }  # fmt: skip
         self._hits = self._builds = 0
         self._saved = self.overhead = 0.0
         self._workload: Any = None
@@ -143,6 +176,8 @@ class Controller:
         study, budget, done, resumed = self._setup(n_trials, timeout_s)
         executor = self._executor()
         self._check_host(study, executor)
+        self._derived = self.proposals.queue_starting_points(study)
+        self.ledger.after_queue(study, n_trials)
         loop = RunLoop(self, study, executor, budget, done, start, timeout_s)
         try:
             stopped = loop.run()
@@ -183,12 +218,19 @@ class Controller:
             on_event=self.on_event,
         )
         self.baseline = self.find_baseline(study)
-        self._measured = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        self._measured, self._judged = {}, {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             record = trial_record(t)
-            if record.recipe and not record.is_repeat:
-                # The first measurement of a candidate is the one repeats point to.
+            if not record.recipe or record.is_repeat:
+                continue
+            # The first measurement of a candidate is the one repeats point to.
+            if t.state == TrialState.COMPLETE:
                 self._measured.setdefault(_recipe_key(record.recipe), record)
+            elif record.status in S.JUDGED_EARLY:
+                self._judged.setdefault(_recipe_key(record.recipe), record)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if t.user_attrs.get(S.ATTR_RECIPE):
+                self._failed.add(_recipe_key(t.user_attrs[S.ATTR_RECIPE]))
         return study, run.budget, run.done, run.resumed or run.done > 0
 
     def _check_host(self, study: optuna.Study, executor: Executor) -> None:
@@ -230,11 +272,15 @@ class Controller:
         self, study: optuna.Study, loop: RunLoop, stopped: str, resumed: bool, start: float
     ) -> RunSummary:
         record = study_record(study, self.storage_url)
-        told = self._counts["complete"] + self._counts["failed"] + self._counts["rejected"]
+        told = sum(v for k, v in self._counts.items() if k != "duplicate")
+        derived = {
+            t.number: t.derived for t in record.trials if t.derived and t.run_id == self._run_id
+        }
+        dropped = [f"{n}: {why}" for n, why in (self._derived.dropped if self._derived else [])]
         return RunSummary(
             study_name=self.study_name,
             storage=self.storage_url,
-            trials_run=loop.started - loop.first + loop.refused,
+            trials_run=loop.started - loop.first + loop.refused + loop.repeated_total,
             completed=self._counts["complete"],
             failed=self._counts["failed"],
             rejected=self._counts["rejected"],
@@ -252,18 +298,89 @@ class Controller:
             warnings=self.warnings,
             controller_overhead_s=self.overhead / max(1, told),
             duplicates=self._counts["duplicate"],
+            rejected_early=self._counts["rejected_early"],
+            stopped_early=self._counts["stopped_early"],
+            derived=derived,
+            derived_dropped=dropped,
         )
 
     # ---- proposals ------------------------------------------------------------------------
     def prior(self, trial: optuna.Trial, recipe: Recipe) -> TrialRecord | None:
-        """The trial that measured this candidate already, if it is not one to re-measure."""
-        return None if _fixed(trial) else self._measured.get(_recipe_key(recipe))
+        """The trial that measured (or stopped early) this candidate already, if it is not
+        one to re-measure."""
+        if _fixed(trial):
+            return None
+        key = _recipe_key(recipe)
+        return self._measured.get(key) or self._judged.get(key)
+
+    def twin(self, trial: optuna.Trial, recipe: Recipe) -> int | None:
+        """The trial in flight that measures this candidate now, if it is not one to
+        re-measure."""
+        if _fixed(trial):
+            return None
+        key = _recipe_key(recipe)
+        return next((n for n, a in self.asked.items() if _recipe_key(a.recipe) == key), None)
+
+    def hold(self, trial: optuna.Trial, recipe: Recipe, twin: int) -> None:
+        """A proposal of a candidate another trial is measuring now: not built twice, but
+        told that trial's measurement when it arrives (it takes no slot of the budget)."""
+        self._held.setdefault(_recipe_key(recipe), []).append((trial, recipe))
+        self.on_event({"type": "held", "trial": trial.number, "of": twin})
+
+    def release_held(self, reason: str) -> None:
+        """The run ends: what is still held fails with ``reason``."""
+        held, self._held = self._held, {}
+        for trials in held.values():
+            for trial, recipe in trials:
+                self.fail(Asked(trial, recipe), "propose", reason)
+
+    def _flush_held(self, recipe: Recipe) -> None:
+        """Tell the repeats held for ``recipe`` what its trial came to."""
+        key = _recipe_key(recipe)
+        for trial, held_recipe in self._held.pop(key, []):
+            prior = self._measured.get(key) or self._judged.get(key)
+            if prior is not None:
+                self.tell_repeat(trial, held_recipe, prior)
+            else:
+                reason = "the trial measuring this candidate failed or was stopped"
+                self.fail(Asked(trial, held_recipe), "propose", reason)
+
+    def known(self, study: optuna.Study) -> set[str]:
+        """Recipe keys of every candidate measured, failed, in flight or queued."""
+        keys = set(self._measured) | set(self._judged) | self._failed
+        keys |= {_recipe_key(a.recipe) for a in self.asked.values()}
+        return keys | self.proposals.queued_keys(study)
+
+    def task_for(self, asked: Asked) -> TrialTask:
+        """The task that builds and measures ``asked`` at its current rung, with the floor
+        its first evaluation slice is screened against."""
+        number = asked.trial.number
+        # The baseline and the experiment's own seed candidates are measured in full: every
+        # ratio needs the one, and the user asked for the others by name.
+        in_full = asked.is_baseline or bool(asked.trial.user_attrs.get(S.ATTR_SEED))
+        plan = self._plans.get(number)
+        if plan is None:
+            shares = (1.0,)
+            if not in_full:
+                shares = rungs.schedule(rungs.training_steps(asked.recipe), self.exp.sampler.rungs)
+            start = int(asked.trial.user_attrs.get(S.ATTR_RUNG_START, 0) or 0)
+            plan = self._plans[number] = _RungPlan(shares, min(start, len(shares) - 1))
+        floor = None
+        if self.baseline is not None and not in_full:
+            floor = self.exp.constraint.floor(float(self.baseline["accuracy"]))
+        return self.proposals.task(
+            number, asked.recipe, floor=floor, fidelity=plan.share, rungs=plan.shares
+        )
 
     # ---- telling --------------------------------------------------------------------------
-    def tell_finished(self, study: optuna.Study, done: Finished) -> None:
+    def tell_finished(self, study: optuna.Study, done: Finished) -> TrialTask | None:
+        """Tell what a trial came back with; returns its next rung's task when it goes on."""
         asked = self.asked[done.number]
         if done.failure is not None:
             failure = done.failure
+            if failure.below_floor is not None and self.baseline is not None:
+                self._reject_early(asked, done)
+                return None
             self.fail(
                 asked,
                 failure.stage,
@@ -272,7 +389,7 @@ class Controller:
                 stages=done.stages,
                 retries=done.attempts,
             )
-            return
+            return None
         self._record_build(done.built or {})
         if asked.is_baseline and self.baseline is None:
             self.baseline = dict((done.measured or {})["metrics"])
@@ -280,14 +397,104 @@ class Controller:
             # The baseline is still being measured (by another controller): every ratio and
             # the constraint need it, so hold this result until it is known.
             self.pending.append(done)
-            return
-        self._complete(study, asked, done)
+            return None
+        return self._told(study, asked, done)
 
-    def tell_pending(self, study: optuna.Study) -> None:
+    def tell_pending(self, study: optuna.Study) -> list[TrialTask]:
+        tasks: list[TrialTask] = []
         if self.baseline is not None:
             for done in self.pending:
-                self._complete(study, self.asked[done.number], done)
+                task = self._told(study, self.asked[done.number], done)
+                if task is not None:
+                    tasks.append(task)
             self.pending.clear()
+        return tasks
+
+    def _told(self, study: optuna.Study, asked: Asked, done: Finished) -> TrialTask | None:
+        if float((done.built or {}).get("fidelity", 1.0)) < 1.0:
+            return self._rung(study, asked, done)
+        self._plans.pop(done.number, None)
+        self._complete(study, asked, done)
+        return None
+
+    def _rung(self, study: optuna.Study, asked: Asked, done: Finished) -> TrialTask | None:
+        """A trial measured at a rung: go on to the next one while it can still reach the
+        front (:func:`autoopt.search.rungs.decide`), else stop it there."""
+        t0 = time.perf_counter()
+        assert self.baseline is not None  # noqa: S101 - told only once the baseline is known
+        plan = self._plans[done.number]
+        share = float((done.built or {})["fidelity"])
+        metrics = dict((done.measured or {})["metrics"])
+        relative = self.exp.constraint.mode == "relative"
+        metrics.update(S.derive(metrics, self.baseline, relative=relative))
+        dims = ["accuracy", *(o for o in self.exp.objectives if o != "accuracy")]
+        plan.measured.append(
+            {"share": share, "seconds": (done.built or {}).get("seconds", 0.0)}
+            | {k: metrics[k] for k in (*dims, "speedup", "accuracy_drop") if k in metrics}
+        )
+        directions = [S.direction(d) for d in dims]
+        front = [
+            [float(t.user_attrs[d]) for d in dims]
+            for t in _best_trials(study)
+            if all(d in t.user_attrs for d in dims)
+        ]
+        decision = rungs.decide(
+            [float(metrics[d]) for d in dims],
+            share,
+            accuracy_index=0,
+            directions=directions,
+            floor=self.exp.constraint.floor(float(self.baseline["accuracy"])),
+            reference=float(self.baseline["accuracy"]),
+            front=front,
+        )
+        plan.measured[-1]["optimistic"] = decision.optimistic
+        self.overhead += time.perf_counter() - t0
+        event = {"type": "rung", "trial": done.number, "share": share}
+        event |= {"metric": self._workload.metric_name, "accuracy": metrics["accuracy"]}
+        event |= {"go_on": decision.go_on}
+        if not decision.go_on:
+            self._stop_early(asked, decision.reason, plan, done)
+            self.on_event({**event, "reason": decision.reason})
+            return None
+        plan.index = next(i for i, f in enumerate(plan.shares) if f > share)
+        self.recorder.note_rung(asked.trial, plan.measured, plan.index)
+        self.on_event(event)
+        return self.task_for(asked)
+
+    def _stop_early(self, asked: Asked, reason: str, plan: _RungPlan, done: Finished) -> None:
+        t0 = time.perf_counter()
+        told = self.recorder.stop_early(
+            asked.trial, asked.recipe, reason, plan.measured, done.stages
+        )
+        self._after_early(asked, told, "stopped_early")
+        self.overhead += time.perf_counter() - t0
+        self.on_event({"type": "stopped", "trial": asked.trial.number, "reason": reason})
+
+    def _reject_early(self, asked: Asked, done: Finished) -> None:
+        t0 = time.perf_counter()
+        assert done.failure is not None and done.failure.below_floor is not None  # noqa: S101
+        assert self.baseline is not None  # noqa: S101 - tell_finished checked it
+        self._record_build(done.built or {})
+        told = self.recorder.reject_early(
+            asked.trial,
+            asked.recipe,
+            done.failure.reason,
+            done.failure.below_floor,
+            self.baseline,
+            done.stages,
+        )
+        self._after_early(asked, told, "rejected_early")
+        self.overhead += time.perf_counter() - t0
+        event = {"type": "rejected_early", "trial": asked.trial.number}
+        self.on_event({**event, "reason": done.failure.reason, "recipe": asked.recipe.describe()})
+
+    def _after_early(self, asked: Asked, told: optuna.trial.FrozenTrial, kind: str) -> None:
+        number = asked.trial.number
+        self._judged.setdefault(_recipe_key(asked.recipe), trial_record(told))
+        self._plans.pop(number, None)
+        self.asked.pop(number, None)
+        self._counts[kind] += 1
+        self._flush_held(asked.recipe)
 
     def _complete(self, study: optuna.Study, asked: Asked, done: Finished) -> None:
         t0 = time.perf_counter()
@@ -316,6 +523,7 @@ class Controller:
         metrics = record.metrics
         self._measured.setdefault(_recipe_key(asked.recipe), record)
         self.asked.pop(done.number, None)
+        self._flush_held(asked.recipe)
         self.overhead += time.perf_counter() - t0
         self._counts["complete"] += 1
         t1 = time.perf_counter()
@@ -337,9 +545,12 @@ class Controller:
 
     def tell_repeat(self, trial: optuna.Trial, recipe: Recipe, prior: TrialRecord) -> None:
         t0 = time.perf_counter()
-        self.recorder.repeat(trial, prior)
+        if prior.state == "COMPLETE":
+            self.recorder.repeat(trial, prior)
+            self._counts["complete"] += 1
+        else:
+            self.recorder.repeat_judged(trial, prior)
         self.overhead += time.perf_counter() - t0
-        self._counts["complete"] += 1
         self._counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
         self.on_event({**event, "recipe": recipe.describe()})
@@ -370,6 +581,10 @@ class Controller:
             retries=retries,
         )
         self.asked.pop(trial.number, None)
+        self._plans.pop(trial.number, None)
+        if recipe is not None and not rejected and stage != "propose":
+            self._failed.add(_recipe_key(recipe))
+            self._flush_held(recipe)
         self.overhead += time.perf_counter() - t0
         self._counts["rejected" if rejected else "failed"] += 1
         self.on_event(
@@ -389,3 +604,11 @@ class Controller:
                 self._saved += e["saved_seconds"]
             else:
                 self._builds += 1
+
+
+def _best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The feasible Pareto front (none before any trial is complete)."""
+    try:
+        return list(study.best_trials)
+    except (RuntimeError, ValueError):
+        return []

@@ -51,6 +51,24 @@ class RunState:
     resumed: bool
 
 
+def counts_toward_budget(t: optuna.trial.FrozenTrial, distinct: bool) -> bool:
+    """Whether a finished trial took a slot of its run's trial budget: a candidate measured,
+    failed while built or measured, or stopped early (a slice below the floor, a rung); not
+    one refused before it ran, nor one a dead controller left, nor (with ``distinct``) a
+    repeat of a measured candidate."""
+    attrs = t.user_attrs
+    if attrs.get(S.ATTR_DUPLICATE_OF) is not None and distinct:
+        return False
+    if t.state == TrialState.COMPLETE:
+        return True
+    if t.state == TrialState.FAIL:
+        # Not a trial a dead controller left, nor a proposal of a candidate in flight.
+        return attrs.get(S.ATTR_FAILURE_STAGE) not in ("controller", "propose")
+    if t.state == TrialState.PRUNED:
+        return attrs.get(S.ATTR_STATUS) in S.JUDGED_EARLY
+    return False
+
+
 def controller_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -93,6 +111,7 @@ class RunLedger:
         """Create the study (recording what it measures and queueing the baseline), or load
         it after checking that this experiment may continue it."""
         storage = open_storage(self.storage_url, create=True)
+        self.sampler_config = self.exp.sampler
         sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
         try:
             study = optuna.create_study(
@@ -132,9 +151,15 @@ class RunLedger:
         seed = (self.exp.sampler.seed or 0) + len(runs)
         if live:
             seed += uuid.uuid4().int % 100_000
-        study.sampler = make_sampler(
-            self.exp.sampler.model_copy(update={"seed": seed}), self.exp.space, n_trials
-        )
+        self.sampler_config = self.exp.sampler.model_copy(update={"seed": seed})
+        study.sampler = make_sampler(self.sampler_config, self.exp.space, n_trials)
+
+    def after_queue(self, study: optuna.Study, n_trials: int | None) -> None:
+        """Make the sampler's random start-up follow the trials queued now (baseline, seeds,
+        starting points), rather than count them."""
+        queued = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        if queued:
+            study.sampler = make_sampler(self.sampler_config, self.exp.space, n_trials, queued)
 
     def _check_continuable(self, study: optuna.Study, workload_version: str) -> None:
         existing = study.user_attrs.get(S.STUDY_OBJECTIVES)
@@ -231,12 +256,11 @@ class RunLedger:
             if controller_alive(run.get("controller", "")):
                 continue
             run_id = key.removeprefix(S.STUDY_RUN_PREFIX)
+            distinct = self.exp.sampler.distinct
             done = sum(
                 1
                 for t in study.get_trials(deepcopy=False)
-                if t.user_attrs.get(S.ATTR_RUN) == run_id
-                and t.state in (TrialState.COMPLETE, TrialState.FAIL)
-                and t.user_attrs.get(S.ATTR_FAILURE_STAGE) != "controller"
+                if t.user_attrs.get(S.ATTR_RUN) == run_id and counts_toward_budget(t, distinct)
             )
             study.set_user_attr(key, {**run, "controller": self.owner, "resumed": True})
             return RunState(run_id, run.get("n_trials"), done, resumed=True)

@@ -3,6 +3,12 @@
 The baseline goes first and alone; then up to ``workers`` trials are in flight. A stop request
 (Ctrl-C) is checked every poll: the trials in flight are cancelled and recorded. At the time
 budget they are cancelled and queued again for the study's next run (``at_timeout: cancel``).
+
+The budget counts candidates: with ``sampler.distinct`` (the default) a proposal the study
+has measured (or is measuring) is told that measurement without taking a slot, and after
+``sampler.max_repeats`` such proposals in a row one candidate not measured yet is drawn at
+random; a trial trained in rungs (:mod:`autoopt.search.rungs`) keeps its slot from rung to
+rung.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ if TYPE_CHECKING:
     import threading
 
     from autoopt.config import Experiment
-    from autoopt.execution import Executor, Finished
+    from autoopt.execution import Executor, Finished, TrialTask
     from autoopt.recipe import Recipe
     from autoopt.search.ledger import RunLedger
     from autoopt.search.proposals import Proposals
@@ -51,8 +57,13 @@ class Teller(Protocol):
     def find_baseline(self, study: optuna.Study) -> dict[str, float] | None: ...
     def on_event(self, event: dict[str, Any]) -> None: ...
     def prior(self, trial: optuna.Trial, recipe: Recipe) -> TrialRecord | None: ...
-    def tell_finished(self, study: optuna.Study, done: Finished) -> None: ...
-    def tell_pending(self, study: optuna.Study) -> None: ...
+    def twin(self, trial: optuna.Trial, recipe: Recipe) -> int | None: ...
+    def hold(self, trial: optuna.Trial, recipe: Recipe, twin: int) -> None: ...
+    def release_held(self, reason: str) -> None: ...
+    def known(self, study: optuna.Study) -> set[str]: ...
+    def task_for(self, asked: Asked) -> TrialTask: ...
+    def tell_finished(self, study: optuna.Study, done: Finished) -> TrialTask | None: ...
+    def tell_pending(self, study: optuna.Study) -> list[TrialTask]: ...
     def tell_repeat(self, trial: optuna.Trial, recipe: Recipe, prior: TrialRecord) -> None: ...
     def tell_refused(self, trial: optuna.Trial, recipe: Recipe | None, reason: str) -> None: ...
     def fail(
@@ -79,6 +90,10 @@ class RunLoop:
         self.refused = 0
         self.max_refused = max(20, 3 * (budget or 20))
         self.exhausted = False
+        #: Proposals of measured candidates since the last new one (``sampler.distinct``),
+        #: and in all: they take no slot of the budget.
+        self.repeats = 0
+        self.repeated_total = 0
 
     def out_of_time(self) -> bool:
         return self.timeout_s is not None and time.monotonic() - self.start >= self.timeout_s
@@ -97,7 +112,8 @@ class RunLoop:
                     raise KeyboardInterrupt
                 if c.baseline is None:
                     c.baseline = c.find_baseline(self.study)
-                c.tell_pending(self.study)
+                for task in c.tell_pending(self.study):
+                    self.submit(task)
                 # Until the baseline is known, one trial at a time (the baseline, which the
                 # queue hands out first): candidates are judged against it, and its timing
                 # must not share the host with their builds.
@@ -110,7 +126,9 @@ class RunLoop:
                         continue
                     break
                 for done in self.executor.poll(POLL_S):
-                    c.tell_finished(self.study, done)
+                    task = c.tell_finished(self.study, done)
+                    if task is not None:  # the trial's next rung
+                        self.submit(task)
                 self.check_baseline()
                 if self.out_of_time() and c.exp.budget.at_timeout == "cancel":
                     self.cancel(
@@ -126,6 +144,7 @@ class RunLoop:
                 reason = "no baseline was measured to judge this trial against"
                 c.fail(c.asked[done.number], "tell", reason)
             c.pending.clear()
+            c.release_held("the run ended before the trial measuring this candidate did")
         if self.timeout_s is not None and self.out_of_time():
             return "timeout"
         return "budget"
@@ -150,23 +169,56 @@ class RunLoop:
                 )
             return
         assert recipe is not None  # noqa: S101 - no error means a recipe
-        self.started += 1
+        distinct = c.exp.sampler.distinct
         prior = c.prior(trial, recipe)
-        if prior is not None:
-            c.tell_repeat(trial, recipe, prior)
+        twin = c.twin(trial, recipe) if prior is None and distinct else None
+        if prior is not None or twin is not None:
+            if prior is not None:
+                c.tell_repeat(trial, recipe, prior)
+            else:
+                assert twin is not None  # noqa: S101 - one of the two
+                c.hold(trial, recipe, twin)  # told when the trial measuring it is
+            if distinct:
+                self.repeated()
+            else:
+                self.started += 1
         else:
+            self.started += 1
+            self.repeats = 0
             asked = Asked(trial, recipe)
             c.asked[trial.number] = asked
-            execution = c.exp.execution
-            # The baseline has its own limit (by default none): a candidate-sized limit must
-            # not cancel it, and with it every judgement of the sweep.
-            limit = (
-                execution.baseline_timeout_s if asked.is_baseline else execution.trial_timeout_s
-            )
-            self.executor.submit(c.proposals.task(trial.number, recipe), limit)
+            self.submit(c.task_for(asked))
             c.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
         if c.exp.sampler.name == "grid" and _grid_exhausted(self.study):
             self.exhausted = True
+
+    def submit(self, task: TrialTask) -> None:
+        execution = self.c.exp.execution
+        # The baseline has its own limit (by default none): a candidate-sized limit must not
+        # cancel it, and with it every judgement of the sweep.
+        asked = self.c.asked[task.trial_number]
+        limit = execution.baseline_timeout_s if asked.is_baseline else execution.trial_timeout_s
+        self.executor.submit(task, limit)
+
+    def repeated(self) -> None:
+        """A proposal of a candidate measured already: after ``max_repeats`` in a row, queue
+        one not measured yet, drawn at random; none left means the space is exhausted."""
+        c = self.c
+        self.repeats += 1
+        self.repeated_total += 1
+        if self.repeats < c.exp.sampler.max_repeats:
+            return
+        self.repeats = 0
+        t0 = time.perf_counter()
+        found = c.proposals.explore(self.study, c.known(self.study))
+        c.overhead += time.perf_counter() - t0
+        if not found:
+            self.exhausted = True
+            c.warnings.append(
+                f"stopped: the sampler proposed {c.exp.sampler.max_repeats} measured candidates "
+                "in a row and no random draw found one not measured yet (the space looks "
+                "exhausted)"
+            )
 
     def check_baseline(self) -> None:
         c = self.c
@@ -187,8 +239,11 @@ class RunLoop:
 
 
 def _grid_exhausted(study: optuna.Study) -> bool:
+    """Every grid point has been started (the trials in flight still finish)."""
+    from autoopt.search.sampling import AskTellGridSampler
+
     sampler = study.sampler
-    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study)
+    return isinstance(sampler, AskTellGridSampler) and sampler.all_started(study)
 
 
 def _last_failure(study: optuna.Study) -> str:

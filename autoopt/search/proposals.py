@@ -1,10 +1,11 @@
-"""Where a run's candidates come from: the queue (baseline, seeds, re-queued, recombined),
-then the sampler; each made into a recipe, refused early where this host cannot build it, and
-turned into the task a worker runs."""
+"""Where a run's candidates come from: the queue (baseline, seeds, derived starting points,
+re-queued, recombined), then the sampler; each made into a recipe, refused early where this
+host cannot build it, and turned into the task a worker runs."""
 
 from __future__ import annotations
 
 import os
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from autoopt.recipe import Recipe
 from autoopt.resolve import baseline_params, baseline_recipe, recipe_from_params
 from autoopt.search import recombine
 from autoopt.search.host import HostCheck
+from autoopt.search.points import random_point, recipe_key
 from autoopt.search.sampling import suggest
+from autoopt.search.starting import Derivation, HostFacts, derive, teacher_depth
 from autoopt.study import schema as S
 from autoopt.study.recorder import TrialRecorder
 
@@ -57,8 +60,18 @@ class Proposals:
         self._seeds = {seed.name: seed for seed in exp.seed_candidates}
         #: What the target's self-test found (set once it has run).
         self.host = HostCheck()
+        #: Draws of candidates not measured yet, when the sampler only repeats itself.
+        self._rng = random.Random(f"{exp.sampler.seed}:{run_id}")
 
-    def task(self, number: int, recipe: Recipe) -> TrialTask:
+    def task(
+        self,
+        number: int,
+        recipe: Recipe,
+        *,
+        floor: float | None = None,
+        fidelity: float = 1.0,
+        rungs: tuple[float, ...] = (),
+    ) -> TrialTask:
         return TrialTask(
             trial_number=number,
             recipe=recipe.to_dict(),
@@ -72,6 +85,9 @@ class Proposals:
             sys_path=[os.getcwd(), *sys.path],
             build_threads=self.exp.execution.build_threads,
             device=self.target.device,
+            accuracy_floor=floor,
+            fidelity=fidelity,
+            rungs=rungs,
         )
 
     def ask(self, study: optuna.Study) -> tuple[optuna.Trial, Recipe | None, str]:
@@ -119,6 +135,68 @@ class Proposals:
         except CandidateError as e:
             return str(e)
         return ""
+
+    def queue_starting_points(self, study: optuna.Study) -> Derivation:
+        """Queue the standard starting points this space, model and host call for
+        (:mod:`autoopt.search.starting`), but those the study has queued, run or measured."""
+        if not self.exp.sampler.starting_points:
+            return Derivation()
+        from autoopt import hardware
+
+        host = HostFacts.of(hardware.current(), self.target.device, self.host.results)
+        found = derive(
+            self.exp.space, host, depth=teacher_depth(self.workload.model), refusal=self.precheck
+        )
+        names, known = set(), set()
+        for t in study.get_trials(deepcopy=False):
+            names.add(t.user_attrs.get(S.ATTR_DERIVED))
+            recipe = t.user_attrs.get(S.ATTR_RECIPE)
+            if recipe is None and t.state in (TrialState.WAITING, TrialState.RUNNING):
+                try:
+                    params = t.params or t.system_attrs.get("fixed_params", {})
+                    recipe = recipe_from_params(params, self.exp.space, self.overrides(t))
+                except ConfigError:
+                    recipe = None
+            if recipe is not None:
+                known.add(recipe_key(recipe))
+        queued = Derivation(dropped=found.dropped)
+        for point in found.points:
+            if point.name in names or recipe_key(point.recipe) in known:
+                continue
+            study.enqueue_trial(
+                point.params, user_attrs={S.ATTR_DERIVED: point.name}, skip_if_exists=False
+            )
+            queued.points.append(point)
+        event = {"type": "starting_points", "queued": queued.names()}
+        self.on_event({**event, "dropped": [f"{n}: {why}" for n, why in found.dropped]})
+        return queued
+
+    def explore(self, study: optuna.Study, known: set[str], attempts: int = 200) -> bool:
+        """Queue one candidate not in ``known`` (recipe keys), drawn at random, that this
+        host can build; False when ``attempts`` draws find none."""
+        for _ in range(attempts):
+            params = random_point(self.exp.space, self._rng)
+            try:
+                recipe = recipe_from_params(params, self.exp.space)
+            except ConfigError:
+                continue
+            if recipe_key(recipe) in known or self.precheck(recipe):
+                continue
+            study.enqueue_trial(params, user_attrs={S.ATTR_EXPLORED: True}, skip_if_exists=False)
+            self.on_event({"type": "explore", "recipe": recipe.describe()})
+            return True
+        return False
+
+    def queued_keys(self, study: optuna.Study) -> set[str]:
+        """Recipe keys of the trials queued or being asked for now."""
+        keys = set()
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                params = t.params or t.system_attrs.get("fixed_params", {})
+                keys.add(recipe_key(recipe_from_params(params, self.exp.space, self.overrides(t))))
+            except ConfigError:
+                continue
+        return keys
 
     def recombine(self, study: optuna.Study) -> None:
         """Queue the front's models with the front's post-training settings (see

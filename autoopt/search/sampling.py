@@ -50,10 +50,30 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
     def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
         return None
 
+    def all_started(self, study: optuna.Study) -> bool:
+        """Whether every grid point has a trial, finished or running: asked for more, the
+        sampler would only re-propose points in flight."""
+        started = {
+            t.system_attrs["grid_id"]
+            for t in study._storage.get_all_trials(study._study_id, deepcopy=False)
+            if "grid_id" in t.system_attrs
+            and (t.state.is_finished() or t.state == optuna.trial.TrialState.RUNNING)
+        }
+        return len(started) >= len(self._all_grids)
+
+
+#: TPE's random start-up: sampled trials before it models anything.
+TPE_STARTUP = 8
+
 
 def make_sampler(
-    config: SamplerConfig, space: SearchSpace, n_trials: int | None
+    config: SamplerConfig, space: SearchSpace, n_trials: int | None, queued: int = 0
 ) -> optuna.samplers.BaseSampler:
+    """The sampler ``config`` names. ``queued`` trials (the baseline, seed candidates, derived
+    starting points) come before TPE's random start-up rather than in its place: a handful
+    of standard recipes of one model says little about the rest of a space (on the search
+    benchmark, counting them as start-up cost TPE 3 points of hypervolume at 25% of the
+    evaluations, see results/search/benchmark.md)."""
     seed = config.seed
     if config.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -69,9 +89,16 @@ def make_sampler(
         }
         return AskTellGridSampler(grid, seed=seed)
     # multivariate + group: TPE models the conditional sub-spaces (one per method choice)
-    # jointly instead of sampling each parameter independently.
+    # jointly instead of sampling each parameter independently. constant_liar: trials still
+    # running count as bad ones while TPE samples, so the proposals of several workers in
+    # flight spread out instead of collapsing onto the current favourite (see
+    # results/search/benchmark.md).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=8
+            seed=seed,
+            multivariate=True,
+            group=True,
+            n_startup_trials=TPE_STARTUP + queued,
+            constant_liar=True,
         )

@@ -91,6 +91,82 @@ class TrialRecorder:
         )
         return self._tell(trial, metrics)
 
+    def note_rung(
+        self, trial: optuna.Trial, rungs: Sequence[Mapping[str, Any]], start: int
+    ) -> None:
+        """Keep what a trial measured at its rungs so far, and the rung a re-queued copy of
+        it starts at (the trial is still running)."""
+        set_user_attrs(trial, {S.ATTR_RUNGS: [dict(r) for r in rungs], S.ATTR_RUNG_START: start})
+
+    def stop_early(
+        self,
+        trial: optuna.Trial,
+        recipe: Recipe,
+        reason: str,
+        rungs: Sequence[Mapping[str, Any]],
+        stages: Sequence[Mapping[str, Any]] = (),
+    ) -> optuna.trial.FrozenTrial:
+        """Tell a trial stopped at a rung, since it could no longer reach the feasible front
+        (:mod:`autoopt.search.rungs`): PRUNED, with its rungs' measurements and the reason.
+        Its constraint is the last rung's, so samplers that read constraints see it."""
+        last = rungs[-1] if rungs else {}
+        attrs: dict[str, Any] = {
+            S.ATTR_STATUS: "stopped-early",
+            S.ATTR_FAILURE_STAGE: "rung",
+            S.ATTR_FAILURE_REASON: reason[:MAX_REASON],
+            S.ATTR_RUNGS: [dict(r) for r in rungs],
+            S.ATTR_RECIPE: recipe.to_dict(),
+            S.ATTR_RECIPE_STR: recipe.describe(),
+        }
+        if stages:
+            attrs[S.ATTR_STAGES] = list(stages)
+        set_user_attrs(trial, attrs)
+        if "accuracy_drop" in last:
+            drop = float(last["accuracy_drop"])
+            trial.set_constraint(S.CONSTRAINT_KEY, drop - self.constraint.max_drop)
+        return self.study.tell(trial, state=TrialState.PRUNED)
+
+    def reject_early(
+        self,
+        trial: optuna.Trial,
+        recipe: Recipe,
+        reason: str,
+        verdict: Mapping[str, Any],
+        baseline: Mapping[str, float],
+        stages: Sequence[Mapping[str, Any]] = (),
+    ) -> optuna.trial.FrozenTrial:
+        """Tell a trial whose first evaluation slice scored clearly below the floor
+        (:mod:`autoopt.screening`): PRUNED and infeasible, with the slice's figures."""
+        attrs: dict[str, Any] = {
+            S.ATTR_STATUS: "rejected-early",
+            S.ATTR_FAILURE_STAGE: "score",
+            S.ATTR_FAILURE_REASON: reason[:MAX_REASON],
+            S.ATTR_SLICE: dict(verdict),
+            S.ATTR_RECIPE: recipe.to_dict(),
+            S.ATTR_RECIPE_STR: recipe.describe(),
+        }
+        if stages:
+            attrs[S.ATTR_STAGES] = list(stages)
+        set_user_attrs(trial, attrs)
+        relative = self.constraint.mode == "relative"
+        score = {"accuracy": float(verdict["score"])}
+        drop = S.derive(score, baseline, relative=relative)["accuracy_drop"]
+        trial.set_constraint(S.CONSTRAINT_KEY, drop - self.constraint.max_drop)
+        return self.study.tell(trial, state=TrialState.PRUNED)
+
+    def repeat_judged(self, trial: optuna.Trial, prior: TrialRecord) -> None:
+        """Tell a trial whose candidate ``prior`` already stopped early (below the floor on
+        its slice, or at a rung): the same verdict, for free."""
+        keep = (
+            S.ATTR_STATUS, S.ATTR_FAILURE_STAGE, S.ATTR_FAILURE_REASON, S.ATTR_SLICE,
+            S.ATTR_RUNGS, S.ATTR_RECIPE, S.ATTR_RECIPE_STR,
+        )  # fmt: skip
+        attrs = {k: prior.user_attrs[k] for k in keep if k in prior.user_attrs}
+        set_user_attrs(trial, {**attrs, S.ATTR_DUPLICATE_OF: prior.number, S.ATTR_STAGES: []})
+        if prior.constraint is not None:
+            trial.set_constraint(S.CONSTRAINT_KEY, prior.constraint)
+        self.study.tell(trial, state=TrialState.PRUNED)
+
     def repeat(self, trial: optuna.Trial, prior: TrialRecord) -> optuna.trial.FrozenTrial:
         """Tell a trial whose candidate ``prior`` measured already: its measurement, reused.
 
@@ -100,7 +176,8 @@ class TrialRecorder:
         """
         own = {
             S.ATTR_CONTROLLER, S.ATTR_RUN, S.ATTR_TARGET, S.ATTR_BASELINE, S.ATTR_SEED,
-            S.ATTR_RECOMBINED, S.ATTR_FIXED, S.ATTR_REQUEUED_FROM,
+            S.ATTR_RECOMBINED, S.ATTR_FIXED, S.ATTR_REQUEUED_FROM, S.ATTR_DERIVED,
+            S.ATTR_RUNG_START, S.ATTR_EXPLORED,
         }  # fmt: skip
         attrs = {k: v for k, v in prior.user_attrs.items() if k not in own}
         attrs.update(
@@ -169,7 +246,10 @@ def requeue(
 ) -> None:
     """Queue a trial that was stopped before its result again, as what it was (baseline,
     seed, recombination, its run)."""
-    kept = (S.ATTR_BASELINE, S.ATTR_SEED, S.ATTR_RECOMBINED, S.ATTR_FIXED, S.ATTR_RUN)
+    kept = (
+        S.ATTR_BASELINE, S.ATTR_SEED, S.ATTR_RECOMBINED, S.ATTR_FIXED, S.ATTR_RUN,
+        S.ATTR_DERIVED, S.ATTR_RUNG_START, S.ATTR_EXPLORED,
+    )  # fmt: skip
     attrs: dict[str, Any] = {
         S.ATTR_REQUEUED_FROM: number,
         **{k: user_attrs[k] for k in kept if user_attrs.get(k)},

@@ -50,6 +50,8 @@ class TrialRecord:
     #: Where it came from: a seed candidate's name, the trial it repeats, replaces or
     #: recombines.
     seed: str = ""
+    #: The standard starting point autoopt derived for it (see autoopt.search.starting).
+    derived: str = ""
     duplicate_of: int | None = None
     requeued_from: int | None = None
     recombined: dict[str, int] | None = None
@@ -67,6 +69,26 @@ class TrialRecord:
     @property
     def is_repeat(self) -> bool:
         return self.duplicate_of is not None
+
+    @property
+    def origin(self) -> str:
+        """Where the trial came from, as views say it: ``baseline``, ``seed: <name>``,
+        ``derived: <name>``, ``recombined: #m + #s``, ``requeued: #n``, or ``sampler``."""
+        if self.is_baseline:
+            return "baseline"
+        if self.seed:
+            return f"seed: {self.seed}"
+        if self.derived:
+            return f"derived: {self.derived}"
+        if self.recombined:
+            model = self.recombined.get("model_from")
+            settings = self.recombined.get("settings_from")
+            return f"recombined: model of #{model} + settings of #{settings}"
+        if self.requeued_from is not None:
+            return f"requeued: #{self.requeued_from}"
+        if self.user_attrs.get(S.ATTR_EXPLORED):
+            return "random: the sampler kept proposing measured candidates"
+        return "sampler"
 
     @property
     def host_loaded(self) -> bool:
@@ -143,6 +165,7 @@ def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
         started=t.datetime_start,
         completed=t.datetime_complete,
         seed=str(ua.get(S.ATTR_SEED) or ""),
+        derived=str(ua.get(S.ATTR_DERIVED) or ""),
         duplicate_of=_int_or_none(ua.get(S.ATTR_DUPLICATE_OF)),
         requeued_from=_int_or_none(ua.get(S.ATTR_REQUEUED_FROM)),
         recombined=dict(recombined) if isinstance(recombined, dict) else None,
@@ -265,6 +288,7 @@ class StudyRecord:
                 "pareto": t.on_front,
                 "duplicate_of": t.duplicate_of,
                 "seed_candidate": t.seed or None,
+                "derived": t.derived or None,
                 "recipe": t.recipe_str,
                 "distillation": t.technique("distillation"),
                 "pruning": t.technique("pruning"),

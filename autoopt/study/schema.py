@@ -39,6 +39,17 @@ ATTR_REQUEUED_FROM = "requeued_from"
 ATTR_RECOMBINED = "recombined"
 #: Values a trial sets for parameters the space fixes (a seed's, or a recombination's).
 ATTR_FIXED = "fixed_overrides"
+#: Name of the standard starting point autoopt derived for a trial (``teacher@onnxruntime``,
+#: ``static_int8@torch_compile``, ``student-3-layers``; see :mod:`autoopt.search.starting`).
+ATTR_DERIVED = "derived"
+#: Written when a trial is stopped before its full measurement: its slice score
+#: (``rejected-early``) or its rung measurements (``stopped-early``).
+ATTR_SLICE = "slice"
+ATTR_RUNGS = "rungs"
+#: On a trial trained in rungs and queued again: the rung its requeued run starts at.
+ATTR_RUNG_START = "rung_start"
+#: On a candidate drawn at random after the sampler proposed only measured ones for a while.
+ATTR_EXPLORED = "explored"
 #: Written when the trial is told: its outcome.
 ATTR_STATUS = "status"
 ATTR_RECIPE = "recipe"
@@ -82,7 +93,13 @@ STUDY_SELFTEST_PREFIX = "selftest:"
 #: feasible).
 CONSTRAINT_KEY = "accuracy_drop"
 
-Status = Literal["complete", "failed", "rejected"]
+#: complete: measured. failed: broke while built or measured. rejected: refused before
+#: anything ran (this host cannot build it). rejected-early: stopped after scoring a first
+#: slice of the evaluation split clearly below the floor. stopped-early: trained in rungs
+#: and stopped at one, since it could no longer reach the feasible front.
+Status = Literal["complete", "failed", "rejected", "rejected-early", "stopped-early"]
+#: Statuses of trials that were built and judged (they count against the trial budget).
+JUDGED_EARLY: tuple[str, ...] = ("rejected-early", "stopped-early")
 
 
 @dataclass(frozen=True)

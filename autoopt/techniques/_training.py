@@ -20,6 +20,7 @@ from autoopt.plugins import MethodConfig
 if TYPE_CHECKING:
     import torch
 
+    from autoopt.checkpoints import TrainingSession, TrainingState
     from autoopt.plugins import Context
     from autoopt.workloads import Workload
 
@@ -71,12 +72,43 @@ def kd_loss(
     return alpha * (1.0 - cos) + (1.0 - alpha) * rel
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless shuffled index batches: a fresh permutation per epoch, seeded."""
-    import torch
+class _Batches:
+    """Endless shuffled index batches: a fresh permutation per epoch, seeded; its position
+    can be saved and restored, so that continued training draws the batches training in one
+    go would have drawn."""
 
-    while True:
-        yield from torch.randperm(n, generator=generator).split(batch_size)
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.epoch: tuple[torch.Tensor, ...] = ()
+        self.epoch_state: torch.Tensor | None = None
+        self.position = 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.position >= len(self.epoch):
+            self._draw(None)
+        batch = self.epoch[self.position]
+        self.position += 1
+        return batch
+
+    def _draw(self, state: torch.Tensor | None) -> None:
+        import torch
+
+        if state is not None:
+            self.generator.set_state(state)
+        self.epoch_state = self.generator.get_state()
+        self.epoch = torch.randperm(self.n, generator=self.generator).split(self.batch_size)
+        self.position = 0
+
+    def state(self) -> dict[str, object]:
+        return {"epoch_state": self.epoch_state, "position": self.position}
+
+    def restore(self, state: dict[str, object]) -> None:
+        if state.get("epoch_state") is not None:
+            self._draw(state["epoch_state"])  # type: ignore[arg-type]
+            self.position = int(state["position"])  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -266,9 +298,16 @@ def train_against_teacher(
     feature_weight: float = 0.0,
     layer_weight: float = 0.0,
     device: str = "cpu",
+    session: TrainingSession | None = None,
 ) -> torch.nn.Module:
     """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) against the
     workload's fp32 teacher on its train split, and return it in eval mode.
+
+    With a ``session`` (:mod:`autoopt.checkpoints`), training goes on from the session's
+    checkpoint (weights, Adam's moments, the LR schedule, the batch order and the random
+    state) and stops after ``session.stop_at`` of the ``steps``, publishing checkpoints on
+    the way: the LR follows the schedule of the full ``steps`` whatever the stop, so the
+    model continued to the end is the model trained in one go.
 
     Training runs on ``device``; the student is back on the CPU when this returns (the stage
     cache stores CPU models).
@@ -298,6 +337,11 @@ def train_against_teacher(
     params = [p for p in student.parameters() if p.requires_grad]
     # A caller inside inference_mode (a measuring worker) must still be able to train here;
     # fork_rng keeps dropout's draws from the global generator deterministic and private.
+    if session is not None and session.total != steps:
+        raise CandidateError(
+            f"training session for {session.total} steps given to a run of {steps} steps"
+        )
+    stop = min(session.stop_at, steps) if session is not None else steps
     with (
         torch.inference_mode(False),
         torch.enable_grad(),
@@ -306,9 +350,12 @@ def train_against_teacher(
         torch.manual_seed(seed)
         opt = torch.optim.Adam(params, lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        batches = _batches(len(workload.train), batch_size, torch.Generator().manual_seed(seed))
+        batches = _Batches(len(workload.train), batch_size, torch.Generator().manual_seed(seed))
+        start = 0
+        if session is not None and session.resume is not None:
+            start = _restore(session.resume, student, opt, sched, batches, device)
         student.train()
-        for step in range(steps):
+        for step in range(start, stop):
             idx = next(batches)
             batch = [x.to(device) for x in _trim(workload, [x[idx] for x in inputs])]
             loss = objective(student, tuple(batch), idx.to(device))
@@ -323,7 +370,63 @@ def train_against_teacher(
             sched.step()
             if (step + 1) % 100 == 0:
                 logger.debug("step %d/%d loss %.4f", step + 1, steps, loss.item())
+            if session is not None and session.wants_checkpoint(step + 1):
+                session.publish(_state(step + 1, student, opt, sched, batches, device))
     return student.cpu().eval()
+
+
+def _state(
+    step: int,
+    student: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    batches: _Batches,
+    device: str,
+) -> TrainingState:
+    """Everything continued training needs, on the CPU (the cache stores CPU tensors)."""
+    import torch
+
+    from autoopt.checkpoints import TrainingState
+
+    def cpu(value: object) -> object:
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu().clone()
+        if isinstance(value, dict):
+            return {k: cpu(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cpu(v) for v in value]
+        return value
+
+    return TrainingState(
+        step=step,
+        model=cpu(student.state_dict()),  # type: ignore[arg-type]
+        optimizer=cpu(opt.state_dict()),  # type: ignore[arg-type]
+        scheduler=sched.state_dict(),
+        batches=batches.state(),
+        rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state() if device == "cuda" else None,
+    )
+
+
+def _restore(
+    state: TrainingState,
+    student: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    batches: _Batches,
+    device: str,
+) -> int:
+    """Put a checkpoint back (the student is already on ``device``); returns its steps."""
+    import torch
+
+    student.load_state_dict(state.model)
+    opt.load_state_dict(state.optimizer)  # moves the moments to the parameters' device
+    sched.load_state_dict(state.scheduler)
+    batches.restore(state.batches)
+    torch.set_rng_state(state.rng)
+    if device == "cuda" and state.cuda_rng is not None:
+        torch.cuda.set_rng_state(state.cuda_rng)
+    return state.step
 
 
 def relative_error(
@@ -354,6 +457,10 @@ class RecoveryConfig(MethodConfig):
     #: Weight of the per-position feature loss (workloads with a ``features`` hook).
     recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
+    @property
+    def training_steps(self) -> int:
+        return self.recovery_steps
+
 
 def recover(model: torch.nn.Module, config: RecoveryConfig, ctx: Context) -> None:
     """Fine-tune a pruned ``model`` in place against the teacher, as ``config`` asks."""
@@ -370,4 +477,5 @@ def recover(model: torch.nn.Module, config: RecoveryConfig, ctx: Context) -> Non
         seed=ctx.seed,
         feature_weight=config.recovery_feature_weight,
         device=ctx.device,
+        session=ctx.training,
     )

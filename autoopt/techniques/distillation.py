@@ -41,6 +41,10 @@ class KnowledgeDistillationConfig(MethodConfig):
     #: ``layer_features`` hook, ignored by others. The teacher then runs beside the student.
     layer_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
+    @property
+    def training_steps(self) -> int:
+        return self.steps
+
 
 @register
 class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
@@ -91,5 +95,6 @@ class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
             feature_weight=config.feature_weight,
             layer_weight=config.layer_weight,
             device=ctx.device,
+            session=ctx.training,
         )
         return TorchArtifact(student.eval())

@@ -15,6 +15,7 @@ import optuna
 import psutil
 
 import autoopt
+from autoopt.search.ledger import counts_toward_budget
 
 PLUGINS = "plugins: [tests.plugins.slow_techniques]\n"
 
@@ -203,7 +204,8 @@ def test_controller_killed_then_resumed_completes_budget(
     run_ids = {t.user_attrs.get("run_id") for t in trials}
     assert len(run_ids) == 1, "the resumed sweep continues the same run"
     stale = [t for t in trials if t.user_attrs.get("failure_stage") == "controller"]
-    counted = [t for t in trials if t not in stale and t.state.name in ("COMPLETE", "FAIL")]
+    # Repeats of measured candidates are told that measurement and take no slot.
+    counted = [t for t in trials if counts_toward_budget(t, distinct=True)]
     assert len(stale) >= 1 and len(counted) == 6  # the budget, each trial once
     assert all(t.state.name != "RUNNING" for t in trials)
     requeued = {t.user_attrs.get("requeued_from") for t in trials} - {None}
@@ -241,3 +243,37 @@ def test_ctrl_c_cancels_in_flight_trials_and_prints_summary(
         if k.startswith("run:")
     ]
     assert runs and all(r["finished"] and r["stopped"] == "interrupted" for r in runs)
+
+
+def test_a_training_cut_by_the_time_budget_resumes_from_its_last_checkpoint(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    # The recovery hangs (once) in its 101st step: by then it has published checkpoints every
+    # 20 steps, the last at 100, and the time budget cuts it there whatever the host's speed.
+    marker = tmp_path / "hung-once"
+    space = f"""
+    parameters:
+      pruning.method: [hanging_recovery]
+      pruning.hanging_recovery.recovery_steps: 240
+      pruning.hanging_recovery.hang_at: 101
+      pruning.hanging_recovery.marker: {marker}
+      precision.method: [fp32]
+      backend.method: [torch_eager]
+    """
+    exp = make_experiment(
+        space,
+        n_trials=2,
+        workers=1,
+        extra=PLUGINS,
+        sampler="{name: random, seed: 3, rungs: false}",
+    )
+    first = autoopt.run(exp, timeout=60)
+    assert first.stopped == "timeout" and marker.exists()
+    autoopt.run(exp, n_trials=1)
+    study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+    cut = next(t for t in study.trials if t.state == "FAIL")
+    assert "time budget" in cut.failure_reason
+    again = next(t for t in study.trials if t.requeued_from == cut.number)
+    assert again.state == "COMPLETE"
+    (stage,) = [e for e in again.stages if e["stage"] == "pruning.hanging_recovery"]
+    assert not stage["hit"] and stage["resumed_from"] == 100 and stage["steps"] == 240

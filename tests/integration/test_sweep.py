@@ -89,18 +89,21 @@ def test_run_again_continues_study_and_reuses_cache(
       precision.method: [fp32]
       backend.method: [onnxruntime]
     """
-    exp = make_experiment(space, n_trials=2, workers=1)
+    sampler = "{name: random, seed: 3, max_repeats: 2}"
+    exp = make_experiment(space, n_trials=2, workers=1, sampler=sampler)
     first = autoopt.run(exp)
     assert first.cache_builds >= 2  # pruning + ONNX export built once
     assert first.duplicates == 0
 
     # The space has one candidate, measured above: asked again, it is told that measurement
-    # instead of being rebuilt and re-timed.
+    # instead of being rebuilt and re-timed, and takes no slot of the budget; after
+    # max_repeats of them, with nothing left to draw, the sweep stops.
     second = autoopt.run(exp, n_trials=2)
     study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
     assert len(study.trials) == 4
     assert sum(t.is_baseline for t in study.trials) == 1  # the baseline is not re-run
     assert second.duplicates == 2 and second.cache_builds == second.cache_hits == 0
+    assert any("exhausted" in w for w in second.warnings), second.warnings
     measured = study.trials[1]
     for repeat in study.trials[2:]:
         assert repeat.state == "COMPLETE" and repeat.user_attrs["duplicate_of"] == 1
@@ -243,9 +246,8 @@ def test_recombine_pairs_front_models_with_front_settings(
       - name: pruned-ort
         params: {pruning.method: structured, backend.method: onnxruntime}
     """
-    exp = make_experiment(
-        space, n_trials=4, workers=1, extra=seed, sampler="{name: random, seed: 3, recombine: 2}"
-    )
+    sampler = "{name: random, seed: 3, recombine: 2, starting_points: false}"
+    exp = make_experiment(space, n_trials=4, workers=1, extra=seed, sampler=sampler)
     autoopt.run(exp)
     study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
     by_number = {t.number: t for t in study.trials}
@@ -265,3 +267,37 @@ def test_recombine_pairs_front_models_with_front_settings(
     # The pruned model was built once: its recombination took it from the stage cache.
     eager_pruned = next(t for t in (by_number[2], by_number[3]) if t.recipe.get("pruning"))
     assert [e["hit"] for e in eager_pruned.stages if e["stage"].startswith("pruning")] == [True]
+
+
+def test_distinct_rule_spends_the_budget_on_candidates_not_measured_yet(
+    ray_session, make_experiment, tmp_path: Path
+) -> None:
+    # Three candidates (the baseline and two int8 ones) and a budget of six trials: without the
+    # rule at least three slots go to repeats; with it, each slot measures a new candidate,
+    # repeats are told for free, and the sweep stops once no candidate is left.
+    space = """
+    parameters:
+      quantization.method: [none, dynamic_int8]
+      quantization.dynamic_int8.per_channel: [false, true]
+      precision.method: fp32
+      backend.method: torch_eager
+    """
+    counts = {}
+    for distinct in (False, True):
+        sampler = f"{{name: random, seed: 3, distinct: {str(distinct).lower()}, max_repeats: 3}}"
+        exp = make_experiment(space, n_trials=6, workers=1, sampler=sampler)
+        (tmp_path / "study.db").unlink(missing_ok=True)
+        summary = autoopt.run(exp, write_results=False)
+        study = autoopt.load_study("exp", f"sqlite:///{tmp_path}/study.db")
+        measured = [t for t in study.trials if t.state == "COMPLETE" and not t.is_repeat]
+        repeats = [t for t in study.trials if t.is_repeat]
+        assert len({t.recipe_str for t in measured}) == len(measured)
+        assert all(t.state == "COMPLETE" and t.duplicate_of is not None for t in repeats)
+        counts[distinct] = (len(measured), len(repeats), summary)
+    measured, repeats, summary = counts[False]
+    assert measured + repeats == 6 and repeats >= 3  # six slots, three candidates at most
+    measured, repeats, summary = counts[True]
+    assert measured == 3  # every candidate, each once
+    assert repeats >= 3 and summary.duplicates == repeats  # told, but took no slot
+    assert any("exhausted" in w for w in summary.warnings), summary.warnings
+    assert summary.stopped == "budget"
