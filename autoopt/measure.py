@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autoopt import hardware, registry
-from autoopt.artifacts import Artifact, OnnxArtifact, artifact_size_bytes
+from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
 
 if TYPE_CHECKING:
@@ -151,6 +151,10 @@ def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
 
 
 def param_count(artifact: Artifact) -> int:
+    if isinstance(artifact, OpenVinoArtifact):
+        from autoopt.techniques._openvino import constant_count
+
+        return constant_count(artifact)
     if isinstance(artifact, OnnxArtifact):
         import onnx
 

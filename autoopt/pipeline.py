@@ -1,8 +1,9 @@
 """Building a candidate: check every step, then run the stages through the stage cache.
 
-Stage order: teacher → distillation → pruning (+ recovery) → [ONNX export, when the backend
-serves ONNX, right before the first technique that can work on the graph] → quantization →
-precision. Compiling for the backend and measuring happen later, in :mod:`autoopt.measure`.
+Stage order: teacher → distillation → pruning (+ recovery) → [export to the backend's kind
+(ONNX, OpenVINO IR), when it serves one, right before the first technique that can work on
+that kind] → quantization → precision. Compiling for the backend and measuring happen later,
+in :mod:`autoopt.measure`.
 """
 
 from __future__ import annotations
@@ -163,27 +164,28 @@ def build(
         events.append(StageEvent(name, next_key, False, seconds))
         key, artifact = next_key, produced
 
-    wants_onnx = ctx.backend_kind == "onnx"
+    # What the backend serves, when that is not the PyTorch module every model starts as.
+    target = ctx.backend_kind if ctx.backend_kind != "torch" else None
     for step in recipe.techniques():
         cls = registry.get(step.key)
         technique = cls()
         assert isinstance(technique, Technique)  # noqa: S101 - recipe.techniques() holds no backend
         config = step.parsed()
         if (
-            wants_onnx
-            and "onnx" in technique.accepts
-            and _kind(entry) == "torch"  # type: ignore[union-attr]
+            target is not None
+            and target in technique.accepts
+            and _kind(entry) != target  # type: ignore[union-attr]
             and not technique.needs_torch(config)
         ):
-            _export(run_stage, workload, workdir)
+            _export(run_stage, target, workload, workdir)
         run_stage(
             step.key,
             step.params,
             code_version(cls),
             lambda a, t=technique, c=config: t.apply(a, c, ctx),
         )
-    if wants_onnx and _kind(entry) == "torch":
-        _export(run_stage, workload, workdir)
+    if target is not None and _kind(entry) != target:
+        _export(run_stage, target, workload, workdir)
     return BuildResult(key=key, path=entry.path, kind=_kind(entry), events=events)
 
 
@@ -191,7 +193,19 @@ def _kind(entry: Any) -> str:
     return str(entry.meta["kind"])
 
 
-def _export(run_stage: Any, workload: Workload, workdir: Path) -> None:
+def _export(run_stage: Any, kind: str, workload: Workload, workdir: Path) -> None:
+    if kind == "openvino":
+        from autoopt import openvino_export
+
+        run_stage(
+            openvino_export.STAGE,
+            openvino_export.stage_config(),
+            code_version(openvino_export.export_openvino),
+            lambda a: openvino_export.export_openvino(
+                a, workload, workdir / "exported-openvino" / "model.xml"
+            ),
+        )
+        return
     config = OnnxExportConfig()
     run_stage(
         EXPORT_STAGE,

@@ -1,4 +1,4 @@
-"""Inference backends: PyTorch eager, torch.compile, ONNX Runtime, TensorRT."""
+"""Inference backends: PyTorch eager, torch.compile, ONNX Runtime, OpenVINO, TensorRT."""
 
 from autoopt.backends._base import Backend, Runner
 

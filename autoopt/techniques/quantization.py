@@ -57,28 +57,33 @@ INTEGER_OPS = frozenset(
 )
 
 
-class _QuantizationConfig(MethodConfig):
+class ExclusionsConfig(MethodConfig):
+    """Layers an int8 method keeps in float, by PyTorch module name, whatever the artifact."""
+
     #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
     #: for one name component, so a layer *type* can be excluded in every block:
     #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
     exclude: list[str] = Field(default_factory=list)
-    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
-    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
-    per_channel: bool = False
 
     # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
-    @field_validator("exclude", "op_types")
-    @classmethod
-    def _canonical(cls, v: list[str]) -> list[str]:
-        return sorted(set(v))
-
     @field_validator("exclude")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
         for name in v:
             if not name or name != name.strip() or name.startswith(".") or name.endswith("."):
                 raise ValueError(f"'{name}' is not a module name like 'fc2' or 'encoder.layer.0'")
-        return v
+        return sorted(set(v))
+
+
+class _QuantizationConfig(ExclusionsConfig):
+    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
+    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
+    per_channel: bool = False
+
+    @field_validator("op_types")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
 
 
 class DynamicInt8Config(_QuantizationConfig):
@@ -95,6 +100,15 @@ class StaticInt8Config(_QuantizationConfig):
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
     #: ONNX Runtime: minmax, entropy, percentile. PyTorch (PT2E): minmax, histogram.
     calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
+
+
+def _openvino_refusal(ctx: Context) -> str | None:
+    if ctx.backend_kind == "openvino":
+        return (
+            "this method builds ONNX Runtime or PyTorch int8 graphs, and backend openvino "
+            "quantizes with NNCF: use quantization.nncf_int8 on backend openvino"
+        )
+    return None
 
 
 def _precision_conflict(ctx: Context) -> str | None:
@@ -266,7 +280,7 @@ class DynamicInt8Quantization(Technique):
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
         assert isinstance(config, DynamicInt8Config)  # noqa: S101 - registry's contract
-        if reason := _precision_conflict(ctx):
+        if reason := _openvino_refusal(ctx) or _precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
             return (
@@ -503,7 +517,7 @@ class StaticInt8Quantization(Technique):
 
     def check(self, config: MethodConfig, ctx: Context) -> str | None:
         assert isinstance(config, StaticInt8Config)  # noqa: S101 - registry's contract
-        if reason := _precision_conflict(ctx):
+        if reason := _openvino_refusal(ctx) or _precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
             return (
