@@ -14,11 +14,12 @@ Bundle layout::
                              every other file
       README.md              what it is, its numbers, a runnable snippet
       model.onnx             ONNX Runtime bundles
+      model.xml, model.bin   OpenVINO bundles (an IR; its inference precision is in the manifest)
       model.pt2              PyTorch bundles: a torch.export ExportedProgram, or, when the
       model.pt               module cannot be exported, the pickled module (+ code reference)
       example_inputs.npz     a few evaluation inputs, by input name
       example_outputs.npy    what the bundle returned for them at export
-      triton/<name>/...      optional Triton model repository (ONNX bundles)
+      triton/<name>/...      optional Triton model repository (ONNX and OpenVINO bundles)
 
 Nothing is written to ``DIR`` unless verification passes: the bundle is assembled in a
 sibling folder and renamed into place.
@@ -225,21 +226,14 @@ def _torch_inputs(workload: Workload, model: torch.nn.Module, batch: int) -> tup
 def _dynamic_shapes(workload: Workload) -> tuple[dict[int, Any] | None, ...]:
     import torch
 
-    dims: dict[str, Any] = {}
     axes = workload.onnx_dynamic_axes()
     out = []
     for name in workload.input_names:
-        spec = {
-            axis: dims.setdefault(dim, torch.export.Dim(_identifier(dim), min=1))
-            for axis, dim in axes.get(name, {}).items()
-        }
+        # DYNAMIC lets export infer each axis's range and the axes' equalities from the model
+        # (a named Dim without a maximum fails on BERT's sequence axis, bounded by 512).
+        spec = {axis: torch.export.Dim.DYNAMIC for axis in axes.get(name, {})}
         out.append(spec or None)
     return tuple(out)
-
-
-def _identifier(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in name)
-    return cleaned if cleaned and not cleaned[0].isdigit() else f"d_{cleaned}"
 
 
 def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) -> dict[str, Any]:
@@ -284,8 +278,18 @@ def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) ->
 
 
 def _write_model(artifact: Artifact, workload: Workload, directory: Path) -> dict[str, Any]:
-    from autoopt.artifacts import OnnxArtifact
+    from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact
 
+    if isinstance(artifact, OpenVinoArtifact):
+        shutil.copyfile(artifact.path, directory / "model.xml")
+        shutil.copyfile(artifact.weights, directory / "model.bin")
+        return {
+            "format": "openvino",
+            "file": "model.xml",
+            "weights": "model.bin",
+            "inference_precision": artifact.inference_precision,
+            "code_reference": None,
+        }
     if isinstance(artifact, OnnxArtifact):
         shutil.copyfile(artifact.path, directory / "model.onnx")
         return {"format": "onnx", "file": "model.onnx", "code_reference": None}
@@ -299,6 +303,10 @@ def _signature(
         from autoopt.triton import onnx_signature
 
         return onnx_signature(directory / model_info["file"])
+    if model_info["format"] == "openvino":
+        from autoopt.triton import openvino_signature
+
+        return openvino_signature(directory / model_info["file"])
     axes = workload.onnx_dynamic_axes()
 
     def shape(name: str, full: tuple[int, ...]) -> list[int | str]:
@@ -439,6 +447,14 @@ def _readme(manifest: dict[str, Any], directory: Path) -> str:
             'Without autoopt: `onnxruntime.InferenceSession("model.onnx").run(None, '
             "{" + ", ".join(f'"{n}": ...' for n in names) + "})`.",
         ]
+    elif model["format"] == "openvino":
+        lines += [
+            "",
+            'Without autoopt: `openvino.Core().compile_model("model.xml", "CPU", '
+            f'{{"INFERENCE_PRECISION_HINT": "{model["inference_precision"]}", '
+            '"PERFORMANCE_HINT": "LATENCY"})` (set the precision: the plugin\'s default is '
+            "bf16 on CPUs with native bf16).",
+        ]
     elif model["format"] == "exported_program":
         lines += ["", 'Without autoopt: `torch.export.load("model.pt2").module()(*inputs)`.']
     else:
@@ -508,10 +524,11 @@ def export_trial(
     _import_plugins(list(exp.get("plugins") or []))
     recipe = Recipe.from_dict(record.recipe or {})
     backend_kind = registry.get(recipe.backend.key).artifact_kind  # type: ignore[union-attr]
-    if triton and backend_kind != "onnx":
+    if triton and backend_kind not in ("onnx", "openvino"):
         raise ConfigError(
             f"--triton: trial {trial} runs on {recipe.backend.key}, which serves a PyTorch "
-            "model; the Triton layout is written for ONNX bundles (backend.onnxruntime)"
+            "model; the Triton layout is written for ONNX and OpenVINO bundles "
+            "(backend.onnxruntime, backend.openvino)"
         )
     wref = exp["workload"]
     workload = load_workload(wref["name"], wref.get("options") or {})
@@ -567,7 +584,22 @@ def export_trial(
         arrays: dict[str, Any] = dict(zip(workload.input_names, example_inputs, strict=True))
         np.savez(staging / bundle.EXAMPLE_INPUTS, **arrays)
         triton_info = None
-        if triton:
+        if triton and model_info["format"] == "openvino":
+            from autoopt.triton import model_name, write_openvino_repository
+
+            folder = write_openvino_repository(
+                staging / model_info["file"],
+                staging / "triton",
+                model_name(triton_name or wref["name"]),
+                precision=model_info["inference_precision"],
+                threads=latency.threads,
+            )
+            triton_info = {
+                "model_name": folder.name,
+                "config": (folder / "config.pbtxt").relative_to(staging).as_posix(),
+                "model": (folder / "1" / "model.xml").relative_to(staging).as_posix(),
+            }
+        elif triton:
             from autoopt.triton import model_name, write_model_repository
 
             providers = record.runner.get("providers") or ["CPUExecutionProvider"]
