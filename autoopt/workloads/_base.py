@@ -103,6 +103,10 @@ class Workload:
         | None
     ) = None
     description: str = ""
+    #: Real inputs at the shape latency is timed at, when the evaluation split's are not (a
+    #: sentence padded to 128 tokens times differently on an engine that skips padding than
+    #: 128 real tokens do); :meth:`example_inputs` draws from them. Never scored.
+    latency_inputs: Split | None = None
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
     _version: str = ""
@@ -116,14 +120,21 @@ class Workload:
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             for split in (self.train, self.calibration, self.evaluation):
                 h.update(split.fingerprint().encode())
+            # Only where set, so that workloads without them keep their version: the shapes
+            # exported graphs accept, and what latency is timed on.
+            if self.dynamic_axes is not None:
+                h.update(repr(sorted(self.onnx_dynamic_axes().items())).encode())
+            if self.latency_inputs is not None:
+                h.update(self.latency_inputs.fingerprint().encode())
             self._version = h.hexdigest()[:16]
         return self._version
 
     def example_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
-        """A batch of real evaluation inputs of the given size (tiled if the split is small)."""
-        n = len(self.evaluation)
-        idx = np.arange(batch_size) % n
-        return tuple(x[idx] for x in self.evaluation.inputs)
+        """A batch of real inputs of the given size (tiled if there are few): the latency
+        inputs where the workload has them, else the evaluation split's."""
+        split = self.latency_inputs if self.latency_inputs is not None else self.evaluation
+        idx = np.arange(batch_size) % len(split)
+        return tuple(x[idx] for x in split.inputs)
 
     def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
         if self.dynamic_axes is not None:
