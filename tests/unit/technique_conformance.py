@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 import autoopt.hardware
 from autoopt import registry
-from autoopt.artifacts import Artifact, OnnxArtifact, TorchArtifact
+from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, TorchArtifact
 from autoopt.backends.onnxruntime import OnnxRuntimeRunner
+from autoopt.backends.openvino import OpenVinoRunner
 from autoopt.backends.torch_eager import TorchRunner
 from autoopt.hardware import Hardware
 from autoopt.recipe import Recipe, Step
@@ -34,6 +35,7 @@ BACKEND_KINDS = {
     "backend.torch_eager": "torch",
     "backend.torch_compile": "torch",
     "backend.onnxruntime": "onnx",
+    "backend.openvino": "openvino",
 }
 
 
@@ -79,6 +81,8 @@ def predict(artifact: Artifact, split: Split, batch_size: int = 256) -> np.ndarr
     dtype on PyTorch, which ``predict_torch`` does not do for fp16/bf16 models)."""
     if isinstance(artifact, OnnxArtifact):
         runner: Any = OnnxRuntimeRunner(str(artifact.path), "all", threads=2)
+    elif isinstance(artifact, OpenVinoArtifact):
+        runner = OpenVinoRunner(artifact, threads=2)
     else:
         runner = TorchRunner(artifact.model, threads=torch.get_num_threads())
     return np.concatenate([runner.run(inputs) for inputs, _ in split.batches(batch_size)])
@@ -91,6 +95,9 @@ def accuracy(artifact: Artifact, split: Split) -> float:
 def fingerprint(artifact: Artifact) -> Any:
     if isinstance(artifact, OnnxArtifact):
         return hashlib.sha256(artifact.path.read_bytes()).hexdigest()
+    if isinstance(artifact, OpenVinoArtifact):
+        files = artifact.path.read_bytes() + artifact.weights.read_bytes()
+        return f"{artifact.inference_precision}:{hashlib.sha256(files).hexdigest()}"
     return {k: v.detach().clone() for k, v in artifact.model.state_dict().items()}
 
 
@@ -126,6 +133,7 @@ class TechniqueConformance:
         self,
         workload: Workload,
         teacher_onnx: OnnxArtifact,
+        teacher_openvino: OpenVinoArtifact,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Built:
         ctx = make_context(
@@ -140,6 +148,8 @@ class TechniqueConformance:
         source: Artifact
         if self.input_kind == "onnx":
             source = teacher_onnx
+        elif self.input_kind == "openvino":
+            source = teacher_openvino
         else:
             # A copy, so that a technique that mutates its input cannot corrupt other tests.
             source = TorchArtifact(copy.deepcopy(workload.model))
