@@ -351,7 +351,7 @@ def _verify(
     scores = runner.evaluate(workload)
     measured = scores[workload.metric_name]
     recorded = float(trial.metrics["accuracy"])
-    fn = runner.timed(workload.example_inputs(latency.batch_size))
+    fn = runner.timed(workload.latency_inputs(latency.batch_size))
     stats = time_callable(fn, latency.warmup, latency.runs)
     metric = "latency_p50_ms"
     recorded_ms = float(trial.metrics.get(metric, math.nan))

@@ -213,7 +213,7 @@ def measure(
 
     for i, batch_size in enumerate([latency.batch_size, *latency.extra_batch_sizes]):
         try:
-            fn = runner.timed(workload.example_inputs(batch_size))
+            fn = runner.timed(workload.latency_inputs(batch_size))
             stats = time_callable(fn, latency.warmup, latency.runs)
         except Exception as e:  # noqa: BLE001
             raise CandidateError(f"timing failed: {type(e).__name__}: {e}", stage="measure") from e

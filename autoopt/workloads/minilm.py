@@ -719,7 +719,7 @@ def load(
             "attention_mask": {0: "batch", 1: "sequence"},
             "embedding": {0: "batch"},
         },
-        latency_inputs=full_length_split(tokenizer, [s for _, s in texts["evaluation"]], seq_len),
+        latency_split=full_length_split(tokenizer, [s for _, s in texts["evaluation"]], seq_len),
         make_student=make_student,
         trim_batch=trim_padding,
         features=token_features,
