@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autoopt import hardware, plugins
-from autoopt.artifacts import Artifact, OnnxArtifact, artifact_size_bytes
+from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
 from autoopt.pairing import cpu_share, host_loaded, paired_ratio, time_rounds
 
@@ -165,6 +165,10 @@ def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
 
 
 def param_count(artifact: Artifact) -> int:
+    if isinstance(artifact, OpenVinoArtifact):
+        from autoopt.techniques._openvino import constant_count
+
+        return constant_count(artifact)
     if isinstance(artifact, OnnxArtifact):
         import onnx
 
@@ -207,7 +211,7 @@ def baseline_calls(
         backend = plugins.get_backend(step.key)()
         runner = backend.compile(TorchArtifact(workload.model), step.config, threads, device)
         return {
-            b: _restoring_denormals(runner.timed(workload.example_inputs(b))) for b in batch_sizes
+            b: _restoring_denormals(runner.timed(workload.latency_inputs(b))) for b in batch_sizes
         }
     except Exception as e:  # noqa: BLE001 - without the baseline the trial cannot be paired
         raise CandidateError(
@@ -304,7 +308,7 @@ def measure(
 
     batch_sizes = [latency.batch_size, *latency.extra_batch_sizes]
     try:
-        calls = [(b, runner.timed(workload.example_inputs(b))) for b in batch_sizes]
+        calls = [(b, runner.timed(workload.latency_inputs(b))) for b in batch_sizes]
         # One call at each batch size before the baseline shares the process: the peak
         # memory below is the candidate's alone (the teacher's activations would count).
         for _, call in calls:

@@ -1,8 +1,9 @@
 """Building a candidate: check every step, then run the stages through the stage cache.
 
-Stage order: teacher → distillation → pruning (+ recovery) → [ONNX export, when the backend
-serves ONNX, right before the first technique that can work on the graph] → quantization →
-precision. Compiling for the backend and measuring happen later, in :mod:`autoopt.measure`.
+Stage order: teacher → distillation → pruning (+ recovery) → [export to the backend's kind
+(ONNX, OpenVINO IR), when it serves one, right before the first technique that can work on
+that kind] → quantization → precision. Compiling for the backend and measuring happen later,
+in :mod:`autoopt.measure`.
 """
 
 from __future__ import annotations
@@ -130,20 +131,21 @@ def build(
     ctx = make_context(recipe, workload, hardware, workdir=workdir, seed=seed, device=device)
     check_recipe(recipe, ctx)
     stages = _Stages.from_teacher(cache, workload)
-    wants_onnx = ctx.backend_kind == "onnx"
+    # What the backend serves, when that is not the PyTorch module every model starts as.
+    target = ctx.backend_kind if ctx.backend_kind != "torch" else None
     for step in recipe.techniques():
         cls = plugins.get_technique(step.key)
         technique, config = cls(), step.config
         if (
-            wants_onnx
-            and "onnx" in technique.accepts
-            and stages.kind == "torch"
+            target is not None
+            and target in technique.accepts
+            and stages.kind != target
             and not technique.needs_torch(config)
         ):
-            _export(stages, workload, workdir)
+            _export(stages, target, workload, workdir)
         stages.run(step.key, step.params, code_version(cls), _applying(technique, config, ctx))
-    if wants_onnx and stages.kind == "torch":
-        _export(stages, workload, workdir)
+    if target is not None and stages.kind != target:
+        _export(stages, target, workload, workdir)
     return BuildResult(
         key=stages.key, path=stages.entry.path, kind=stages.kind, events=stages.events
     )
@@ -217,7 +219,19 @@ class _Stages:
         self.key, self.artifact = next_key, produced
 
 
-def _export(stages: _Stages, workload: Workload, workdir: Path) -> None:
+def _export(stages: _Stages, kind: str, workload: Workload, workdir: Path) -> None:
+    if kind == "openvino":
+        from autoopt import openvino_export
+
+        stages.run(
+            openvino_export.STAGE,
+            openvino_export.stage_config(),
+            code_version(openvino_export.export_openvino),
+            lambda a: openvino_export.export_openvino(
+                a, workload, workdir / "exported-openvino" / "model.xml"
+            ),
+        )
+        return
     config = OnnxExportConfig()
     stages.run(
         EXPORT_STAGE,

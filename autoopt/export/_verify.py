@@ -84,7 +84,7 @@ def verify_bundle(
     measured = score(runner, workload)[workload.metric_name]
     recorded = float(trial.metrics["accuracy"])
     stats = time_callable(
-        runner.timed(workload.example_inputs(latency.batch_size)), latency.warmup, latency.runs
+        runner.timed(workload.latency_inputs(latency.batch_size)), latency.warmup, latency.runs
     )
     metric = "latency_p50_ms"
     recorded_ms = float(trial.metrics.get(metric, math.nan))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 FORMAT_VERSION = 1
 #: Model forms a bundle may hold (``model.format``).
-ModelFormat = Literal["onnx", "exported_program", "pickled_module"]
+ModelFormat = Literal["onnx", "openvino", "exported_program", "pickled_module"]
 
 
 class _Part(BaseModel):
@@ -58,6 +58,9 @@ class ModelInfo(_Part):
     file: str
     code_reference: str | None = None
     fallback_reason: str | None = None
+    #: OpenVINO bundles: the IR's weights file and the precision to compile it at.
+    weights: str | None = None
+    inference_precision: Literal["f32", "bf16", "f16"] | None = None
 
 
 class BuildInfo(_Part):
@@ -155,6 +158,12 @@ class Manifest(_Part):
             feed = "{" + ", ".join(f'"{n}": ...' for n in names) + "}"
             return [
                 f'Without autoopt: `onnxruntime.InferenceSession("model.onnx").run(None, {feed})`.'
+            ]
+        if model.format == "openvino":
+            hint = f'{{"INFERENCE_PRECISION_HINT": "{model.inference_precision}"}}'
+            return [
+                f'Without autoopt: `openvino.Core().compile_model("model.xml", "CPU", {hint})` '
+                "(set the precision: the plugin's default is bf16 on CPUs with native bf16)."
             ]
         if model.format == "exported_program":
             return ['Without autoopt: `torch.export.load("model.pt2").module()(*inputs)`.']

@@ -17,30 +17,35 @@ OpType = Literal["MatMul", "Gemm", "Conv", "Gather", "Attention"]
 DEFAULT_OP_TYPES: list[OpType] = ["Conv", "Gemm", "MatMul"]
 
 
-class QuantizationConfig(MethodConfig):
-    """What both int8 methods take."""
+class ExclusionsConfig(MethodConfig):
+    """Layers an int8 method keeps in float, by PyTorch module name, whatever the artifact."""
 
     #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
     #: for one name component, so a layer *type* can be excluded in every block:
     #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
     exclude: list[str] = Field(default_factory=list)
-    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
-    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
-    per_channel: bool = False
 
     # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
-    @field_validator("exclude", "op_types")
-    @classmethod
-    def _canonical(cls, v: list[str]) -> list[str]:
-        return sorted(set(v))
-
     @field_validator("exclude")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
         for name in v:
             if not name or name != name.strip() or name.startswith(".") or name.endswith("."):
                 raise ValueError(f"'{name}' is not a module name like 'fc2' or 'encoder.layer.0'")
-        return v
+        return sorted(set(v))
+
+
+class QuantizationConfig(ExclusionsConfig):
+    """What both ONNX Runtime / PyTorch int8 methods take."""
+
+    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
+    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
+    per_channel: bool = False
+
+    @field_validator("op_types")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
 
 
 class DynamicInt8Config(QuantizationConfig):
@@ -66,5 +71,14 @@ def precision_conflict(ctx: Context) -> str | None:
             f"int8 quantization cannot be combined with precision {precision}: the quantized "
             "model keeps float32 scales and float32 layers between the int8 ones; use precision "
             f"fp32 with quantization, or {precision} without quantization"
+        )
+    return None
+
+
+def openvino_refusal(ctx: Context) -> str | None:
+    if ctx.backend_kind == "openvino":
+        return (
+            "this method builds ONNX Runtime or PyTorch int8 graphs, and backend openvino "
+            "quantizes with NNCF: use quantization.nncf_int8 on backend openvino"
         )
     return None

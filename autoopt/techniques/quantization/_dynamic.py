@@ -8,7 +8,11 @@ from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
-from autoopt.techniques.quantization._config import DynamicInt8Config, precision_conflict
+from autoopt.techniques.quantization._config import (
+    DynamicInt8Config,
+    openvino_refusal,
+    precision_conflict,
+)
 from autoopt.techniques.quantization._eager import torch_dynamic
 from autoopt.techniques.quantization._graph import nodes_to_exclude, quiet, require_integer_ops
 from autoopt.techniques.quantization._sensitivity import with_sensitive_exclusions
@@ -34,7 +38,7 @@ class DynamicInt8Quantization(Technique[DynamicInt8Config]):
     kernel_fields = ("per_channel", "op_types", "weight_type")
 
     def check(self, config: DynamicInt8Config, ctx: Context) -> str | None:
-        if reason := precision_conflict(ctx):
+        if reason := openvino_refusal(ctx) or precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
             return (

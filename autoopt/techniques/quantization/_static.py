@@ -12,7 +12,11 @@ from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
-from autoopt.techniques.quantization._config import StaticInt8Config, precision_conflict
+from autoopt.techniques.quantization._config import (
+    StaticInt8Config,
+    openvino_refusal,
+    precision_conflict,
+)
 from autoopt.techniques.quantization._graph import (
     graph_inputs,
     nodes_to_exclude,
@@ -84,7 +88,7 @@ class StaticInt8Quantization(Technique[StaticInt8Config]):
     PT2E_CALIBRATION = ("minmax", "histogram")
 
     def check(self, config: StaticInt8Config, ctx: Context) -> str | None:
-        if reason := precision_conflict(ctx):
+        if reason := openvino_refusal(ctx) or precision_conflict(ctx):
             return reason
         if ctx.device != "cpu":
             return (
