@@ -171,7 +171,7 @@ class OnnxRuntimeBackend(Backend[OnnxRuntimeConfig]):
             return reason
         if config.transformer_fusions and ctx.recipe.quantization is not None:
             return (
-                "transformer_fusions: ONNX Runtime's BERT optimizer fuses float graphs, and this "
+                "transformer_fusions: ONNX Runtime's optimizer fuses float graphs, and this "
                 "recipe quantizes before the backend (its MatMulInteger / QDQ nodes match no "
                 "Attention pattern); use transformer_fusions only without quantization"
             )

@@ -9,7 +9,7 @@ bright patch. Entry point ``autoopt.testing:tiny_classifier``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -51,7 +51,10 @@ class ImageLogits(nn.Module):
 def _model(family: Family, hidden: int, layers: int, heads: int, seq_len: int) -> nn.Module:
     import transformers as hf
 
-    common = {"attn_implementation": "eager", "num_labels": 4 if family == "vit" else 2}
+    common: dict[str, Any] = {
+        "attn_implementation": "eager",  # the attention ONNX Runtime's fusions match
+        "num_labels": 4 if family == "vit" else 2,
+    }
     if family == "bert":
         return hf.BertForSequenceClassification(
             hf.BertConfig(

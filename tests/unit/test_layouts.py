@@ -35,7 +35,7 @@ from autoopt.layouts import (
     unregister_layout,
 )
 from autoopt.onnx_export import export_onnx
-from autoopt.techniques.quantization import INTEGER_OPS, onnx_layer_path, sensitivity_ranking
+from autoopt.techniques.quantization import onnx_layer_path, sensitivity_ranking
 from autoopt.testing import make_context, tiny_classifier
 from autoopt.testing._families import FAMILIES
 from autoopt.workloads import Workload, predict_torch
@@ -300,13 +300,11 @@ def test_fp8_takes_conv1d_layers_and_role_exclusions() -> None:
     names = eligible_linears(w.model, exclude)
     # c_attn (32→96), attn.c_proj and mlp.c_fc of both blocks; not mlp.c_proj (excluded) nor
     # the 2-class score head (not a multiple of 16).
-    assert sorted(names) == sorted(
-        f"model.transformer.h.{i}.{p}" for i in range(2) for p in ("attn.c_attn", "attn.c_proj", "mlp.c_fc")
-    )  # fmt: skip
+    kept = ("attn.c_attn", "attn.c_proj", "mlp.c_fc")
+    assert sorted(names) == sorted(f"model.transformer.h.{i}.{p}" for i in range(2) for p in kept)
     model, converted = to_float8(w.model, exclude)
-    assert converted == names and all(
-        isinstance(model.get_submodule(n), Float8Linear) for n in names
-    )
+    assert converted == names
+    assert all(isinstance(model.get_submodule(n), Float8Linear) for n in names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,6 +354,37 @@ def test_onnxruntime_fusions_are_refused_for_attention_that_is_not_eager(tmp_pat
                            intermediate_size=64, attn_implementation="sdpa")  # fmt: skip
     reason = fusion_settings(hf.BertModel(config))
     assert isinstance(reason, str) and "attn_implementation='eager'" in reason
+
+
+def test_a_distilbert_classifier_needs_no_glue_for_a_student_pruned_and_fused(tmp_path) -> None:
+    """The issue's DistilBERT classifier, end to end through the pipeline and the stage cache:
+    a layer-dropped student distilled with the token loss, heads and neurons pruned, exported
+    and fused by ONNX Runtime, from a workload that gives a model, data and a metric only."""
+    from autoopt import hardware
+    from autoopt.cache import StageCache
+    from autoopt.pipeline import build
+    from autoopt.recipe import Recipe
+    from autoopt.resolve import make_step
+
+    w = tiny_classifier("distilbert")
+    recipe = Recipe(
+        distillation=make_step(
+            "distillation.kd", {"layers": 1, "steps": 60, "feature_weight": 1.0}
+        ),
+        pruning=make_step("pruning.attention_ffn", {"heads": 0.5, "ffn": 0.5}),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.onnxruntime", {"transformer_fusions": True}),
+    )
+    cache = StageCache(tmp_path / "cache")
+    built = build(recipe, w, cache, hardware.current(), tmp_path)
+    assert built.kind == "onnx"
+    artifact = cache.lookup(built.key).load()  # type: ignore[union-attr]
+    runner = plugins.get_backend("backend.onnxruntime")().compile(
+        artifact, recipe.backend.config, 1
+    )
+    assert runner.describe()["op_counts"].get("Attention") == 1  # one block, 2 heads, fused
+    out = runner.run(w.evaluation.inputs)
+    assert float(np.mean(out.argmax(-1) == w.evaluation.targets)) > 0.75
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,6 +478,8 @@ def test_user_registered_layout_is_used_by_the_techniques(my_layout, tmp_path) -
     assert predict_torch(pruned, w.evaluation).shape == (32, 2)
     student = _apply(w, tmp_path, "distillation.kd", {"layers": 2, "steps": 2}).model
     assert len(student.stack) == 2 and student.teacher_layers == [0, 2]
+    reason = _check(w, tmp_path, "distillation.kd", {"keep": [0, 3]})
+    assert reason and "'keep' must list distinct layer indices in 0..2" in reason
     int8 = _apply(w, tmp_path, "quantization.dynamic_int8", {"exclude": ["ffn_in", "attn_out"]})
     floats = {n for n, m in int8.model.named_modules() if type(m) is nn.Linear}
     assert floats == {f"stack.{i}.{p}" for i in range(3) for p in ("up", "proj")}
