@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoopt.layouts import kept_blocks
 from autoopt.workloads import Split, Workload
 from autoopt.workloads.minilm import (
     SentenceEmbedder,
     fidelity,
     layer_features,
     make_layer_student,
-    student_layers,
     token_features,
     trim_padding,
 )
@@ -51,7 +51,7 @@ def tiny_bert(seq_len: int = 16, hidden: int = 32, layers: int = 2, heads: int =
         return Split((ids.astype(np.int64), mask))
 
     def make_student(options: Mapping[str, Any]) -> torch.nn.Module:
-        return make_layer_student(teacher, student_layers(options, layers))
+        return make_layer_student(teacher, kept_blocks(options, layers))
 
     return Workload(
         name="tiny_bert",

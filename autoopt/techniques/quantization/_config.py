@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -23,6 +23,8 @@ class ExclusionsConfig(MethodConfig):
     #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
     #: for one name component, so a layer *type* can be excluded in every block:
     #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
+    #: Or a role, for a model with a layout (:mod:`autoopt.layouts`): ``ffn_out``, ``ffn_in``,
+    #: ``attn_out``, ``attn_qkv``, ``attn_q``, ``attn_k``, ``attn_v``, in every block.
     exclude: list[str] = Field(default_factory=list)
 
     # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
@@ -48,6 +50,9 @@ class QuantizationConfig(ExclusionsConfig):
         return sorted(set(v))
 
 
+ConfigT = TypeVar("ConfigT", bound=ExclusionsConfig)
+
+
 class DynamicInt8Config(QuantizationConfig):
     #: Weight type (ONNX only: PyTorch's dynamic Linear stores signed int8 weights).
     weight_type: Literal["QInt8", "QUInt8"] = "QInt8"
@@ -62,6 +67,23 @@ class StaticInt8Config(QuantizationConfig):
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
     #: ONNX Runtime: minmax, entropy, percentile. PyTorch (PT2E): minmax, histogram.
     calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
+
+
+def int8_refusal(config: QuantizationConfig, ctx: Context) -> str | None:
+    """What every ONNX Runtime / PyTorch int8 method refuses: backend openvino (NNCF's), a
+    precision it cannot combine with, exclusions by a role the model cannot name."""
+    from autoopt.techniques._roles import exclusion_refusal
+
+    return (
+        openvino_refusal(ctx) or precision_conflict(ctx) or exclusion_refusal(config.exclude, ctx)
+    )
+
+
+def with_roles(config: ConfigT, ctx: Context, stage: str) -> ConfigT:
+    """``config`` with the roles in its ``exclude`` replaced by module patterns."""
+    from autoopt.techniques._roles import exclusion_patterns
+
+    return config.model_copy(update={"exclude": exclusion_patterns(config.exclude, ctx, stage)})
 
 
 def precision_conflict(ctx: Context) -> str | None:
