@@ -101,13 +101,15 @@ def teacher_outputs(workload: Workload) -> np.ndarray:
     """The fp32 teacher's outputs on the evaluation split, computed once per machine.
 
     Every measurement runs in a fresh process, and for a transformer this pass costs more
-    than timing the candidate; the file is keyed by the workload's version (weights + data).
+    than timing the candidate; the file is keyed by the workload's version (weights + data)
+    and its model's code.
     """
     from autoopt.cache import autoopt_home
     from autoopt.workloads import predict_torch
 
-    if workload.version not in _TEACHER_OUTPUTS:
-        path = autoopt_home() / "teacher-outputs" / f"{workload.name}-{workload.version}.npy"
+    key = f"{workload.name}-{workload.version}-{workload.model_code}"
+    if key not in _TEACHER_OUTPUTS:
+        path = autoopt_home() / "teacher-outputs" / f"{key}.npy"
         try:
             outputs = np.load(path)
         except (OSError, ValueError):
@@ -116,8 +118,8 @@ def teacher_outputs(workload: Workload) -> np.ndarray:
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, outputs)
             os.replace(tmp, path)  # atomic: concurrent measurers never read half a file
-        _TEACHER_OUTPUTS[workload.version] = outputs
-    return _TEACHER_OUTPUTS[workload.version]
+        _TEACHER_OUTPUTS[key] = outputs
+    return _TEACHER_OUTPUTS[key]
 
 
 def predict(runner: Runner, workload: Workload, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -127,12 +127,13 @@ def probe_batch_sizes(
 
 def probe_identity(workload: Workload, batch_sizes: Sequence[int]) -> dict[str, Any]:
     """What determines the probe, known without building it: the workload's version (its
-    weights and data), the block and the batch sizes it is caught at."""
+    weights and data) and model code, the block and the batch sizes it is caught at."""
     found = find_block(workload.model)
     path, block = found if found is not None else ("", workload.model)
     return {
         "workload": workload.name,
         "version": workload.version,
+        "model_code": workload.model_code,
         "block": path,
         "block_class": f"{type(block).__module__}.{type(block).__qualname__}",
         "batch_sizes": sorted(set(batch_sizes)),
