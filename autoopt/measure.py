@@ -23,6 +23,7 @@ from autoopt import hardware, plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
 from autoopt.pairing import cpu_share, host_loaded, paired_ratio, time_rounds
+from autoopt.related import relation
 
 if TYPE_CHECKING:
     from autoopt.config import LatencyConfig, VerifyConfig
@@ -156,11 +157,19 @@ def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
     bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
     if bad:
         raise CandidateError(f"{bad} non-finite values (NaN/inf) in the outputs", stage="verify")
+    # An inaccurate candidate is measured (an infeasible trial the search learns from); only
+    # one whose outputs carry nothing of the teacher's is a broken build (autoopt.related).
+    found = relation(reference, out, workload.output_kind)
+    if not found.related:
+        raise CandidateError(
+            f"outputs unrelated to the teacher's ({found.detail}): the build is broken",
+            stage="verify",
+        )
     agreement = workload.agreement(reference, out)
     if agreement < settings.min_agreement:
         raise CandidateError(
             f"agrees with the teacher on {agreement:.1%} of reference inputs, below the "
-            f"minimum {settings.min_agreement:.1%}: the build is broken",
+            f"experiment's verify.min_agreement {settings.min_agreement:.1%}",
             stage="verify",
         )
     return agreement
