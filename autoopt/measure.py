@@ -285,6 +285,20 @@ def time_candidate(
     return metrics
 
 
+def _compiled(
+    backend: Any, artifact: Artifact, recipe: Recipe, threads: int, device: str
+) -> Runner:
+    try:
+        runner: Runner = backend.compile(artifact, recipe.backend.config, threads, device)
+    except CandidateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
+        raise CandidateError(
+            f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
+        ) from e
+    return runner
+
+
 def measure(
     artifact: Artifact,
     recipe: Recipe,
@@ -304,14 +318,7 @@ def measure(
 
         torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mb()
-    try:
-        runner = backend.compile(artifact, recipe.backend.config, latency.threads, device)
-    except CandidateError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
-        raise CandidateError(
-            f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
-        ) from e
+    runner = _compiled(backend, artifact, recipe, latency.threads, device)
     agreement = verify(runner, workload, verify_settings)
 
     metrics = score(runner, workload)
