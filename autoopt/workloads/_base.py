@@ -103,6 +103,9 @@ class Workload:
         | None
     ) = None
     description: str = ""
+    #: What the model's inputs hold and how raw data becomes them (scaling, tokenization):
+    #: an exported bundle's README tells its user, who feeds it data the workload never saw.
+    input_description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
     _version: str = ""
