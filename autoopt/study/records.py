@@ -221,10 +221,11 @@ class StudyRecord:
         """The metric axis a chart should show: the feasible band and a margin below it.
 
         A collapsed trial (0.44 where the floor is 0.97) would otherwise stretch the axis so
-        far that every trial worth comparing sits in its top few pixels. Below the floor the
-        view shows twice the feasible band (the trials that just miss it); trials further
-        down are listed in ``below`` for the chart to mark on its lower edge. When every
-        measured trial fits within four bands, nothing is left out.
+        far that every trial worth comparing sits in its top few pixels. The view is four
+        times the feasible band (from the best value down to the floor) high: the band, and
+        three bands below the floor for the trials that miss it; trials further down are
+        listed in ``below`` for the chart to mark on its lower edge. When every measured trial
+        fits, nothing is left out.
         """
         measured = self.measured()
         if not measured:
@@ -238,7 +239,7 @@ class StudyRecord:
         band = max(high - floor, 1e-3)
         if high - low <= 4 * band:
             return AccuracyView(min(low, floor), high, [], floor)
-        cut = floor - 2 * band
+        cut = floor - 3 * band
         below = sorted(
             (t for t in measured if t.metrics["accuracy"] < cut),
             key=lambda t: t.metrics["accuracy"],
