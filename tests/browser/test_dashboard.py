@@ -191,9 +191,9 @@ def test_new_trial_appears_without_reload(page: Any, server: Any) -> None:
 
 
 def test_failed_trial_page_shows_reason_and_offers_no_export(page: Any, server: Any) -> None:
-    data = api_json(page, server, "mixed")
+    data = api_json(page, server, "all_failed")
     failed = next(t for t in data["trials"] if t["state"] == "FAIL")
-    page.goto(f"{server.url}/studies/mixed/trials/{failed['n']}")
+    page.goto(f"{server.url}/studies/all_failed/trials/{failed['n']}")
     assert failed["reason"][:40] in page.locator("[data-testid='failure']").inner_text()
     assert "No metrics" in page.locator("main").inner_text()
     # It has no model: an export command would only fail.
