@@ -146,7 +146,7 @@ class _RunLog:
     longer than :attr:`NOTICE_AFTER_S`; a quick one prints nothing.
     """
 
-    NOTICE_AFTER_S = 2.0
+    NOTICE_AFTER_S = 5.0
 
     def __init__(self, console: Console, total: int | None, targets: int, name: str) -> None:
         self.console = console
@@ -249,7 +249,8 @@ class _RunLog:
                 self._later(
                     "selftest",
                     f"{tag}self-testing each of the space's paths on this host before any "
-                    "candidate is built (once per host and library versions)...",
+                    "candidate is built (the first run on a host and library versions does; "
+                    "later ones read its results)...",
                 )
                 return
             self._cancel()
