@@ -221,11 +221,11 @@ class StudyRecord:
         """The metric axis a chart should show: the feasible band and a margin below it.
 
         A collapsed trial (0.44 where the floor is 0.97) would otherwise stretch the axis so
-        far that every trial worth comparing sits in its top few pixels. The view is four
-        times the feasible band (from the best value down to the floor) high: the band, and
-        three bands below the floor for the trials that miss it; trials further down are
-        listed in ``below`` for the chart to mark on its lower edge. When every measured trial
-        fits, nothing is left out.
+        far that every trial worth comparing sits in its top few pixels. The view keeps the
+        feasible band (from the best value down to the floor) and three bands below the floor,
+        for the trials that miss it, and ends at the lowest trial it keeps; trials further
+        down are listed in ``below`` for the chart to mark on its lower edge. When every
+        measured trial fits in those four bands, nothing is left out.
         """
         measured = self.measured()
         if not measured:
@@ -244,7 +244,9 @@ class StudyRecord:
             (t for t in measured if t.metrics["accuracy"] < cut),
             key=lambda t: t.metrics["accuracy"],
         )
-        return AccuracyView(cut, high, below, floor)
+        # Down to the lowest trial kept (or the floor), not to the cut: no empty strip.
+        kept = [v for v in values if v >= cut]
+        return AccuracyView(min([*kept, floor]), high, below, floor)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

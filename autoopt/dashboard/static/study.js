@@ -115,7 +115,7 @@
       };
       if (cat === "front") {
         // The front's trial numbers, so the chart can be read against the table and `best`.
-        Object.assign(trace, { mode: "markers+text", text: ts.map((t) => `#${t.n}`), textposition: "top right",
+        Object.assign(trace, { mode: "markers+text", text: ts.map((t) => `#${t.n}`), textposition: "middle right",
           textfont: { size: 11, color: "#0b2e59" } });
       }
       traces.push(trace);
@@ -209,7 +209,8 @@
       const title = (t) => (t.reason ? `[${t.stage}] ${t.reason}` : (t.cat === "repeat" ? `repeat of #${t.repeat_of}: ${t.recipe}` : t.recipe));
       const shown = ts.slice(-40).map((t) => `<a class="chip cat-${cat}" href="${trialUrl(t.n)}" title="${esc(title(t))}">${mark} #${t.n}${t.cat === "repeat" ? ` = #${t.repeat_of}` : ""}</a>`).join("");
       const more = ts.length > 40 ? `<span class="muted"> and ${ts.length - 40} earlier</span>` : "";
-      parts.push(`<div><span class="label">${ts.length} ${cat}</span> <span class="muted small">(${why})</span> ${shown}${more}</div>`);
+      const noun = cat === "repeat" && ts.length > 1 ? "repeats" : cat;
+      parts.push(`<div><span class="label">${ts.length} ${noun}</span> <span class="muted small">(${why})</span> ${shown}${more}</div>`);
     }
     box.innerHTML = parts.join("");
   }
