@@ -140,7 +140,7 @@ class Manifest(_Part):
             "in the workload's data splits) and returns the first output as float32.",
             "",
             *(
-                [f"Inputs: {w.input_description}.", ""]
+                [f"Inputs and outputs: {w.input_description}.", ""]
                 if w.input_description
                 else [f"Inputs: {self._signature_text()}.", ""]
             ),
