@@ -108,6 +108,9 @@ class Workload:
     #: 128 real tokens do); :meth:`latency_inputs` draws from them. Never scored, and never
     #: traced: a tracer may specialize on them (an attention mask of ones is dropped).
     latency_split: Split | None = None
+    #: What the model's inputs hold and how raw data becomes them (scaling, tokenization):
+    #: an exported bundle's README tells its user, who feeds it data the workload never saw.
+    input_description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
     _version: str = ""

