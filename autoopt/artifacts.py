@@ -1,7 +1,9 @@
-"""What stages pass to each other: a PyTorch module or an ONNX file, and how each is stored."""
+"""What stages pass to each other: a PyTorch module, an ONNX file or an OpenVINO IR, and how each
+is stored."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import torch
 
-ArtifactKind = Literal["torch", "onnx"]
+ArtifactKind = Literal["torch", "onnx", "openvino"]
+#: OpenVINO inference precision hints, by the name the precision technique gives them.
+OpenVinoPrecision = Literal["f32", "bf16", "f16"]
 
 
 @dataclass
@@ -30,9 +34,15 @@ class TorchArtifact:
 
     @classmethod
     def load(cls, directory: Path) -> TorchArtifact:
+        import warnings
+
         import torch
 
-        model = torch.load(directory / cls.FILENAME, weights_only=False, map_location="cpu")
+        with warnings.catch_warnings():
+            # Unpickling a quantized module's packed weights goes through torch's own
+            # TypedStorage, which warns that TypedStorage is deprecated: torch's business.
+            warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
+            model = torch.load(directory / cls.FILENAME, weights_only=False, map_location="cpu")
         model.eval()
         return cls(model)
 
@@ -56,17 +66,56 @@ class OnnxArtifact:
         return cls(directory / cls.FILENAME)
 
 
-Artifact = TorchArtifact | OnnxArtifact
+@dataclass
+class OpenVinoArtifact:
+    """An OpenVINO IR (``model.xml`` + ``model.bin``) and the inference precision it is meant
+    to run at. The precision is part of the artifact, not of the backend config, so that
+    ``precision.*`` stays the one place a recipe names it: the precision stage records it here,
+    and whoever compiles the IR (the backend, a loaded bundle, Triton) sets that hint."""
+
+    path: Path
+    #: CPU plugin ``INFERENCE_PRECISION_HINT``; always set explicitly, since the plugin's own
+    #: default is bf16 on CPUs with native bf16.
+    inference_precision: OpenVinoPrecision = "f32"
+    kind: ArtifactKind = "openvino"
+    FILENAME = "model.xml"
+    SETTINGS = "openvino.json"
+
+    @property
+    def weights(self) -> Path:
+        return self.path.with_suffix(".bin")
+
+    def save(self, directory: Path) -> Path:
+        target = directory / self.FILENAME
+        if self.path.resolve() != target.resolve():
+            shutil.copyfile(self.path, target)
+            shutil.copyfile(self.weights, target.with_suffix(".bin"))
+        settings = {"inference_precision": self.inference_precision}
+        (directory / self.SETTINGS).write_text(json.dumps(settings) + "\n")
+        return target
+
+    @classmethod
+    def load(cls, directory: Path) -> OpenVinoArtifact:
+        settings = json.loads((directory / cls.SETTINGS).read_text())
+        return cls(directory / cls.FILENAME, settings["inference_precision"])
+
+
+Artifact = TorchArtifact | OnnxArtifact | OpenVinoArtifact
 
 
 def load_artifact(directory: Path, kind: ArtifactKind) -> Artifact:
+    if kind == "openvino":
+        return OpenVinoArtifact.load(directory)
     return TorchArtifact.load(directory) if kind == "torch" else OnnxArtifact.load(directory)
 
 
 def artifact_size_bytes(artifact: Artifact, scratch: Path) -> int:
-    """Bytes on disk of the deployable form: the ONNX file, or the module's state dict."""
+    """Bytes on disk of the deployable form: the ONNX file, the IR, or the module's state
+    dict."""
     if isinstance(artifact, OnnxArtifact):
         return artifact.path.stat().st_size
+    if isinstance(artifact, OpenVinoArtifact):
+        return artifact.path.stat().st_size + artifact.weights.stat().st_size
     import torch
 
     path = scratch / "size_probe.pt"

@@ -19,7 +19,7 @@ _FLAGS_OF_INTEREST = (
     "amx_int8",
     "amx_fp16",
 )
-_PACKAGES = ("torch", "onnxruntime", "onnx", "optuna", "ray", "numpy")
+_PACKAGES = ("torch", "onnxruntime", "onnx", "openvino", "nncf", "optuna", "ray", "numpy")
 
 
 @dataclass(frozen=True)

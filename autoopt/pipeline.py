@@ -1,8 +1,9 @@
 """Building a candidate: check every step, then run the stages through the stage cache.
 
-Stage order: teacher → distillation → pruning (+ recovery) → [ONNX export, when the backend
-serves ONNX, right before the first technique that can work on the graph] → quantization →
-precision. Compiling for the backend and measuring happen later, in :mod:`autoopt.measure`.
+Stage order: teacher → distillation → pruning (+ recovery) → [export to the backend's kind
+(ONNX, OpenVINO IR), when it serves one, right before the first technique that can work on
+that kind] → quantization → precision. Compiling for the backend and measuring happen later,
+in :mod:`autoopt.measure`.
 
 A stage that trains (its config's ``training_steps`` is above 0) may be built at a lower
 *fidelity*, a share of its steps (a rung of :mod:`autoopt.search.rungs`): its output is then
@@ -162,18 +163,19 @@ def build(
     ctx = make_context(recipe, workload, hardware, workdir=workdir, seed=seed, device=device)
     check_recipe(recipe, ctx)
     stages = _Stages.from_teacher(cache, workload)
-    wants_onnx = ctx.backend_kind == "onnx"
+    # What the backend serves, when that is not the PyTorch module every model starts as.
+    target = ctx.backend_kind if ctx.backend_kind != "torch" else None
     reached = 1.0
     for step in recipe.techniques():
         cls = plugins.get_technique(step.key)
         technique, config = cls(), step.config
         if (
-            wants_onnx
-            and "onnx" in technique.accepts
-            and stages.kind == "torch"
+            target is not None
+            and target in technique.accepts
+            and stages.kind != target
             and not technique.needs_torch(config)
         ):
-            _export(stages, workload, workdir)
+            _export(stages, target, workload, workdir)
         total = config.training_steps
         if total > 0:
             done = stages.run_training(
@@ -183,8 +185,8 @@ def build(
             reached = min(reached, done / total)
         else:
             stages.run(step.key, step.params, code_version(cls), _applying(technique, config, ctx))
-    if wants_onnx and stages.kind == "torch":
-        _export(stages, workload, workdir)
+    if target is not None and stages.kind != target:
+        _export(stages, target, workload, workdir)
     return BuildResult(
         key=stages.key,
         path=stages.entry.path,
@@ -211,7 +213,8 @@ class _Stages:
 
     @classmethod
     def from_teacher(cls, cache: StageCache, workload: Workload) -> _Stages:
-        key = stage_key("", f"teacher:{workload.name}", {"version": workload.version}, "")
+        config = {"version": workload.version, "model_code": workload.model_code}
+        key = stage_key("", f"teacher:{workload.name}", config, "")
         entry = cache.lookup(key) or cache.publish(
             key, TorchArtifact(workload.model), {"stage": "teacher", "seconds": 0.0}
         )
@@ -337,7 +340,19 @@ class _Stages:
         self.key, self.artifact = next_key, produced
 
 
-def _export(stages: _Stages, workload: Workload, workdir: Path) -> None:
+def _export(stages: _Stages, kind: str, workload: Workload, workdir: Path) -> None:
+    if kind == "openvino":
+        from autoopt import openvino_export
+
+        stages.run(
+            openvino_export.STAGE,
+            openvino_export.stage_config(),
+            code_version(openvino_export.export_openvino),
+            lambda a: openvino_export.export_openvino(
+                a, workload, workdir / "exported-openvino" / "model.xml"
+            ),
+        )
+        return
     config = OnnxExportConfig()
     stages.run(
         EXPORT_STAGE,

@@ -16,11 +16,12 @@ Bundle layout::
                              every other file (:mod:`.manifest`)
       README.md              what it is, its numbers, a runnable snippet
       model.onnx             ONNX Runtime bundles
+      model.xml, model.bin   OpenVINO bundles (an IR; its inference precision is in the manifest)
       model.pt2              PyTorch bundles: a torch.export ExportedProgram, or, when the
       model.pt               module cannot be exported, the pickled module (+ code reference)
       example_inputs.npz     a few evaluation inputs, by input name
       example_outputs.npy    what the bundle returned for them at export
-      triton/<name>/...      optional Triton model repository (ONNX bundles)
+      triton/<name>/...      optional Triton model repository (ONNX and OpenVINO bundles)
 
 Nothing is written to ``DIR`` unless verification passes: the bundle is assembled in a
 sibling folder and renamed into place.
@@ -187,7 +188,7 @@ def _resolve(
     from autoopt.execution.worker import prepare
     from autoopt.resolve import recipe_from_dict
 
-    record = _trial(study, number)
+    record = exportable_trial(study, number)
     snap = snapshot_of(study, record)
     try:
         workload = prepare(
@@ -199,10 +200,11 @@ def _resolve(
             "the folder the sweep ran in, or put its plugins on PYTHONPATH"
         ) from e
     recipe = recipe_from_dict(record.recipe or {})
-    if triton and plugins.get_backend(recipe.backend.key).artifact_kind != "onnx":
+    if triton and plugins.get_backend(recipe.backend.key).artifact_kind == "torch":
         raise ConfigError(
             f"--triton: trial {number} runs on {recipe.backend.key}, which serves a PyTorch "
-            "model; the Triton layout is written for ONNX bundles (backend.onnxruntime)"
+            "model; the Triton layout is written for ONNX and OpenVINO bundles "
+            "(backend.onnxruntime, backend.openvino)"
         )
     measured_with = study.workload_version
     if measured_with and measured_with != workload.version:
@@ -263,7 +265,7 @@ def _finish(
     example_inputs = workload.example_inputs(min(EXAMPLE_SAMPLES, len(workload.evaluation)))
     arrays: dict[str, Any] = dict(zip(workload.input_names, example_inputs, strict=True))
     np.savez(staging / bundle.EXAMPLE_INPUTS, **arrays)
-    manifest = _manifest(job, built, model, _triton(job, staging, model.file))
+    manifest = _manifest(job, built, model, _triton(job, staging, model))
     manifest.files = bundle.hash_files(staging)
     _write(staging, manifest)
     # PyTorch runners set the process-wide thread count; give the caller's back afterwards.
@@ -313,6 +315,7 @@ def _manifest(
             output_kind=workload.output_kind,
             input_names=list(workload.input_names),
             output_names=list(workload.output_names),
+            input_description=workload.input_description,
         ),
         recipe=job.recipe.to_dict(),
         recipe_str=job.recipe.describe(),
@@ -345,16 +348,31 @@ def _manifest(
     )
 
 
-def _triton(job: _Job, staging: Path, model_file: str) -> TritonInfo | None:
+def _triton(job: _Job, staging: Path, model: ModelInfo) -> TritonInfo | None:
     if not job.triton:
         return None
-    from autoopt.export.triton import model_name, write_model_repository
+    from autoopt.export.triton import model_name, write_model_repository, write_openvino_repository
+
+    name = model_name(job.triton_name or job.snapshot.workload)
+    if model.format == "openvino":
+        folder = write_openvino_repository(
+            staging / model.file,
+            staging / "triton",
+            name,
+            precision=model.inference_precision or "f32",
+            threads=job.snapshot.latency.threads,
+        )
+        return TritonInfo(
+            model_name=folder.name,
+            config=(folder / "config.pbtxt").relative_to(staging).as_posix(),
+            model=(folder / "1" / "model.xml").relative_to(staging).as_posix(),
+        )
 
     providers = job.record.runner.get("providers") or ["CPUExecutionProvider"]
     folder = write_model_repository(
-        staging / model_file,
+        staging / model.file,
         staging / "triton",
-        model_name(job.triton_name or job.snapshot.workload),
+        name,
         threads=job.snapshot.latency.threads,
         cpu_only=all(p == "CPUExecutionProvider" for p in providers),
     )
@@ -368,17 +386,24 @@ def _triton(job: _Job, staging: Path, model_file: str) -> TritonInfo | None:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _trial(study: StudyRecord, number: int) -> TrialRecord:
+def exportable_trial(study: StudyRecord, number: int) -> TrialRecord:
+    """Trial ``number`` of ``study`` if it can be exported; ConfigError (bad input) naming what
+    it is and which trials can be exported, if not."""
     t = study.trial(number)
     if t is None:
         numbers = [t.number for t in study.trials]
         span = f"{min(numbers)}..{max(numbers)}" if numbers else "none"
         raise ConfigError(f"--trial: study '{study.name}' has no trial {number}; trials: {span}")
     if t.state != "COMPLETE" or not t.recipe:
-        why = f": [{t.failure_stage}] {t.failure_reason}" if t.failure_reason else ""
-        raise ExportError(
-            f"trial {number} of study '{study.name}' is {t.state}{why}; only complete trials "
-            "can be exported"
+        what = {"rejected": "was rejected", "failed": "failed"}.get(
+            t.status, {"RUNNING": "is still running", "WAITING": "is queued"}.get(t.state, "")
+        )
+        why = f" ([{t.failure_stage}] {t.failure_reason})" if t.failure_reason else ""
+        front = ", ".join(str(f.number) for f in study.front())
+        raise ConfigError(
+            f"--trial: trial {number} of study '{study.name}' {what or t.state.lower()}{why}, "
+            "so it has no model to export; only complete trials can be exported"
+            + (f" (the feasible Pareto front: {front})" if front else "")
         )
     if not isinstance(t.metrics.get("accuracy"), int | float):
         raise ExportError(f"trial {number} of study '{study.name}' has no recorded accuracy")

@@ -42,21 +42,14 @@ def _torch_inputs(workload: Workload, model: torch.nn.Module, batch: int) -> tup
 def _dynamic_shapes(workload: Workload) -> tuple[dict[int, Any] | None, ...]:
     import torch
 
-    dims: dict[str, Any] = {}
     axes = workload.onnx_dynamic_axes()
     out = []
     for name in workload.input_names:
-        spec = {
-            axis: dims.setdefault(dim, torch.export.Dim(_identifier(dim), min=1))
-            for axis, dim in axes.get(name, {}).items()
-        }
+        # DYNAMIC lets export infer each axis's range and the axes' equalities from the model
+        # (a named Dim without a maximum fails on BERT's sequence axis, bounded by 512).
+        spec = {axis: torch.export.Dim.DYNAMIC for axis in axes.get(name, {})}
         out.append(spec or None)
     return tuple(out)
-
-
-def _identifier(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "_" for c in name)
-    return cleaned if cleaned and not cleaned[0].isdigit() else f"d_{cleaned}"
 
 
 def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) -> dict[str, Any]:
@@ -101,8 +94,18 @@ def _write_torch(model: torch.nn.Module, workload: Workload, directory: Path) ->
 
 
 def write_model(artifact: Artifact, workload: Workload, directory: Path) -> dict[str, Any]:
-    from autoopt.artifacts import OnnxArtifact
+    from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact
 
+    if isinstance(artifact, OpenVinoArtifact):
+        shutil.copyfile(artifact.path, directory / "model.xml")
+        shutil.copyfile(artifact.weights, directory / "model.bin")
+        return {
+            "format": "openvino",
+            "file": "model.xml",
+            "weights": "model.bin",
+            "inference_precision": artifact.inference_precision,
+            "code_reference": None,
+        }
     if isinstance(artifact, OnnxArtifact):
         shutil.copyfile(artifact.path, directory / "model.onnx")
         return {"format": "onnx", "file": "model.onnx", "code_reference": None}
@@ -116,6 +119,10 @@ def signature(
         from autoopt.export.triton import onnx_signature
 
         return onnx_signature(directory / model_info["file"])
+    if model_info["format"] == "openvino":
+        from autoopt.export.triton import openvino_signature
+
+        return openvino_signature(directory / model_info["file"])
     axes = workload.onnx_dynamic_axes()
 
     def shape(name: str, full: tuple[int, ...]) -> list[int | str]:

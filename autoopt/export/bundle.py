@@ -121,13 +121,21 @@ def check(directory: str | Path) -> dict[str, Any]:
 
 
 def _load_artifact(root: Path, manifest: dict[str, Any]) -> Any:
-    from autoopt.artifacts import OnnxArtifact, TorchArtifact
+    from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact, TorchArtifact
 
     model = manifest.get("model", {})
     form, file = model.get("format"), model.get("file", "")
     path = root / file
     if form == "onnx":
         return OnnxArtifact(path)
+    if form == "openvino":
+        precision = model.get("inference_precision")
+        if precision not in ("f32", "bf16", "f16"):
+            raise ExportError(
+                f"{root / MANIFEST}: model.inference_precision {precision!r} is not one of "
+                "f32, bf16, f16; re-export the bundle"
+            )
+        return OpenVinoArtifact(path, precision)
     if form == "exported_program":
         import torch
 

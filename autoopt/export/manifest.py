@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 FORMAT_VERSION = 1
 #: Model forms a bundle may hold (``model.format``).
-ModelFormat = Literal["onnx", "exported_program", "pickled_module"]
+ModelFormat = Literal["onnx", "openvino", "exported_program", "pickled_module"]
 
 
 class _Part(BaseModel):
@@ -43,6 +43,8 @@ class WorkloadInfo(_Part):
     output_kind: str
     input_names: list[str]
     output_names: list[str]
+    #: What the inputs hold and how raw data becomes them (the workload's own words).
+    input_description: str = ""
 
 
 class BackendInfo(_Part):
@@ -58,6 +60,9 @@ class ModelInfo(_Part):
     file: str
     code_reference: str | None = None
     fallback_reason: str | None = None
+    #: OpenVINO bundles: the IR's weights file and the precision to compile it at.
+    weights: str | None = None
+    inference_precision: Literal["f32", "bf16", "f16"] | None = None
 
 
 class BuildInfo(_Part):
@@ -137,6 +142,11 @@ class Manifest(_Part):
             "The runner takes the workload's model inputs (one array per input, batch first, as "
             "in the workload's data splits) and returns the first output as float32.",
             "",
+            *(
+                [f"Inputs and outputs: {w.input_description}.", ""]
+                if w.input_description
+                else [f"Inputs: {self._signature_text()}.", ""]
+            ),
             *self._without_autoopt(),
         ]
         if self.triton:
@@ -149,12 +159,23 @@ class Manifest(_Part):
             ]
         return "\n".join(lines) + "\n"
 
+    def _signature_text(self) -> str:
+        inputs = self.signature.get("inputs") or []
+        parts = [f"{i['name']}: {i['dtype']} {tuple(i['shape'])}" for i in inputs]
+        return "; ".join(parts) or ", ".join(self.workload.input_names)
+
     def _without_autoopt(self) -> list[str]:
         model, names = self.model, self.workload.input_names
         if model.format == "onnx":
             feed = "{" + ", ".join(f'"{n}": ...' for n in names) + "}"
             return [
                 f'Without autoopt: `onnxruntime.InferenceSession("model.onnx").run(None, {feed})`.'
+            ]
+        if model.format == "openvino":
+            hint = f'{{"INFERENCE_PRECISION_HINT": "{model.inference_precision}"}}'
+            return [
+                f'Without autoopt: `openvino.Core().compile_model("model.xml", "CPU", {hint})` '
+                "(set the precision: the plugin's default is bf16 on CPUs with native bf16)."
             ]
         if model.format == "exported_program":
             return ['Without autoopt: `torch.export.load("model.pt2").module()(*inputs)`.']

@@ -1,15 +1,21 @@
-"""Triton Inference Server model repository for ONNX bundles.
+"""Triton Inference Server model repository for ONNX and OpenVINO bundles.
 
 Layout (``triton/`` inside the bundle; point ``tritonserver --model-repository`` at it)::
 
     triton/<name>/config.pbtxt
-    triton/<name>/1/model.onnx
+    triton/<name>/1/model.onnx                  (onnxruntime backend)
+    triton/<name>/1/model.xml, model.bin        (openvino backend)
 
 ``config.pbtxt`` is written from the ONNX graph itself: input and output names, Triton data
 types, and dims. When the first axis of every input and output is dynamic, the model batches:
 ``max_batch_size`` is set, the batch axis is left out of ``dims`` (Triton's convention) and
 dynamic batching is enabled; other dynamic axes are ``-1``. Otherwise ``max_batch_size: 0``
 and full shapes.
+
+Triton's OpenVINO backend takes a fixed set of plugin parameters (``INFERENCE_NUM_THREADS``,
+``NUM_STREAMS``, ``PERFORMANCE_HINT``, ``HINT_BF16``): it can ask for bf16 but not for f32 or
+f16, so an f32 IR runs at the CPU plugin's default there, which is bf16 on CPUs with native
+bf16. The config says so in a comment, and an f16 IR gets no repository.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from autoopt.errors import ExportError
 
@@ -81,6 +89,26 @@ def onnx_signature(path: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def openvino_signature(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """An IR's inputs and outputs in :func:`onnx_signature`'s form (dynamic axes: None)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+
+    def describe(port: Any) -> dict[str, Any]:
+        shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+        return {
+            "name": port.get_any_name(),
+            "dtype": np.dtype(port.get_element_type().to_dtype()).name,
+            "shape": shape,
+        }
+
+    return {
+        "inputs": [describe(p) for p in model.inputs],
+        "outputs": [describe(p) for p in model.outputs],
+    }
+
+
 def _batches(signature: dict[str, list[dict[str, Any]]]) -> bool:
     tensors = [*signature["inputs"], *signature["outputs"]]
     return bool(tensors) and all(
@@ -107,12 +135,15 @@ def config_pbtxt(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     threads: int | None = None,
     cpu_only: bool = True,
+    openvino_precision: str | None = None,
 ) -> str:
-    """The text of ``config.pbtxt`` (Triton's ModelConfig in protobuf text format)."""
+    """The text of ``config.pbtxt`` (Triton's ModelConfig in protobuf text format): for ONNX
+    Runtime, or for OpenVINO when ``openvino_precision`` (the IR's inference precision) is
+    given."""
     batched = _batches(signature) and max_batch_size > 0
     lines = [
         f'name: "{name}"',
-        'platform: "onnxruntime_onnx"',
+        'backend: "openvino"' if openvino_precision else 'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch_size if batched else 0}",
         "input [",
         ",\n".join(_tensor_block(t, batched) for t in signature["inputs"]),
@@ -125,6 +156,8 @@ def config_pbtxt(
         lines.append("dynamic_batching { }")
     if cpu_only:
         lines.append("instance_group [ { count: 1, kind: KIND_CPU } ]")
+    if openvino_precision:
+        return "\n".join(lines + _openvino_parameters(threads, openvino_precision)) + "\n"
     if threads:
         # onnxruntime_backend parameters: keep the thread count the latency was measured with.
         lines += [
@@ -138,6 +171,57 @@ def config_pbtxt(
             "}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _parameter(key: str, value: str) -> list[str]:
+    return ["parameters {", f'  key: "{key}"', f'  value: {{ string_value: "{value}" }}', "}"]
+
+
+def _openvino_parameters(threads: int | None, precision: str) -> list[str]:
+    """openvino_backend parameters: the plugin settings the latency was measured with."""
+    if precision == "f16":
+        raise ExportError(
+            "Triton's OpenVINO backend cannot ask the CPU plugin for f16 (it takes HINT_BF16 "
+            "only); export without --triton, or choose a trial in fp32 or bf16"
+        )
+    lines = []
+    if threads:
+        lines += _parameter("INFERENCE_NUM_THREADS", str(threads))
+    lines += _parameter("NUM_STREAMS", "1") + _parameter("PERFORMANCE_HINT", "LATENCY")
+    if precision == "bf16":
+        lines += _parameter("HINT_BF16", "YES")
+    else:
+        lines += [
+            "# Measured at inference precision f32. Triton's OpenVINO backend cannot ask for",
+            "# f32: on a CPU with native bf16 the plugin computes in bf16 here instead.",
+        ]
+    return lines
+
+
+def write_openvino_repository(
+    xml_path: Path,
+    repository: Path,
+    name: str,
+    *,
+    precision: str,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    threads: int | None = None,
+) -> Path:
+    """Write ``repository/<name>/config.pbtxt`` and ``<name>/1/model.xml`` + ``model.bin`` for
+    Triton's OpenVINO backend. Returns the model folder."""
+    folder = repository / model_name(name)
+    text = config_pbtxt(
+        folder.name,
+        openvino_signature(xml_path),
+        max_batch_size=max_batch_size,
+        threads=threads,
+        openvino_precision=precision,
+    )
+    (folder / "1").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(xml_path, folder / "1" / "model.xml")
+    shutil.copyfile(xml_path.with_suffix(".bin"), folder / "1" / "model.bin")
+    (folder / "config.pbtxt").write_text(text)
+    return folder
 
 
 def write_model_repository(
@@ -173,5 +257,7 @@ __all__ = [
     "config_pbtxt",
     "model_name",
     "onnx_signature",
+    "openvino_signature",
     "write_model_repository",
+    "write_openvino_repository",
 ]

@@ -25,11 +25,13 @@ _BUILTIN_MODULES = (
     "autoopt.techniques.pruning",
     "autoopt.techniques.transformer_pruning",
     "autoopt.techniques.quantization",
+    "autoopt.techniques.nncf_quantization",
     "autoopt.techniques.precision",
     "autoopt.techniques.float8",
     "autoopt.backends.torch_eager",
     "autoopt.backends.torch_compile",
     "autoopt.backends.onnxruntime",
+    "autoopt.backends.openvino",
     "autoopt.backends.tensorrt",
 )
 _loaded = False

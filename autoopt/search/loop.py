@@ -188,7 +188,8 @@ class RunLoop:
             asked = Asked(trial, recipe)
             c.asked[trial.number] = asked
             self.submit(c.task_for(asked))
-            c.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
+            event = {"type": "start", "trial": trial.number, "recipe": recipe.describe()}
+            c.on_event({**event, "baseline": asked.is_baseline})
         if c.exp.sampler.name == "grid" and _grid_exhausted(self.study):
             self.exhausted = True
 

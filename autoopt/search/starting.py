@@ -26,7 +26,8 @@ parameters the space fixes keep their value (a point that needs another value is
 A point is dropped, with the reason, when this host refuses every variant of it (the usual
 precheck: a method's or backend's ``check``, a path the self-test failed), or when the
 self-test timed its path no faster than fp32 eager on the probe (it cannot beat the baseline:
-"compile where it helps"). Points equal to the baseline or to each other are made once.
+"compile where it helps"; not for students, which win by their size). Points equal to the
+baseline or to each other are made once.
 
 Everything here is pure: the caller passes the host's facts and its precheck.
 """
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from autoopt.selftest import PathResult
 
 #: Quantization methods that make int8 kernels (the int8 starting points).
-INT8_METHODS = ("dynamic_int8", "static_int8")
+INT8_METHODS = ("dynamic_int8", "static_int8", "nncf_int8")
 #: A self-test speedup at or below this means the path does not help on this host.
 HELPS_ABOVE = 1.0
 #: Refusal: the reason the host cannot build a recipe, or "" when it can.
@@ -138,9 +139,13 @@ def derive(
     backends = space.method_choices("backend")
 
     def add(
-        name: str, require: Mapping[str, Any], prefer: Mapping[str, Any] | None = None
+        name: str,
+        require: Mapping[str, Any],
+        prefer: Mapping[str, Any] | None = None,
+        *,
+        speed_rule: bool = True,
     ) -> None:
-        found = _best(space, host, refusal, require, prefer or {})
+        found = _best(space, host, refusal, require, prefer or {}, speed_rule=speed_rule)
         if isinstance(found, str):
             out.dropped.append((name, found))
             return
@@ -164,7 +169,9 @@ def derive(
                 add(f"{precision}@{backend}", {**_teacher(backend), "precision.method": precision})
     for name, student in _students(space, depth):
         settings = _fastest_int8(space, host, out.points)
-        add(name, {**student, **settings})
+        # A student wins by its size, not its kernels: its path (fp32 eager, where no int8
+        # point is left) is not held to the speed rule.
+        add(name, {**student, **settings}, speed_rule=False)
     return out
 
 
@@ -194,9 +201,12 @@ def _best(
     refusal: Refusal,
     require: Mapping[str, Any],
     prefer: Mapping[str, Any],
+    *,
+    speed_rule: bool = True,
 ) -> tuple[dict[str, Any], Recipe] | str:
     """The variant of a point (its open kernel settings) the host runs and the self-test
-    found fastest, or why there is none."""
+    found fastest, or why there is none; with ``speed_rule``, a variant whose path the
+    self-test timed no faster than fp32 eager is dropped."""
     # The point as declared (every open field at its default) first: where the self-test
     # has no figure, it is the one taken.
     variants = expand(space, require, prefer) + expand(space, require, prefer, vary=_kernel_field)
@@ -214,7 +224,7 @@ def _best(
         verdict = host.paths.get(path_key(recipe))
         if not reason and verdict is not None and verdict.status in ("fail", "refused"):
             reason = f"the host self-test found its path {verdict.status}ed"
-        if not reason and verdict is not None and verdict.speedup is not None:
+        if speed_rule and not reason and verdict is not None and verdict.speedup is not None:
             if verdict.speedup <= HELPS_ABOVE:
                 reason = (
                     f"the host self-test timed its path at {verdict.speedup:.2f}x fp32 eager "

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoopt.artifacts import OnnxArtifact
+from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt.errors import CandidateError
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact
@@ -30,6 +31,10 @@ def as_onnx(artifact: Artifact, ctx: Context, stem: str) -> OnnxArtifact:
     """
     if isinstance(artifact, OnnxArtifact):
         return artifact
+    if not isinstance(artifact, TorchArtifact):
+        raise CandidateError(
+            f"{stem} works on ONNX graphs, and an OpenVINO IR is not one", stage=stem
+        )
     from autoopt.onnx_export import export_onnx
 
     return export_onnx(artifact, ctx.workload, scratch_path(ctx, f"{stem}-input"))

@@ -1,11 +1,17 @@
-"""Precision: run the model in fp32 (unchanged), fp16 or bf16 (fp8: :mod:`.float8`)."""
+"""Precision: run the model in fp32 (unchanged), fp16 or bf16 (fp8: :mod:`.float8`).
+
+On OpenVINO the precision is the CPU plugin's inference precision hint, recorded on the IR
+(:class:`~autoopt.artifacts.OpenVinoArtifact`): the weights stay as they are and the plugin
+computes in that precision, which the backend reads back after compiling.
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
-from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import MethodConfig, Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
@@ -13,7 +19,7 @@ from autoopt.techniques._onnx import as_onnx, scratch_path
 if TYPE_CHECKING:
     import torch
 
-    from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.artifacts import Artifact, ArtifactKind, OpenVinoPrecision
     from autoopt.plugins import Context
 
 
@@ -28,7 +34,7 @@ class Fp32Precision(Technique[PrecisionConfig]):
     key = "precision.fp32"
     family = "precision"
     Config = PrecisionConfig
-    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx", "openvino")
 
     def apply(self, artifact: Artifact, config: PrecisionConfig, ctx: Context) -> Artifact:
         return artifact
@@ -37,7 +43,7 @@ class Fp32Precision(Technique[PrecisionConfig]):
 class _HalfPrecision(Technique[PrecisionConfig]):
     family = "precision"
     Config = PrecisionConfig
-    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx")
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch", "onnx", "openvino")
     #: "fp16" or "bf16".
     name: ClassVar[str]
 
@@ -52,17 +58,26 @@ class _HalfPrecision(Technique[PrecisionConfig]):
     def check(self, config: PrecisionConfig, ctx: Context) -> str | None:
         if ctx.device == "cuda":
             return None  # every CUDA GPU PyTorch supports has fp16; bf16 is checked below
-        if ctx.backend_kind == "torch" and not self._native(ctx):
+        if ctx.backend_kind in ("torch", "openvino") and not self._native(ctx):
             flags = "avx512_fp16 or amx_fp16" if self.name == "fp16" else "avx512_bf16 or amx_bf16"
+            engine = (
+                f"OpenVINO's CPU plugin cannot compute in {self.name} natively"
+                if ctx.backend_kind == "openvino"
+                else f"PyTorch would emulate {self.name} slower than fp32"
+            )
             return (
                 f"this CPU ({ctx.hardware.cpu_model}) has no native {self.name} arithmetic "
-                f"(needs {flags}), so PyTorch would emulate {self.name} slower than fp32; use "
+                f"(needs {flags}), so {engine}; use "
                 f"fp32{' or fp16 on onnxruntime' if self.name == 'fp16' else ''}, or a host "
                 "with those instructions or a cuda target"
             )
         return None
 
     def apply(self, artifact: Artifact, config: PrecisionConfig, ctx: Context) -> Artifact:
+        if isinstance(artifact, OpenVinoArtifact):
+            # The same IR, compiled at this precision: the plugin converts the weights itself.
+            precision: OpenVinoPrecision = "f16" if self.name == "fp16" else "bf16"
+            return dataclasses.replace(artifact, inference_precision=precision)
         if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
             model = copy.deepcopy(artifact.model).to(self._dtype())
             return TorchArtifact(model.eval())
@@ -75,7 +90,8 @@ class _HalfPrecision(Technique[PrecisionConfig]):
 @register
 class Fp16Precision(_HalfPrecision):
     """Half precision. PyTorch: parameters and inputs cast to float16. ONNX: the graph's
-    weights and compute in float16, inputs and outputs kept float32 (casts at the edges)."""
+    weights and compute in float16, inputs and outputs kept float32 (casts at the edges).
+    OpenVINO: the plugin's inference precision f16."""
 
     key = "precision.fp16"
     name = "fp16"
@@ -98,7 +114,8 @@ class Fp16Precision(_HalfPrecision):
 
 @register
 class Bf16Precision(_HalfPrecision):
-    """bfloat16 on PyTorch (parameters and inputs cast to bfloat16)."""
+    """bfloat16 on PyTorch (parameters and inputs cast to bfloat16) and OpenVINO (the plugin's
+    inference precision)."""
 
     key = "precision.bf16"
     name = "bf16"

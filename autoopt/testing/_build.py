@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from autoopt import hardware as host
-from autoopt.artifacts import Artifact, OnnxArtifact, TorchArtifact
+from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, TorchArtifact
 from autoopt.backends.onnxruntime import OnnxRuntimeRunner
+from autoopt.backends.openvino import OpenVinoRunner
 from autoopt.backends.torch_eager import TorchRunner
 from autoopt.hardware import Hardware
 from autoopt.onnx_export import export_onnx
@@ -64,11 +65,33 @@ def teacher_onnx(workload: Workload, directory: Path) -> OnnxArtifact:
     return export_onnx(TorchArtifact(workload.model), workload, directory / "teacher.onnx")
 
 
+def teacher_openvino(workload: Workload, directory: Path) -> OpenVinoArtifact:
+    """The workload's teacher converted to an OpenVINO IR as the pipeline converts it."""
+    from autoopt.openvino_export import export_openvino
+
+    model = TorchArtifact(workload.model)
+    return export_openvino(model, workload, directory / "teacher-openvino" / "model.xml")
+
+
+def teacher_artifact(kind: str, workload: Workload, directory: Path) -> Artifact:
+    """The teacher in the form a backend of ``kind`` serves (a copy of the module for
+    PyTorch, so that a technique that mutates its input cannot corrupt other tests)."""
+    import copy
+
+    if kind == "onnx":
+        return teacher_onnx(workload, directory)
+    if kind == "openvino":
+        return teacher_openvino(workload, directory)
+    return TorchArtifact(copy.deepcopy(workload.model))
+
+
 def predict(artifact: Artifact, split: Split, batch_size: int = 256) -> np.ndarray:
     """Outputs over a split, run the way the backends run them (inputs cast to the model's
     dtype on PyTorch, which ``predict_torch`` does not do for fp16/bf16 models)."""
     if isinstance(artifact, OnnxArtifact):
         runner: Any = OnnxRuntimeRunner(str(artifact.path), "all", threads=2)
+    elif isinstance(artifact, OpenVinoArtifact):
+        runner = OpenVinoRunner(artifact, threads=2)
     else:
         runner = TorchRunner(artifact.model, threads=torch.get_num_threads())
     return np.concatenate([runner.run(inputs) for inputs, _ in split.batches(batch_size)])
@@ -85,9 +108,12 @@ def score(outputs: np.ndarray, teacher: np.ndarray, split: Split, output_kind: s
 
 
 def fingerprint(artifact: Artifact) -> Any:
-    """What ``apply`` must leave as it was: the ONNX file's bytes, or every tensor's values."""
+    """What ``apply`` must leave as it was: the graph file's bytes, or every tensor's values."""
     if isinstance(artifact, OnnxArtifact):
         return hashlib.sha256(artifact.path.read_bytes()).hexdigest()
+    if isinstance(artifact, OpenVinoArtifact):
+        files = artifact.path.read_bytes() + artifact.weights.read_bytes()
+        return f"{artifact.inference_precision}:{hashlib.sha256(files).hexdigest()}"
     return {k: v.detach().clone() for k, v in artifact.model.state_dict().items()}
 
 

@@ -21,7 +21,6 @@ cosine similarity to the teacher's embeddings for embedding workloads (at least
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -38,7 +37,7 @@ from autoopt.testing._build import (
     predict,
     same_fingerprint,
     score,
-    teacher_onnx,
+    teacher_artifact,
 )
 from autoopt.testing._config import ConfigContract
 from autoopt.workloads import Split, Workload, load_workload
@@ -97,12 +96,7 @@ class TechniqueTestSuite(ConfigContract):
         )
         technique = plugins.get_technique(self.key)()
         config = technique.Config(**self.config)
-        source: Artifact
-        if ctx.backend_kind == "onnx":
-            source = teacher_onnx(workload, workdir)
-        else:
-            # A copy, so that a technique that mutates its input cannot corrupt other tests.
-            source = TorchArtifact(copy.deepcopy(workload.model))
+        source = teacher_artifact(ctx.backend_kind, workload, workdir)
         before = fingerprint(source)
         output = technique.apply(source, config, ctx)
         return Built(technique, config, ctx, source, before, output)

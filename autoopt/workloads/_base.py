@@ -103,9 +103,18 @@ class Workload:
         | None
     ) = None
     description: str = ""
+    #: Real inputs at the shape latency is timed at, when the evaluation split's are not (a
+    #: sentence padded to 128 tokens times differently on an engine that skips padding than
+    #: 128 real tokens do); :meth:`latency_inputs` draws from them. Never scored, and never
+    #: traced: a tracer may specialize on them (an attention mask of ones is dropped).
+    latency_split: Split | None = None
+    #: What the model's inputs hold and how raw data becomes them (scaling, tokenization):
+    #: an exported bundle's README tells its user, who feeds it data the workload never saw.
+    input_description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
     _version: str = ""
+    _model_code: str = ""
 
     @property
     def version(self) -> str:
@@ -116,14 +125,39 @@ class Workload:
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             for split in (self.train, self.calibration, self.evaluation):
                 h.update(split.fingerprint().encode())
+            # Only where set, so that workloads without them keep their version: the shapes
+            # exported graphs accept, and what latency is timed on.
+            if self.dynamic_axes is not None:
+                h.update(repr(sorted(self.onnx_dynamic_axes().items())).encode())
+            if self.latency_split is not None:
+                h.update(self.latency_split.fingerprint().encode())
             self._version = h.hexdigest()[:16]
         return self._version
 
+    @property
+    def model_code(self) -> str:
+        """Fingerprint of the teacher's code and configuration (its module classes' source,
+        its Hugging Face config): what cached teacher results are keyed by with the version."""
+        if not self._model_code:
+            from autoopt.fingerprint import model_fingerprint
+
+            self._model_code = model_fingerprint(self.model)
+        return self._model_code
+
     def example_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
-        """A batch of real evaluation inputs of the given size (tiled if the split is small)."""
+        """A batch of real evaluation inputs of the given size (tiled if the split is small):
+        what exporters trace with."""
         n = len(self.evaluation)
         idx = np.arange(batch_size) % n
         return tuple(x[idx] for x in self.evaluation.inputs)
+
+    def latency_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
+        """A batch to time latency on: from the latency split where the workload has one,
+        else :meth:`example_inputs`."""
+        if self.latency_split is None:
+            return self.example_inputs(batch_size)
+        idx = np.arange(batch_size) % len(self.latency_split)
+        return tuple(x[idx] for x in self.latency_split.inputs)
 
     def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
         if self.dynamic_axes is not None:

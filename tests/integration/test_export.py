@@ -422,7 +422,7 @@ def test_triton_layout_matches_onnx_graph(swept: Swept, tmp_path: Path) -> None:
 
 def test_triton_refused_for_torch_bundle(swept: Swept, tmp_path: Path) -> None:
     base = swept.study.baseline
-    with pytest.raises(ConfigError, match="--triton: .*ONNX bundles"):
+    with pytest.raises(ConfigError, match="--triton: .*ONNX and OpenVINO bundles"):
         autoopt.export(
             swept.name, swept.storage, out=tmp_path / "b", trial=base.number, triton=True
         )

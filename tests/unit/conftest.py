@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoopt.artifacts import OnnxArtifact, TorchArtifact
+from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact, TorchArtifact
 from autoopt.onnx_export import export_onnx
+from autoopt.openvino_export import export_openvino
 from autoopt.workloads import Workload, load_workload, predict_torch
 
 
@@ -27,3 +28,11 @@ def teacher_accuracy(workload: Workload) -> float:
 def teacher_onnx(workload: Workload, tmp_path_factory: pytest.TempPathFactory) -> OnnxArtifact:
     path: Path = tmp_path_factory.mktemp("teacher_onnx") / "teacher.onnx"
     return export_onnx(TorchArtifact(workload.model), workload, path)
+
+
+@pytest.fixture(scope="session")
+def teacher_openvino(
+    workload: Workload, tmp_path_factory: pytest.TempPathFactory
+) -> OpenVinoArtifact:
+    path: Path = tmp_path_factory.mktemp("teacher_openvino") / "model.xml"
+    return export_openvino(TorchArtifact(workload.model), workload, path)

@@ -46,4 +46,10 @@ def test_random_points_are_valid_and_reproducible() -> None:
         for name, value in point.items():
             assert allowed(space.parameters[name], value), (name, value)
         kinds.add(recipe_from_params(point, space).describe().split(" @ ")[-1])
-    assert kinds == {"torch_eager", "onnxruntime", "onnxruntime(graph_optimization_level=basic)"}
+    assert kinds == {
+        "torch_eager",
+        "onnxruntime",
+        "onnxruntime(graph_optimization_level=basic)",
+        "openvino",
+        "openvino(static_shapes=True)",
+    }

@@ -82,6 +82,23 @@ def test_minilm_inputs_are_int64_padded_to_seq_len(workload: Workload) -> None:
     assert tuple(x.shape for x in workload.example_inputs(1)) == ((1, 128), (1, 128))
 
 
+def test_minilm_latency_inputs_are_128_real_tokens_of_evaluation_sentences(
+    workload: Workload,
+) -> None:
+    ids, mask = workload.latency_inputs(64)
+    assert ids.shape == mask.shape == (64, 128) and mask.all()  # nothing padded to skip
+    # Consecutive evaluation sentences, joined: the first row starts with the first two.
+    tokenizer = workload.extras["tokenizer"]
+    first_two = " ".join(_texts(workload, "evaluation")[:2])
+    expected = tokenizer.decode(tokenizer(first_two)["input_ids"], skip_special_tokens=True)
+    assert tokenizer.decode(ids[0], skip_special_tokens=True).startswith(expected)
+    # The evaluation split itself is unchanged: its own sentences, padded to 128; exporters
+    # trace with those (a tracer may drop an attention mask of ones).
+    assert workload.evaluation.inputs[1].sum(1).mean() < 40
+    assert not workload.example_inputs(64)[1].all()
+    assert workload.onnx_dynamic_axes()["input_ids"] == {0: "batch", 1: "sequence"}
+
+
 def test_minilm_embeddings_equal_mean_pooling_computed_independently(
     workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
 ) -> None:

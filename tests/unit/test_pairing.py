@@ -27,7 +27,8 @@ from autoopt.pairing import (
     round_sizes,
     time_rounds,
 )
-from autoopt.recipe import Recipe, Step, baseline_recipe
+from autoopt.recipe import Recipe
+from autoopt.resolve import baseline_recipe, make_step
 from autoopt.study.records import load_note, study_record
 from autoopt.workloads import Workload
 from tests.synthetic_studies import create_synthetic_study
@@ -203,9 +204,9 @@ def test_measure_of_a_candidate_times_the_teacher_beside_it(
     monkeypatch.setattr(M, "baseline_calls", spy)
     # The teacher itself under a non-baseline recipe: timed beside the baseline runner.
     recipe = Recipe(
-        pruning=Step.make("pruning.unstructured", {"amount": 0.1}),
-        precision=Step.make("precision.fp32"),
-        backend=Step.make("backend.torch_eager"),
+        pruning=make_step("pruning.unstructured", {"amount": 0.1}),
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.torch_eager"),
     )
     m = _measure(workload, recipe, tmp_path, extra_batch_sizes=[8])
     assert built == [(1, "cpu", [1, 8])]

@@ -37,7 +37,10 @@ def test_enumerate_paths_minilm_has_static_int8_under_both_compile_modes(
     assert "onnxruntime(transformer_fusions, flush_denormals) + fp32" in labels
     assert "onnxruntime(flush_denormals) + static_int8(per_channel)" in labels
     assert "torch_compile + bf16" in labels
-    assert len(labels) == len(set(labels)) == 18
+    assert "openvino(static_shapes) + nncf_int8" in labels
+    # 18 paths on the first three backends and 12 on openvino, plus the 6 where nncf_int8 is
+    # declared off openvino (refused by check(), without a build).
+    assert len(labels) == len(set(labels)) == 36
 
 
 def test_enumerate_paths_starts_with_the_baseline(
@@ -84,8 +87,10 @@ def test_enumerate_paths_digits_crosses_precisions_levels_and_quantizations(
     for recipe in digits_paths:
         if recipe.quantization is not None:
             assert recipe.precision.method == "fp32"
-    # 3 precisions + 2 int8 methods x 2 per_channel, on eager and ONNX Runtime at 2 levels
-    assert len(digits_paths) == (3 + 4) * 3
+    # 3 precisions + 2 int8 methods x 2 per_channel + NNCF's 2 presets, on eager, ONNX Runtime
+    # at 2 levels and OpenVINO with and without static shapes (the int8 methods a backend does
+    # not run are refused by check(), without a build)
+    assert len(digits_paths) == (3 + 4 + 2) * 5
 
 
 def test_enumerate_paths_sets_distillation_and_pruning_to_none_for_when_conditions() -> None:

@@ -18,9 +18,9 @@ from autoopt.selftest import path_key
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 
 
-@pytest.fixture(scope="module")
-def refusal(workload):
-    """This host's precheck, as the controller runs it before queueing a point."""
+def _refusal(workload):
+    """This host's precheck for ``workload``, as the controller runs it before queueing a
+    point."""
 
     def refuse(recipe) -> str:
         try:
@@ -30,6 +30,19 @@ def refusal(workload):
         return ""
 
     return refuse
+
+
+@pytest.fixture(scope="module")
+def refusal(workload):
+    return _refusal(workload)
+
+
+@pytest.fixture(scope="module")
+def minilm_refusal():
+    """The MiniLM space's points checked against MiniLM (its students need its layout)."""
+    from autoopt.workloads import load_workload
+
+    return _refusal(load_workload("minilm"))
 
 
 def _names(found) -> dict[str, str]:
@@ -94,9 +107,9 @@ def test_reduced_precision_point_follows_the_host_and_is_refused_where_it_cannot
     assert ("fp16@torch_eager" in _names(found)) == here.native_fp16
 
 
-def test_minilm_points_include_compile_int8_and_a_half_depth_student(refusal, workload) -> None:
+def test_minilm_points_include_compile_int8_and_a_half_depth_student(minilm_refusal) -> None:
     space = load_search_space(SPACES / "minilm.yaml")
-    found = derive(space, HostFacts.of(hardware.current(), "cpu"), depth=6, refusal=refusal)
+    found = derive(space, HostFacts.of(hardware.current(), "cpu"), depth=6, refusal=minilm_refusal)
     names = _names(found)
     assert {"teacher@torch_compile", "teacher@onnxruntime"} <= set(names)
     assert names["static_int8@torch_compile"].startswith("static_int8(per_channel=True) > fp32")
@@ -112,7 +125,7 @@ def test_minilm_points_include_compile_int8_and_a_half_depth_student(refusal, wo
 
 
 def test_self_test_results_choose_the_kernel_settings_and_drop_what_does_not_help(
-    refusal,
+    minilm_refusal,
 ) -> None:
     space = load_search_space(SPACES / "minilm.yaml")
     variants = {}
@@ -150,7 +163,7 @@ def test_self_test_results_choose_the_kernel_settings_and_drop_what_does_not_hel
         path_key(ort_teacher): PathVerdict("pass", 0.9),
     }
     host = HostFacts("cpu", native_bf16=False, paths=paths)
-    found = derive(space, host, depth=6, refusal=refusal)
+    found = derive(space, host, depth=6, refusal=minilm_refusal)
     static = next(p for p in found.points if p.name == "static_int8@torch_compile")
     assert static.recipe.backend.params["mode"] == "default"
     assert static.recipe.backend.params["cpp_wrapper"] is True
@@ -206,3 +219,34 @@ def test_enumerate_points_lists_each_candidate_of_a_finite_space_once() -> None:
     # (none + 2 amounts) x (none + 2 int8) x 2 backends
     assert len(points) == 3 * 3 * 2
     assert len({recipe_key(recipe_from_params(p, space)) for p in points}) == len(points)
+
+
+def test_a_student_is_not_dropped_for_its_path_timing_like_fp32_eager(refusal) -> None:
+    from autoopt.config import SearchSpace
+
+    space = SearchSpace.model_validate(
+        {
+            "parameters": {
+                "distillation.method": ["kd"],
+                "distillation.kd.width": [0.25, 0.5],
+                "quantization.method": ["none"],
+                "precision.method": "fp32",
+                "backend.method": ["torch_eager"],
+            }
+        }
+    )
+    eager = recipe_from_params(
+        {
+            "distillation.method": "none",
+            "quantization.method": "none",
+            "precision.method": "fp32",
+            "backend.method": "torch_eager",
+        },
+        space,
+    )
+    # The self-test times fp32 eager against itself: noise around 1x, which says nothing of
+    # a student (it wins by its size).
+    host = HostFacts("cpu", paths={path_key(eager): PathVerdict("pass", 0.97)})
+    found = derive(space, host, refusal=refusal)
+    assert _names(found) == {"student-width-0.5": found.points[0].recipe.describe()}
+    assert found.dropped == []

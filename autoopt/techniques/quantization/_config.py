@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -17,30 +17,40 @@ OpType = Literal["MatMul", "Gemm", "Conv", "Gather", "Attention"]
 DEFAULT_OP_TYPES: list[OpType] = ["Conv", "Gemm", "MatMul"]
 
 
-class QuantizationConfig(MethodConfig):
-    """What both int8 methods take."""
+class ExclusionsConfig(MethodConfig):
+    """Layers an int8 method keeps in float, by PyTorch module name, whatever the artifact."""
 
     #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
     #: for one name component, so a layer *type* can be excluded in every block:
     #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
+    #: Or a role, for a model with a layout (:mod:`autoopt.layouts`): ``ffn_out``, ``ffn_in``,
+    #: ``attn_out``, ``attn_qkv``, ``attn_q``, ``attn_k``, ``attn_v``, in every block.
     exclude: list[str] = Field(default_factory=list)
-    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
-    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
-    per_channel: bool = False
 
     # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
-    @field_validator("exclude", "op_types")
-    @classmethod
-    def _canonical(cls, v: list[str]) -> list[str]:
-        return sorted(set(v))
-
     @field_validator("exclude")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
         for name in v:
             if not name or name != name.strip() or name.startswith(".") or name.endswith("."):
                 raise ValueError(f"'{name}' is not a module name like 'fc2' or 'encoder.layer.0'")
-        return v
+        return sorted(set(v))
+
+
+class QuantizationConfig(ExclusionsConfig):
+    """What both ONNX Runtime / PyTorch int8 methods take."""
+
+    #: Which ONNX op types to quantize (on PyTorch, MatMul/Gemm mean ``nn.Linear``).
+    op_types: list[OpType] = Field(default_factory=lambda: list(DEFAULT_OP_TYPES), min_length=1)
+    per_channel: bool = False
+
+    @field_validator("op_types")
+    @classmethod
+    def _canonical(cls, v: list[str]) -> list[str]:
+        return sorted(set(v))
+
+
+ConfigT = TypeVar("ConfigT", bound=ExclusionsConfig)
 
 
 class DynamicInt8Config(QuantizationConfig):
@@ -59,6 +69,23 @@ class StaticInt8Config(QuantizationConfig):
     calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
 
 
+def int8_refusal(config: QuantizationConfig, ctx: Context) -> str | None:
+    """What every ONNX Runtime / PyTorch int8 method refuses: backend openvino (NNCF's), a
+    precision it cannot combine with, exclusions by a role the model cannot name."""
+    from autoopt.techniques._roles import exclusion_refusal
+
+    return (
+        openvino_refusal(ctx) or precision_conflict(ctx) or exclusion_refusal(config.exclude, ctx)
+    )
+
+
+def with_roles(config: ConfigT, ctx: Context, stage: str) -> ConfigT:
+    """``config`` with the roles in its ``exclude`` replaced by module patterns."""
+    from autoopt.techniques._roles import exclusion_patterns
+
+    return config.model_copy(update={"exclude": exclusion_patterns(config.exclude, ctx, stage)})
+
+
 def precision_conflict(ctx: Context) -> str | None:
     precision = ctx.recipe.precision.method
     if precision in ("fp16", "bf16", "fp8"):
@@ -66,5 +93,14 @@ def precision_conflict(ctx: Context) -> str | None:
             f"int8 quantization cannot be combined with precision {precision}: the quantized "
             "model keeps float32 scales and float32 layers between the int8 ones; use precision "
             f"fp32 with quantization, or {precision} without quantization"
+        )
+    return None
+
+
+def openvino_refusal(ctx: Context) -> str | None:
+    if ctx.backend_kind == "openvino":
+        return (
+            "this method builds ONNX Runtime or PyTorch int8 graphs, and backend openvino "
+            "quantizes with NNCF: use quantization.nncf_int8 on backend openvino"
         )
     return None

@@ -1,0 +1,235 @@
+"""NNCF post-training int8 quantization of OpenVINO IRs: what Optimum-Intel and
+sentence-transformers' efficiency guide recommend for transformer encoders on x86 CPUs.
+
+``nncf.quantize`` calibrates activation ranges on the workload's calibration split and inserts
+FakeQuantize nodes on the inputs of MatMul/Convolution with int8 weights; OpenVINO's CPU
+plugin turns those into int8 kernels (VNNI where the CPU has it). For a transformer it also
+applies SmoothQuant (moves activation outliers into the weights) and keeps the attention's
+softmax path as NNCF's transformer preset says.
+
+Exclusions are PyTorch module names, as for the other int8 methods (``exclude``,
+``exclude_most_sensitive``); they are mapped to the IR's node names through the module path
+OpenVINO's converter writes into each name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from autoopt.artifacts import OpenVinoArtifact, TorchArtifact
+from autoopt.errors import CandidateError
+from autoopt.plugins import Context, Technique, register
+from autoopt.techniques._names import matches
+from autoopt.techniques._openvino import (
+    as_openvino,
+    is_transformer,
+    layer_path,
+    read_model,
+    scratch_ir,
+    weighted_layers,
+)
+from autoopt.techniques.quantization import DynamicInt8Config, sensitivity_ranking
+from autoopt.techniques.quantization._config import ExclusionsConfig, with_roles
+from autoopt.techniques.quantization._layers import unknown_layers_error
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+    from autoopt.artifacts import Artifact, ArtifactKind
+
+logger = logging.getLogger(__name__)
+
+
+class NncfInt8Config(ExclusionsConfig):
+    #: NNCF's preset: ``performance`` quantizes activations symmetrically, ``mixed``
+    #: asymmetrically (better for activations that are not centred, like GELU's); ``auto`` is
+    #: NNCF's default (mixed for transformers, performance otherwise).
+    preset: Literal["auto", "performance", "mixed"] = "auto"
+    #: ``transformer`` turns on NNCF's transformer handling (SmoothQuant, attention kept as
+    #: NNCF's transformer rules say); ``auto`` turns it on where the graph holds attention.
+    model_type: Literal["auto", "transformer", "default"] = "auto"
+    #: Calibration samples NNCF collects statistics on (NNCF's default 300; at most the
+    #: calibration split).
+    subset_size: int = Field(default=300, ge=1, le=100_000)
+    #: SmoothQuant's migration strength for MatMul on transformers (NNCF's default 0.95); a
+    #: negative value turns SmoothQuant off.
+    smooth_quant_alpha: float = Field(default=0.95, ge=-1.0, le=1.0)
+    #: NNCF's fast bias correction (its default) or the slower full bias correction.
+    fast_bias_correction: bool = True
+    #: Also keep in float the k Linears whose quantization alone moves the outputs most on the
+    #: calibration split (:func:`~autoopt.techniques.quantization.sensitivity_ranking`, int8
+    #: per-channel weights on the PyTorch model); needs the PyTorch model.
+    exclude_most_sensitive: int = Field(default=0, ge=0, le=10_000)
+    sensitivity_samples: int = Field(default=64, ge=1, le=100_000)
+
+
+class _Forward(logging.Handler):
+    """Re-emits NNCF's records on this module's logger (its INFO chatter at DEBUG)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = logging.DEBUG if record.levelno <= logging.INFO else record.levelno
+        logger.log(level, "nncf: %s", record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """NNCF draws progress bars on stdout and logs there through its own handler, and stdout
+    carries results in the CLI (``autoopt export`` builds in-process): for the call only, the
+    bars are captured and its records go to autoopt's log instead."""
+    from nncf.common.logging import nncf_logger
+
+    buffer = io.StringIO()
+    handlers = nncf_logger.handlers[:]
+    nncf_logger.handlers = [_Forward()]
+    try:
+        with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        nncf_logger.handlers = handlers
+    if buffer.getvalue().strip():
+        logger.debug("nncf: %s", buffer.getvalue().strip())
+
+
+def calibration_items(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]:
+    """One feed per calibration sample (batch 1), cut by the workload's ``trim_batch`` where it
+    has one: the padding a sample carries is masked out of every real output, so its
+    activations would only widen the calibrated ranges (and cost time)."""
+    import torch
+
+    split = ctx.workload.calibration
+    split = split.take(min(samples, len(split)))
+    items = []
+    for inputs, _ in split.batches(1):
+        if ctx.workload.trim_batch is not None:
+            tensors = tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in inputs)
+            inputs = tuple(t.numpy() for t in ctx.workload.trim_batch(tensors))
+        items.append(dict(zip(ctx.workload.input_names, inputs, strict=True)))
+    return items
+
+
+def ignored_nodes(model: ov.Model, exclude: list[str], stage: str) -> list[str]:
+    """The weighted nodes of the excluded layers; raises naming the layers if an exclusion
+    matches no node of the graph."""
+    paths = {layer_path(op.get_friendly_name()) for op in model.get_ops()} - {""}
+    unknown = [e for e in exclude if not any(matches(p, e) for p in paths)]
+    layers = weighted_layers(model)
+    if unknown:
+        raise unknown_layers_error(stage, unknown, layers)
+    return sorted(
+        name
+        for path, names in layers.items()
+        if any(matches(path, e) for e in exclude)
+        for name in names
+    )
+
+
+def fake_quantize_count(model: ov.Model) -> int:
+    return sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+@register
+class NncfInt8Quantization(Technique[NncfInt8Config]):
+    """Static int8 by NNCF on an OpenVINO IR, served by ``backend.openvino``."""
+
+    key = "quantization.nncf_int8"
+    family = "quantization"
+    Config = NncfInt8Config
+    #: The PyTorch model only when layers are ranked on it (``exclude_most_sensitive``).
+    accepts: ClassVar[tuple[ArtifactKind, ...]] = ("openvino", "torch")
+    kernel_fields = ("preset",)
+
+    def check(self, config: NncfInt8Config, ctx: Context) -> str | None:
+        if ctx.backend_kind != "openvino":
+            return (
+                f"NNCF quantizes OpenVINO IRs, and {ctx.recipe.backend.key} serves "
+                f"{ctx.backend_kind} models: use backend openvino, or quantization.dynamic_int8 "
+                "or static_int8 on the other backends"
+            )
+        from autoopt.techniques._roles import exclusion_refusal
+
+        return exclusion_refusal(config.exclude, ctx)
+
+    def needs_torch(self, config: NncfInt8Config) -> bool:
+        return config.exclude_most_sensitive > 0
+
+    def apply(self, artifact: Artifact, config: NncfInt8Config, ctx: Context) -> Artifact:
+        # Roles (ffn_out, attn_out, ...) become the model layout's module patterns.
+        config = with_roles(config, ctx, self.key)
+        if config.exclude_most_sensitive:
+            if not isinstance(artifact, TorchArtifact):
+                raise CandidateError(
+                    f"{self.key}.exclude_most_sensitive ranks layers on the PyTorch model, and "
+                    f"this stage received a {artifact.kind} model; list the layers in exclude",
+                    stage=self.key,
+                )
+            ranking = sensitivity_ranking(
+                artifact.model,
+                DynamicInt8Config(
+                    exclude=config.exclude,
+                    per_channel=True,
+                    sensitivity_samples=config.sensitivity_samples,
+                ),
+                ctx,
+            )
+            top = [name for name, _ in ranking[: config.exclude_most_sensitive]]
+            logger.info("nncf_int8: keeping the most sensitive layers in float: %s", top)
+            config = config.model_copy(update={"exclude": sorted({*config.exclude, *top})})
+        source = as_openvino(artifact, ctx, "nncf_int8")
+        quantized = self._quantize(read_model(source), config, ctx)
+        if not fake_quantize_count(quantized):
+            raise CandidateError(
+                f"{self.key}: NNCF quantized nothing (no MatMul or Convolution left after the "
+                f"exclusions {config.exclude})",
+                stage=self.key,
+            )
+        from autoopt.openvino_export import save
+
+        out = save(quantized, scratch_ir(ctx, "nncf_int8"))
+        return OpenVinoArtifact(out, source.inference_precision)
+
+    def _quantize(self, model: ov.Model, config: NncfInt8Config, ctx: Context) -> ov.Model:
+        import nncf
+        from nncf.quantization.advanced_parameters import (
+            AdvancedQuantizationParameters,
+            AdvancedSmoothQuantParameters,
+        )
+
+        ignored = ignored_nodes(model, config.exclude, self.key)
+        transformer = config.model_type == "transformer" or (
+            config.model_type == "auto" and is_transformer(model)
+        )
+        items = calibration_items(ctx, config.subset_size)
+        kwargs: dict[str, Any] = {
+            "subset_size": len(items),
+            "fast_bias_correction": config.fast_bias_correction,
+            "ignored_scope": nncf.IgnoredScope(names=ignored),
+        }
+        if config.preset != "auto":
+            kwargs["preset"] = nncf.QuantizationPreset(config.preset)
+        if transformer:
+            kwargs["model_type"] = nncf.ModelType.TRANSFORMER
+            kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
+                smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
+            )
+        logger.info(
+            "nncf_int8: model_type %s, %d nodes kept in float",
+            "transformer" if transformer else "default",
+            len(ignored),
+        )
+        try:
+            with _quiet():
+                return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+        except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CandidateError(
+                f"NNCF quantization failed: {type(e).__name__}: {first}", stage=self.key
+            ) from e
