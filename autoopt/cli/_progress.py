@@ -20,8 +20,12 @@ class RunLog:
 
     NOTICE_AFTER_S = 5.0
 
-    def __init__(self, console: Console, total: int | None, targets: int, name: str) -> None:
+    def __init__(
+        self, console: Console, total: int | None, targets: int, name: str, *, distinct: bool
+    ) -> None:
         self.console = console
+        #: sampler.distinct: a repeat of a measured candidate takes no slot of the budget.
+        self.distinct = distinct
         self.total = total * targets if total else None
         self.targets = targets
         self.done = 0
@@ -165,7 +169,29 @@ class RunLog:
         self.line(
             f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
             f"measurement reused  {escape(e.get('recipe', ''))}",
+            counted=not self.distinct,
+        )
+
+    def _on_starting_points(self, e: dict[str, Any], tag: str) -> None:
+        if e["queued"]:
+            self.line(
+                f"{tag}queued {len(e['queued'])} standard starting points: "
+                + escape(", ".join(e["queued"]))
+            )
+
+    def _on_rejected_early(self, e: dict[str, Any], tag: str) -> None:
+        self.line(
+            f"{tag}trial {e['trial']:>3} [yellow]rejected early[/yellow] {escape(e['reason'])}",
             counted=True,
+        )
+
+    def _on_rung(self, e: dict[str, Any], tag: str) -> None:
+        verdict = "goes on" if e["go_on"] else "[yellow]stopped[/yellow]"
+        why = f" ({escape(e['reason'])})" if e.get("reason") else ""
+        self.line(
+            f"{tag}trial {e['trial']:>3} at {e['share']:.0%} of its training: "
+            f"{escape(e['metric'])}={e['accuracy']:.4f}, {verdict}{why}",
+            counted=not e["go_on"],
         )
 
     def _on_recombined(self, e: dict[str, Any], tag: str) -> None:

@@ -46,7 +46,9 @@ def run(
     """Run (or continue) a sweep and print its feasible Pareto front."""
     exp = api.validate(experiment, sampler=sampler)  # bad input fails before anything is drawn
     total = n_trials or exp.budget.n_trials
-    with RunLog(err, total, len(exp.targets), study or exp.name) as log:
+    with RunLog(
+        err, total, len(exp.targets), study or exp.name, distinct=exp.sampler.distinct
+    ) as log:
         summary = api.run(
             exp,
             n_trials=n_trials,

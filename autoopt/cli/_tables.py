@@ -71,13 +71,29 @@ def print_summary(summary: Any) -> None:
         )
     d = summary.duplicates
     repeats = f" ({d} {'a repeat' if d == 1 else 'repeats'} of a measured candidate)" if d else ""
+    early = "".join(
+        f", {n} {what}"
+        for n, what in (
+            (summary.rejected_early, "rejected early on their first evaluation slice"),
+            (summary.stopped_early, "stopped at a rung of their training"),
+        )
+        if n
+    )
     out.print(
         f"{summary.trials_run} trials this run ({summary.completed} complete{repeats}, "
-        f"{summary.failed} failed, {summary.rejected} rejected) in {summary.elapsed_s:.0f}s; "
-        f"stopped: {summary.stopped}. Stage cache: {summary.cache_hits} stage builds reused "
-        f"(saved {summary.cache_saved_s:.1f}s), {summary.cache_builds} built.",
+        f"{summary.failed} failed, {summary.rejected} rejected{early}) in "
+        f"{summary.elapsed_s:.0f}s; stopped: {summary.stopped}. Stage cache: "
+        f"{summary.cache_hits} stage builds reused (saved {summary.cache_saved_s:.1f}s), "
+        f"{summary.cache_builds} built.",
         highlight=False,
     )
+    if summary.derived:
+        out.print(
+            "Standard starting points (derived): "
+            + ", ".join(f"#{n} {name}" for n, name in sorted(summary.derived.items())),
+            highlight=False,
+            markup=False,
+        )
     if summary.results_dir:
         out.print(
             f"Results: {summary.results_dir}/ (trials.csv, pareto.csv, pareto.png)",
