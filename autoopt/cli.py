@@ -119,7 +119,8 @@ def run(
     ] = None,
 ) -> None:
     """Run (or continue) a sweep and print its feasible Pareto front."""
-    exp = api.validate(experiment, sampler=sampler)  # bad input fails before anything is drawn
+    # Bad input fails before anything is drawn; the workload is loaded by the run.
+    exp = api.validate(experiment, sampler=sampler, load=False)
     total = n_trials or exp.budget.n_trials
     with _RunLog(err, total, len(exp.targets), study or exp.name) as log:
         summary = api.run(
@@ -435,9 +436,9 @@ def _state_label(state: str, repeat_of: Any) -> str:
 
 
 def _emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
-    """A table shows the main columns, in words (and marks trials timed on a busy host); csv and json carry every column as stored
-    (``state`` is Optuna's, ``status`` autoopt's, ``duplicate_of`` names the trial a repeat
-    reused)."""
+    """A table shows the main columns, in words, and marks trials timed on a busy host; csv and
+    json carry every column as stored (``state`` is Optuna's, ``status`` autoopt's,
+    ``duplicate_of`` names the trial a repeat reused)."""
     if fmt is Format.table and len(frame):
         frame = frame.assign(host=[load_note(row) for row in frame.to_dict("records")])
         measured = frame["state"] == "COMPLETE"
@@ -512,13 +513,22 @@ def studies(storage: StorageOpt = None, format: FormatOpt = Format.table) -> Non
 
 @app.command()
 @_errors
-def validate(experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -> None:
-    """Check an experiment, its search space and its workload entry point; runs nothing."""
-    exp = api.validate(experiment)
+def validate(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    no_load: Annotated[
+        bool,
+        typer.Option("--no-load", help="Check the files only; do not load the workload."),
+    ] = False,
+) -> None:
+    """Check an experiment, its search space and its workload (loaded, its teacher run on two
+    samples, unless --no-load); builds nothing."""
+    exp = api.validate(experiment, load=not no_load)
     n = len(exp.space.parameters)
+    checked = "not loaded" if no_load else "loaded, contract ok"
     out.print(
-        f"{experiment}: ok — workload '{exp.workload.name}', {n} parameters, objectives "
-        f"{', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage {exp.storage}",
+        f"{experiment}: ok — workload '{exp.workload.name}' ({checked}), {n} parameters, "
+        f"objectives {', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage "
+        f"{exp.storage}",
         highlight=False,
         markup=False,
     )

@@ -166,7 +166,12 @@ class Controller:
         self.on_event({"type": "workload", "phase": "ready", "name": name, "seconds": seconds})
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
         check_targets([self.target], self.exp.task_cpus)
-        study = self.ledger.open(n_trials, self._workload.version, self._workload.metric_name)
+        study = self.ledger.open(
+            n_trials,
+            self._workload.version,
+            self._workload.metric_name,
+            teacher_kind=self._workload.teacher_kind,
+        )
         self.on_event(self._study_event(study))
         self.recorder = TrialRecorder(study, self.exp.constraint, self.exp.objectives)
         stale = self.ledger.recover_stale(study, self.recorder)

@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autoopt.artifacts import ArtifactKind
 from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import CandidateError, ConfigError
@@ -58,6 +59,12 @@ class Proposals:
         #: What the target's self-test found (set once it has run).
         self.host = HostCheck()
 
+    @property
+    def teacher_kind(self) -> ArtifactKind:
+        """What the workload's candidates start from (its baseline follows)."""
+        kind: ArtifactKind = self.workload.teacher_kind
+        return kind
+
     def task(self, number: int, recipe: Recipe) -> TrialTask:
         return TrialTask(
             trial_number=number,
@@ -81,9 +88,9 @@ class Proposals:
         self.recorder.claim(trial, controller=self.owner, run=self.run_id, target=self.target.name)
         try:
             if trial.user_attrs.get(S.ATTR_BASELINE):
-                if baseline_params(self.exp.space) is not None:
+                if baseline_params(self.exp.space, self.teacher_kind) is not None:
                     suggest(trial, self.exp.space)  # record the enqueued baseline params
-                return trial, baseline_recipe(), ""
+                return trial, baseline_recipe(self.teacher_kind), ""
             params = suggest(trial, self.exp.space)
             return trial, recipe_from_params(params, self.exp.space, self.overrides(trial)), ""
         except ConfigError as e:
@@ -131,7 +138,7 @@ class Proposals:
         latency = next(
             (o for o in self.exp.objectives if o.startswith("latency")), "latency_p50_ms"
         )
-        expressible = baseline_params(self.exp.space) is not None
+        expressible = baseline_params(self.exp.space, self.teacher_kind) is not None
         points, tried = [], []
         for t in study.get_trials(deepcopy=False):
             fixed = self.overrides(t)
