@@ -279,6 +279,12 @@ class _RunLog:
                 f"{escape('[' + e['stage'] + ']')} {escape(e['reason'])}",
                 counted=kind == "failed",
             )
+        elif kind == "duplicate" and e.get("failed"):
+            self.line(
+                f"{tag}trial {e['trial']:>3} [red]repeat[/red] of failed trial {e['of']}: not "
+                f"rebuilt {escape('[' + e['stage'] + ']')} {escape(e['reason'])}",
+                counted=True,
+            )
         elif kind == "duplicate":
             self.line(
                 f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
@@ -430,8 +436,9 @@ _STATES = {
 
 
 def _state_label(state: str, repeat_of: Any) -> str:
-    if state == "COMPLETE" and isinstance(repeat_of, int | float) and math.isfinite(repeat_of):
-        return f"repeat of {int(repeat_of)}"
+    if isinstance(repeat_of, int | float) and math.isfinite(repeat_of):
+        # A repeat of a failed candidate is told PRUNED (to steer TPE), but it failed.
+        return f"repeat of {int(repeat_of)}" + ("" if state == "COMPLETE" else " (failed)")
     return _STATES.get(state, state.lower())
 
 

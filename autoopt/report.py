@@ -107,7 +107,7 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel(study.metric_name)
-    failed = sum(t.state == "FAIL" for t in study.trials)
+    failed = sum(t.state == "FAIL" or t.status == "failed" for t in study.trials)
     rejected = sum(t.status == "rejected" for t in study.trials)
     repeats = sum(t.is_repeat for t in study.trials)
     title = f"{study.name}: {len(done)} measured, {failed} failed, {rejected} rejected"

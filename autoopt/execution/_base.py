@@ -70,6 +70,9 @@ class Failure:
     stage: str
     reason: str
     rejected: bool = False
+    #: The candidate's own error (raised while building or measuring it): the same recipe
+    #: fails again. False for the infrastructure's (a worker lost, a time limit, a cancel).
+    own: bool = False
 
 
 @dataclass(frozen=True)

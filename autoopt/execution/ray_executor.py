@@ -160,7 +160,7 @@ class RayExecutor(Executor):
             return self._failed(run, run.phase, f"{type(e).__name__}: {e}")
         if "error" in result:
             err = result["error"]
-            failure = Failure(err["stage"], err["reason"], bool(err["rejected"]))
+            failure = Failure(err["stage"], err["reason"], bool(err["rejected"]), own=True)
             return Finished(
                 run.task.trial_number, run.phase, run.built, None, failure, run.attempts
             )

@@ -122,6 +122,8 @@ class Controller:
         self.baseline: dict[str, float] | None = None
         self.asked: dict[int, Asked] = {}
         self._measured: dict[str, TrialRecord] = {}
+        #: Candidates that failed by themselves (their build or their outputs), by recipe.
+        self._failed: dict[str, TrialRecord] = {}
         self.pending: list[Finished] = []
         self._counts = {"complete": 0, "failed": 0, "rejected": 0, "duplicate": 0}
         self._hits = self._builds = 0
@@ -195,12 +197,15 @@ class Controller:
             on_event=self.on_event,
         )
         self.baseline = self.find_baseline(study)
-        self._measured = {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        self._measured, self._failed = {}, {}
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
             record = trial_record(t)
             if record.recipe and not record.is_repeat:
-                # The first measurement of a candidate is the one repeats point to.
-                self._measured.setdefault(_recipe_key(record.recipe), record)
+                # The first measurement (or failure) of a candidate is the one repeats point to.
+                if t.state == TrialState.COMPLETE:
+                    self._measured.setdefault(_recipe_key(record.recipe), record)
+                elif t.user_attrs.get(S.ATTR_FAILURE_OWN):
+                    self._failed.setdefault(_recipe_key(record.recipe), record)
         return study, run.budget, run.done, run.resumed or run.done > 0
 
     def _study_event(self, study: optuna.Study) -> dict[str, Any]:
@@ -284,8 +289,12 @@ class Controller:
 
     # ---- proposals ------------------------------------------------------------------------
     def prior(self, trial: optuna.Trial, recipe: Recipe) -> TrialRecord | None:
-        """The trial that measured this candidate already, if it is not one to re-measure."""
-        return None if _fixed(trial) else self._measured.get(_recipe_key(recipe))
+        """The trial that measured this candidate already, or saw it fail by itself, if it is
+        not one to re-measure."""
+        if _fixed(trial):
+            return None
+        key = _recipe_key(recipe)
+        return self._measured.get(key) or self._failed.get(key)
 
     # ---- telling --------------------------------------------------------------------------
     def tell_finished(self, study: optuna.Study, done: Finished) -> None:
@@ -299,6 +308,7 @@ class Controller:
                 failure.rejected,
                 stages=done.stages,
                 retries=done.attempts,
+                own=failure.own,
             )
             return
         self._record_build(done.built or {})
@@ -365,12 +375,18 @@ class Controller:
 
     def tell_repeat(self, trial: optuna.Trial, recipe: Recipe, prior: TrialRecord) -> None:
         t0 = time.perf_counter()
-        self.recorder.repeat(trial, prior)
+        failed = prior.state == TrialState.FAIL.name
+        if failed:
+            self.recorder.repeat_failure(trial, prior, recipe)
+        else:
+            self.recorder.repeat(trial, prior)
         self.overhead += time.perf_counter() - t0
-        self._counts["complete"] += 1
+        self._counts["failed" if failed else "complete"] += 1
         self._counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
-        self.on_event({**event, "recipe": recipe.describe()})
+        if failed:
+            event.update(stage=prior.failure_stage, reason=prior.failure_reason)
+        self.on_event({**event, "recipe": recipe.describe(), "failed": failed})
 
     def tell_refused(self, trial: optuna.Trial, recipe: Recipe | None, reason: str) -> None:
         self.fail(Asked(trial, recipe) if recipe else trial, "check", reason, True)
@@ -384,11 +400,12 @@ class Controller:
         *,
         stages: list[dict[str, Any]] | None = None,
         retries: int = 0,
+        own: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         trial = asked.trial if isinstance(asked, Asked) else asked
         recipe = asked.recipe if isinstance(asked, Asked) else None
-        self.recorder.fail(
+        told = self.recorder.fail(
             trial,
             stage,
             reason,
@@ -396,7 +413,11 @@ class Controller:
             recipe=recipe,
             stages=stages or (),
             retries=retries,
+            own=own,
         )
+        if own and not rejected and recipe is not None:
+            # The same recipe would fail again: a later proposal of it is told this failure.
+            self._failed.setdefault(_recipe_key(recipe), trial_record(told))
         self.asked.pop(trial.number, None)
         self.overhead += time.perf_counter() - t0
         self._counts["rejected" if rejected else "failed"] += 1

@@ -252,7 +252,11 @@ class RunLedger:
                 1
                 for t in study.get_trials(deepcopy=False)
                 if t.user_attrs.get(S.ATTR_RUN) == run_id
-                and t.state in (TrialState.COMPLETE, TrialState.FAIL)
+                # A repeat of a failed candidate is told PRUNED, and counts as a failed trial.
+                and (
+                    t.state in (TrialState.COMPLETE, TrialState.FAIL)
+                    or t.user_attrs.get(S.ATTR_STATUS) == "failed"
+                )
                 and t.user_attrs.get(S.ATTR_FAILURE_STAGE) != "controller"
             )
             study.set_user_attr(key, {**run, "controller": self.owner, "resumed": True})
