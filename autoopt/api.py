@@ -34,15 +34,35 @@ if TYPE_CHECKING:
     from autoopt.selftest import HostInfo, PathResult
 
 
-def validate(experiment: str | Path | Experiment, *, sampler: str | None = None) -> Experiment:
-    """Load and check an experiment, its search space and its workload's entry point.
+def validate(
+    experiment: str | Path | Experiment, *, sampler: str | None = None, load: bool = True
+) -> Experiment:
+    """Load and check an experiment, its search space and its workload.
 
     ``sampler`` overrides the experiment's sampler (as ``--sampler`` does) and is checked with
-    it. Nothing is trained or run. Raises :class:`autoopt.ConfigError` with a one-line message.
+    it. With ``load`` (the default) the workload is loaded as every worker loads it and its
+    contract is checked (:func:`autoopt.workloads.check_contract`): the teacher runs on two
+    evaluation samples and returns one tensor, the splits are numpy arrays and disjoint, the
+    metric returns its name. Without it only the files are checked (the entry point imports,
+    a source's files exist) and nothing is loaded or run. Raises :class:`autoopt.ConfigError`
+    with a one-line message.
     """
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    if sampler is None:
-        return exp
+    if sampler is not None:
+        exp = _with_sampler(exp, sampler)
+    if load:
+        from autoopt.errors import WorkloadError
+        from autoopt.execution.worker import prepare
+
+        try:
+            prepare(exp.workload.name, dict(exp.workload.options), exp.plugins, [os.getcwd()])
+        except WorkloadError as e:
+            where = exp.name if isinstance(experiment, Experiment) else experiment
+            raise ConfigError(f"{where}: {e}") from e
+    return exp
+
+
+def _with_sampler(exp: Experiment, sampler: str) -> Experiment:
     import difflib
     import typing
 
@@ -76,7 +96,7 @@ def run(
     write_results: bool = True,
 ) -> RunSummary:
     """Run (or continue) a sweep; ``n_trials`` more trials, as in Optuna's ``optimize``."""
-    exp = validate(experiment, sampler=sampler)
+    exp = validate(experiment, sampler=sampler, load=False)  # each controller loads it
     from autoopt.execution import check_targets, ensure_ray
 
     ensure_ray(

@@ -114,7 +114,10 @@ def teacher_outputs(workload: Workload) -> np.ndarray:
         try:
             outputs = np.load(path)
         except (OSError, ValueError):
-            outputs = predict_torch(workload.model, workload.evaluation)
+            if workload.teacher_kind == "torch":
+                outputs = predict_torch(workload.model, workload.evaluation)  # type: ignore[arg-type]
+            else:  # the graph as the baseline serves it
+                outputs = predict(baseline_runner(workload, 1, "cpu"), workload)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, outputs)
@@ -209,18 +212,36 @@ def _restoring_denormals(call: Callable[[], Any]) -> Callable[[], Any]:
     return wrapped
 
 
+def baseline_runner(workload: Workload, threads: int, device: str) -> Runner:
+    """The workload's teacher served by trial 0's recipe (:func:`autoopt.resolve.
+    baseline_recipe`: fp32 PyTorch eager, or the ONNX graph on ONNX Runtime)."""
+    from autoopt.resolve import baseline_recipe
+
+    step = baseline_recipe(workload.teacher_kind).backend
+    backend = plugins.get_backend(step.key)()
+    return backend.compile(workload.teacher(), step.config, threads, device)
+
+
+def is_baseline(recipe: Recipe, workload: Workload) -> bool:
+    """Whether ``recipe`` serves this workload's teacher unchanged, as trial 0 does."""
+    from autoopt.resolve import BASELINE_BACKENDS
+
+    return (
+        recipe.distillation is None
+        and recipe.pruning is None
+        and recipe.quantization is None
+        and recipe.precision.method == "fp32"
+        and recipe.backend.method == BASELINE_BACKENDS[workload.teacher_kind]
+    )
+
+
 def baseline_calls(
     workload: Workload, threads: int, device: str, batch_sizes: list[int]
 ) -> dict[int, Callable[[], Any]]:
-    """The baseline runner (the workload's teacher, fp32 on PyTorch eager: trial 0's
-    recipe) on ``device`` with ``threads``, ready to time at each batch size."""
-    from autoopt.artifacts import TorchArtifact
-    from autoopt.resolve import baseline_recipe
-
-    step = baseline_recipe().backend
+    """The baseline runner (:func:`baseline_runner`) on ``device`` with ``threads``, ready to
+    time at each batch size."""
     try:
-        backend = plugins.get_backend(step.key)()
-        runner = backend.compile(TorchArtifact(workload.model), step.config, threads, device)
+        runner = baseline_runner(workload, threads, device)
         return {
             b: _restoring_denormals(runner.timed(workload.latency_inputs(b))) for b in batch_sizes
         }
@@ -365,7 +386,7 @@ def measure(
     # The baseline trial is not paired with itself: its paired speedup is 1 by definition.
     baseline = (
         baseline_calls(workload, latency.threads, device, batch_sizes)
-        if latency.paired and not recipe.is_baseline
+        if latency.paired and not is_baseline(recipe, workload)
         else {}
     )
     metrics.update(time_candidate(calls, baseline, latency))

@@ -1,8 +1,9 @@
 """Building a candidate: check every step, then run the stages through the stage cache.
 
-Stage order: teacher → distillation → pruning (+ recovery) → [export to the backend's kind
-(ONNX, OpenVINO IR), when it serves one, right before the first technique that can work on
-that kind] → quantization → precision. Compiling for the backend and measuring happen later,
+Stage order: teacher (the workload's PyTorch module or ONNX graph) → distillation → pruning
+(+ recovery) → [export to the backend's kind (ONNX, OpenVINO IR), when it serves one and the
+model is not that kind yet, right before the first technique that can work on that kind] →
+quantization → precision. Compiling for the backend and measuring happen later,
 in :mod:`autoopt.measure`.
 
 A stage that trains (its config's ``training_steps`` is above 0) may be built at a lower
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoopt import plugins
-from autoopt.artifacts import Artifact, TorchArtifact
+from autoopt.artifacts import Artifact, OnnxArtifact
 from autoopt.cache import CacheEntry, StageCache, code_version, stage_key
 from autoopt.checkpoints import (
     CheckpointStore,
@@ -125,6 +126,13 @@ def check_recipe(recipe: Recipe, ctx: Context) -> None:
     reason = backend_cls.unavailable_reason()
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
+    teacher = ctx.workload.teacher_kind
+    if teacher != "torch" and backend_cls.artifact_kind == "torch":
+        raise CandidateRejected(
+            f"{recipe.backend.key}: serves PyTorch modules, and {_teacher_is(ctx)}; use a "
+            "backend that serves ONNX graphs (onnxruntime, openvino)",
+            stage="check",
+        )
     reason = backend_cls().check(recipe.backend.config, ctx)
     if reason:
         raise CandidateRejected(f"{recipe.backend.key}: {reason}", stage="check")
@@ -137,9 +145,28 @@ def check_recipe(recipe: Recipe, ctx: Context) -> None:
                 f"serves {ctx.backend_kind}",
                 stage="check",
             )
+        if teacher != "torch" and (
+            not {teacher, ctx.backend_kind} & set(accepts) or technique.needs_torch(step.config)
+        ):
+            raise CandidateRejected(
+                f"{step.key}: {_needs_torch(technique, step.config)}, and {_teacher_is(ctx)}",
+                stage="check",
+            )
         reason = technique.check(step.config, ctx)
         if reason:
             raise CandidateRejected(f"{step.key}: {reason}", stage="check")
+
+
+def _teacher_is(ctx: Context) -> str:
+    teacher = ctx.workload.model
+    where = f" ({teacher.path.name})" if isinstance(teacher, OnnxArtifact) else ""
+    return f"the workload's teacher is an {ctx.workload.teacher_kind.upper()} graph{where}"
+
+
+def _needs_torch(technique: Technique[Any], config: MethodConfig) -> str:
+    if "torch" in technique.accepts and technique.needs_torch(config):
+        return "this configuration needs the PyTorch model"
+    return "works on PyTorch models only"
 
 
 def build(
@@ -216,7 +243,7 @@ class _Stages:
         config = {"version": workload.version, "model_code": workload.model_code}
         key = stage_key("", f"teacher:{workload.name}", config, "")
         entry = cache.lookup(key) or cache.publish(
-            key, TorchArtifact(workload.model), {"stage": "teacher", "seconds": 0.0}
+            key, workload.teacher(), {"stage": "teacher", "seconds": 0.0}
         )
         return cls(cache, key, entry)
 

@@ -132,7 +132,7 @@ def _plot_axes(ax: Any, study: StudyRecord) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel(study.metric_name)
-    failed = sum(t.state == "FAIL" for t in study.trials)
+    failed = sum(t.state == "FAIL" or t.status == "failed" for t in study.trials)
     rejected = sum(t.status == "rejected" for t in study.trials)
     repeats = sum(t.is_repeat for t in study.trials)
     measured = len(study.measured())

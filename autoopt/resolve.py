@@ -10,7 +10,7 @@ and fills in its defaults.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,6 +19,12 @@ from autoopt.config._space import SearchSpace, decode_choice
 from autoopt.errors import ConfigError
 from autoopt.plugins import DEFAULT_METHODS, FAMILIES, NONE_METHOD, OPTIONAL_FAMILIES
 from autoopt.recipe import Recipe, Step
+
+if TYPE_CHECKING:
+    from autoopt.artifacts import ArtifactKind
+
+#: The backend that serves each kind of teacher unchanged: the baseline's.
+BASELINE_BACKENDS: dict[str, str] = {"torch": "torch_eager", "onnx": "onnxruntime"}
 
 
 def make_step(key: str, config: Mapping[str, Any] | None = None) -> Step:
@@ -55,9 +61,20 @@ def recipe_from_dict(data: Mapping[str, Any]) -> Recipe:
     return _recipe(steps, "recipe")
 
 
-def baseline_recipe() -> Recipe:
-    """The unoptimized teacher: fp32 on PyTorch eager; trial 0 of every study."""
-    return Recipe(precision=make_step("precision.fp32"), backend=make_step("backend.torch_eager"))
+def baseline_recipe(teacher_kind: ArtifactKind = "torch") -> Recipe:
+    """The unoptimized teacher, trial 0 of every study: fp32 on PyTorch eager for a PyTorch
+    teacher, the graph as it is on ONNX Runtime (default settings) for an ONNX teacher."""
+    backend = _baseline_backend(teacher_kind)
+    return Recipe(precision=make_step("precision.fp32"), backend=make_step(f"backend.{backend}"))
+
+
+def _baseline_backend(teacher_kind: str) -> str:
+    if teacher_kind not in BASELINE_BACKENDS:
+        raise ConfigError(
+            f"a teacher of kind '{teacher_kind}' has no baseline; allowed kinds: "
+            f"{', '.join(BASELINE_BACKENDS)}"
+        )
+    return BASELINE_BACKENDS[teacher_kind]
 
 
 def recipe_from_params(
@@ -91,14 +108,16 @@ def recipe_from_params(
     return _recipe(steps, "parameters")
 
 
-def baseline_params(space: SearchSpace) -> dict[str, Any] | None:
+def baseline_params(
+    space: SearchSpace, teacher_kind: ArtifactKind = "torch"
+) -> dict[str, Any] | None:
     """Parameters that make the space produce the baseline recipe, if it can."""
     wanted = {
         "distillation.method": NONE_METHOD,
         "pruning.method": NONE_METHOD,
         "quantization.method": NONE_METHOD,
         "precision.method": "fp32",
-        "backend.method": "torch_eager",
+        "backend.method": _baseline_backend(teacher_kind),
     }
     params = {}
     for name, value in wanted.items():

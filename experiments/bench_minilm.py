@@ -94,7 +94,7 @@ def main() -> None:
     cache = REPO / "results/cache/minilm-bench" / args.study
     if not args.report_only:
         shutil.rmtree(cache, ignore_errors=True)
-        experiment = autoopt.validate(REPO / "experiments/minilm.yaml")
+        experiment = autoopt.validate(REPO / "experiments/minilm.yaml", load=False)
         autoopt.run(
             experiment.model_copy(update={"cache_dir": str(cache)}),
             timeout=args.minutes * 60,

@@ -166,6 +166,13 @@ class RunLog:
     _on_rejected = _on_failed
 
     def _on_duplicate(self, e: dict[str, Any], tag: str) -> None:
+        if e.get("failed"):
+            self.line(
+                f"{tag}trial {e['trial']:>3} [red]repeat[/red] of failed trial {e['of']}: not "
+                f"rebuilt {escape('[' + e['stage'] + ']')} {escape(e['reason'])}",
+                counted=not self.distinct,
+            )
+            return
         self.line(
             f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
             f"measurement reused  {escape(e.get('recipe', ''))}",

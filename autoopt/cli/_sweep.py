@@ -44,7 +44,8 @@ def run(
     ] = None,
 ) -> None:
     """Run (or continue) a sweep and print its feasible Pareto front."""
-    exp = api.validate(experiment, sampler=sampler)  # bad input fails before anything is drawn
+    # Bad input fails before anything is drawn; the workload is loaded by the run.
+    exp = api.validate(experiment, sampler=sampler, load=False)
     total = n_trials or exp.budget.n_trials
     with RunLog(
         err, total, len(exp.targets), study or exp.name, distinct=exp.sampler.distinct
@@ -67,13 +68,22 @@ def run(
 
 @app.command()
 @guarded
-def validate(experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")]) -> None:
-    """Check an experiment, its search space and its workload entry point; runs nothing."""
-    exp = api.validate(experiment)
+def validate(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    no_load: Annotated[
+        bool,
+        typer.Option("--no-load", help="Check the files only; do not load the workload."),
+    ] = False,
+) -> None:
+    """Check an experiment, its search space and its workload (loaded, its teacher run on two
+    samples, unless --no-load); builds nothing."""
+    exp = api.validate(experiment, load=not no_load)
     n = len(exp.space.parameters)
+    checked = "not loaded" if no_load else "loaded, contract ok"
     out.print(
-        f"{experiment}: ok — workload '{exp.workload.name}', {n} parameters, objectives "
-        f"{', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage {exp.storage}",
+        f"{experiment}: ok — workload '{exp.workload.name}' ({checked}), {n} parameters, "
+        f"objectives {', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage "
+        f"{exp.storage}",
         highlight=False,
         markup=False,
     )

@@ -148,9 +148,14 @@ STATES = {
 }
 
 
-def state_label(state: str, repeat_of: Any) -> str:
-    if state == "COMPLETE" and isinstance(repeat_of, int | float) and math.isfinite(repeat_of):
-        return f"repeat of {int(repeat_of)}"
+def state_label(state: str, repeat_of: Any, status: Any = None) -> str:
+    if isinstance(repeat_of, int | float) and math.isfinite(repeat_of):
+        # A repeat is told what its candidate came to: measured, failed (told PRUNED, to
+        # steer the sampler) or stopped early.
+        came_to = "" if state == "COMPLETE" or not isinstance(status, str) else status
+        return f"repeat of {int(repeat_of)}" + (
+            f" ({came_to.replace('_', ' ')})" if came_to else ""
+        )
     return STATES.get(state, state.lower())
 
 
@@ -161,9 +166,10 @@ def emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
     if fmt is Format.table and len(frame):
         frame = frame.assign(host=[load_note(row) for row in frame.to_dict("records")])
         measured = frame["state"] == "COMPLETE"
+        status = frame["status"] if "status" in frame else [None] * len(frame)
         frame["state"] = [
-            state_label(state, repeat_of)
-            for state, repeat_of in zip(frame["state"], frame["duplicate_of"], strict=True)
+            state_label(*row)
+            for row in zip(frame["state"], frame["duplicate_of"], status, strict=True)
         ]
         # Feasibility means nothing for a trial that measured nothing: blank, not "False".
         for col in ("feasible", "pareto"):

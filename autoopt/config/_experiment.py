@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from autoopt.config._sources import SOURCES
 from autoopt.config._space import SearchSpace
-from autoopt.config._strict import Strict
+from autoopt.config._strict import Strict, unknown_key_message
 
 Objective = Literal[
     "accuracy", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "size_mb", "peak_memory_mb"
@@ -26,7 +28,12 @@ DEFAULT_STORAGE = "sqlite:///results/studies.db"
 
 
 class WorkloadRef(Strict):
-    """A bundled workload name (``digits_cnn``) or an entry point ``package.module:function``."""
+    """A bundled workload name (``digits_cnn``), an entry point ``package.module:function``,
+    or a source (``huggingface``, ``onnx``: :mod:`autoopt.config._sources`) with its options.
+
+    ``{huggingface: {...}}`` is shorthand for ``{name: huggingface, options: {...}}``; the
+    loader validates a source's options (:func:`autoopt.config.parse_source`).
+    """
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -34,7 +41,31 @@ class WorkloadRef(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and len(data) == 1:
+            ((key, value),) = data.items()
+            if key in SOURCES:
+                return {"name": key, "options": value}
+        if isinstance(data, dict):
+            allowed = ["name", "options", *SOURCES]
+            for key in data:
+                if key in SOURCES:
+                    others = ", ".join(repr(k) for k in data if k != key)
+                    raise PydanticCustomError(
+                        "value_error",
+                        f"'{key}' is the whole workload and takes no other key; got {others}",
+                    )
+                if key not in allowed[:2]:
+                    raise PydanticCustomError(
+                        "unknown_field", unknown_key_message(str(key), allowed)
+                    )
+        return data
+
+    @property
+    def source(self) -> str | None:
+        """The source's name (``huggingface``, ``onnx``), or None for a named workload."""
+        return self.name if self.name in SOURCES else None
 
 
 class AccuracyConstraint(Strict):

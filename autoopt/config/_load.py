@@ -9,7 +9,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from autoopt import plugins
-from autoopt.config._experiment import Experiment
+from autoopt.config._experiment import Experiment, WorkloadRef
+from autoopt.config._sources import SOURCES, DataSource
 from autoopt.config._space import SearchSpace
 from autoopt.errors import ConfigError
 from autoopt.plugins import FAMILIES, NONE_METHOD, OPTIONAL_FAMILIES
@@ -33,14 +34,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_validation_error(source: str, err: ValidationError) -> str:
+def format_validation_error(
+    source: str, err: ValidationError, prefix: tuple[str, ...] = ()
+) -> str:
+    """One line: ``source: field.path: what is wrong; got ...`` (no ``source: `` when it is
+    empty); ``prefix`` goes before the error's own field path (where the validated mapping
+    sits)."""
     first = err.errors()[0]
     # Unions report one error per branch; the 'unknown field' one is the useful message.
     for e in err.errors():
         if e["type"] == "unknown_field":
             first = e
             break
-    loc = tuple(p for p in first["loc"] if not _is_union_tag(p))
+    loc = prefix + tuple(p for p in first["loc"] if not _is_union_tag(p))
     msg = first["msg"]
     if first["type"] == "unknown_field":
         loc = loc  # the message already names the key and the allowed ones
@@ -49,7 +55,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
     elif "input" in first and first["type"] not in ("value_error",):
         msg = f"{msg}; got {_short(first['input'])}"
     msg = msg.removeprefix("Value error, ")
-    return f"{source}: {field_path(loc)}: {msg}"
+    return f"{source}: {field_path(loc)}: {msg}" if source else f"{field_path(loc)}: {msg}"
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -110,11 +116,38 @@ def load_experiment(path: str | Path) -> Experiment:
     experiment: Experiment = _validate(Experiment, data, str(path))
     if not experiment.name:
         experiment = experiment.model_copy(update={"name": path.stem})
+    if experiment.workload.source is not None:
+        experiment = experiment.model_copy(
+            update={"workload": _resolve_source(experiment.workload, path)}
+        )
     experiment._source = path
     _import_plugins(experiment, str(path))
     check_space(experiment.space, space_source)
     check_experiment(experiment, str(path))
     return experiment
+
+
+def parse_source(name: str, options: dict[str, Any], where: str = "") -> DataSource:
+    """A workload source's options, validated by its schema (ConfigError in one line naming
+    ``where`` and ``workload.<name>.<field>``)."""
+    schema = SOURCES[name]
+    try:
+        return schema.model_validate(options)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(where, e, ("workload", name))) from e
+
+
+def _resolve_source(ref: WorkloadRef, path: Path) -> WorkloadRef:
+    """The source's options with its paths taken from the experiment's folder, each checked
+    to name something (nothing is loaded)."""
+    name = str(ref.source)
+    source = parse_source(name, ref.options, str(path)).resolved(path.parent)
+    missing = source.missing_path()
+    if missing is not None:
+        field, problem = missing
+        raise ConfigError(f"{path}: workload.{name}.{field}: {problem}")
+    options = source.model_dump(mode="json", exclude_defaults=True)
+    return ref.model_copy(update={"options": options})
 
 
 def _display(p: Path) -> str:
@@ -192,9 +225,10 @@ def check_experiment(experiment: Experiment, source: str) -> None:
                 )
     for i, seed in enumerate(experiment.seed_candidates):
         check_seed_candidate(space, seed.params, f"{source}: seed_candidates[{i}]")
-    from autoopt.workloads import check_workload_ref
+    if experiment.workload.source is None:
+        from autoopt.workloads import check_workload_ref
 
-    check_workload_ref(experiment.workload.name, f"{source}: workload.name")
+        check_workload_ref(experiment.workload.name, f"{source}: workload.name")
 
 
 def check_seed_candidate(space: SearchSpace, params: dict[str, Any], where: str) -> None:

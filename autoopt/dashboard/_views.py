@@ -83,8 +83,8 @@ def trial_category(t: TrialRecord) -> str:
         return "running"
     if t.state == "WAITING":
         return "queued"
-    if t.state == "PRUNED" or t.status == "rejected":
-        return "rejected"
+    if t.status == "rejected" or (t.state == "PRUNED" and t.status != "failed"):
+        return "rejected"  # a repeat of a failed candidate is told PRUNED, and failed
     if t.state != "COMPLETE" or num(t.metrics.get("latency_p50_ms")) is None:
         return "failed"
     if t.is_repeat:
@@ -258,10 +258,11 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
                     "method": method,
                     "n": len(trials),
                     "measured": len(measured),
-                    "failed": sum(t.state == "FAIL" for t in trials),
+                    # A repeat of a failed candidate is told PRUNED to steer TPE: it failed.
+                    "failed": sum(t.state == "FAIL" or t.status == "failed" for t in trials),
                     # Refused before anything ran (told PRUNED): what every other view calls
                     # rejected.
-                    "rejected": sum(t.state == "PRUNED" for t in trials),
+                    "rejected": sum(t.status == "rejected" for t in trials),
                     "feasible": sum(t.feasible for t in trials),
                     "median_speedup": statistics.median(speed) if speed else None,
                     "median_dacc": statistics.median(dacc) if dacc else None,

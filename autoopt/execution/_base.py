@@ -80,6 +80,9 @@ class Failure:
     #: For a candidate stopped on its first evaluation slice: that slice's figures
     #: (:class:`autoopt.screening.SliceVerdict`).
     below_floor: dict[str, Any] | None = None
+    #: The candidate's own error (raised while building or measuring it): the same recipe
+    #: fails again. False for the infrastructure's (a worker lost, a time limit, a cancel).
+    own: bool = False
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,11 @@ class RayExecutor(Executor):
         if "error" in result:
             err = result["error"]
             failure = Failure(
-                err["stage"], err["reason"], bool(err["rejected"]), err.get("below_floor")
+                err["stage"],
+                err["reason"],
+                bool(err["rejected"]),
+                err.get("below_floor"),
+                own=True,
             )
             return Finished(
                 run.task.trial_number, run.phase, run.built, None, failure, run.attempts

@@ -146,8 +146,9 @@ class Controller:
         self._measured: dict[str, TrialRecord] = {}
         #: Candidates stopped early (slice or rung): a repeat is told the same verdict.
         self._judged: dict[str, TrialRecord] = {}
-        #: Candidates that failed while built or measured: not drawn again at random.
-        self._failed: set[str] = set()
+        #: Candidates that failed by themselves (their build or their outputs), by recipe: a
+        #: repeat is told that failure, and none is drawn again at random.
+        self._failed: dict[str, TrialRecord] = {}
         #: Repeats of a candidate still in flight, told when it is: recipe key -> trials.
         self._held: dict[str, list[tuple[optuna.Trial, Recipe]]] = {}
         self._plans: dict[int, _RungPlan] = {}
@@ -201,7 +202,12 @@ class Controller:
         self.on_event({"type": "workload", "phase": "ready", "name": name, "seconds": seconds})
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
         check_targets([self.target], self.exp.task_cpus)
-        study = self.ledger.open(n_trials, self._workload.version, self._workload.metric_name)
+        study = self.ledger.open(
+            n_trials,
+            self._workload.version,
+            self._workload.metric_name,
+            teacher_kind=self._workload.teacher_kind,
+        )
         self.on_event(self._study_event(study))
         self.recorder = TrialRecorder(study, self.exp.constraint, self.exp.objectives)
         stale = self.ledger.recover_stale(study, self.recorder)
@@ -225,19 +231,21 @@ class Controller:
             on_event=self.on_event,
         )
         self.baseline = self.find_baseline(study)
-        self._measured, self._judged = {}, {}
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        self._measured, self._judged, self._failed = {}, {}, {}
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        for t in study.get_trials(deepcopy=False, states=states):
             record = trial_record(t)
             if not record.recipe or record.is_repeat:
                 continue
-            # The first measurement of a candidate is the one repeats point to.
+            # The first measurement (or verdict, or failure) of a candidate is the one repeats
+            # point to.
+            key = _recipe_key(record.recipe)
             if t.state == TrialState.COMPLETE:
-                self._measured.setdefault(_recipe_key(record.recipe), record)
-            elif record.status in S.JUDGED_EARLY:
-                self._judged.setdefault(_recipe_key(record.recipe), record)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-            if t.user_attrs.get(S.ATTR_RECIPE):
-                self._failed.add(_recipe_key(t.user_attrs[S.ATTR_RECIPE]))
+                self._measured.setdefault(key, record)
+            elif t.state == TrialState.PRUNED and record.status in S.JUDGED_EARLY:
+                self._judged.setdefault(key, record)
+            elif t.state == TrialState.FAIL and t.user_attrs.get(S.ATTR_FAILURE_OWN):
+                self._failed.setdefault(key, record)
         return study, run.budget, run.done, run.resumed or run.done > 0
 
     def _study_event(self, study: optuna.Study) -> dict[str, Any]:
@@ -329,12 +337,14 @@ class Controller:
 
     # ---- proposals ------------------------------------------------------------------------
     def prior(self, trial: optuna.Trial, recipe: Recipe) -> TrialRecord | None:
-        """The trial that measured (or stopped early) this candidate already, if it is not
-        one to re-measure."""
+        """The trial that measured this candidate already, stopped it early or saw it fail by
+        itself, if it is not one to re-measure."""
         if _fixed(trial):
             return None
-        key = _recipe_key(recipe)
-        return self._measured.get(key) or self._judged.get(key)
+        return self._earlier(_recipe_key(recipe))
+
+    def _earlier(self, key: str) -> TrialRecord | None:
+        return self._measured.get(key) or self._judged.get(key) or self._failed.get(key)
 
     def twin(self, trial: optuna.Trial, recipe: Recipe) -> int | None:
         """The trial in flight that measures this candidate now, if it is not one to
@@ -361,7 +371,7 @@ class Controller:
         """Tell the repeats held for ``recipe`` what its trial came to."""
         key = _recipe_key(recipe)
         for trial, held_recipe in self._held.pop(key, []):
-            prior = self._measured.get(key) or self._judged.get(key)
+            prior = self._earlier(key)
             if prior is not None:
                 self.tell_repeat(trial, held_recipe, prior)
             else:
@@ -370,7 +380,7 @@ class Controller:
 
     def known(self, study: optuna.Study) -> set[str]:
         """Recipe keys of every candidate measured, failed, in flight or queued."""
-        keys = set(self._measured) | set(self._judged) | self._failed
+        keys = set(self._measured) | set(self._judged) | set(self._failed)
         keys |= {_recipe_key(a.recipe) for a in self.asked.values()}
         return keys | self.proposals.queued_keys(study)
 
@@ -411,6 +421,7 @@ class Controller:
                 failure.rejected,
                 stages=done.stages,
                 retries=done.attempts,
+                own=failure.own,
             )
             return None
         self._record_build(done.built or {})
@@ -571,12 +582,18 @@ class Controller:
         if prior.state == "COMPLETE":
             self.recorder.repeat(trial, prior)
             self._counts["complete"] += 1
+        elif prior.state == "FAIL":
+            self.recorder.repeat_failure(trial, prior, recipe)
+            self._counts["failed"] += 1
         else:
             self.recorder.repeat_judged(trial, prior)
         self.overhead += time.perf_counter() - t0
+        failed = prior.state == "FAIL"
         self._counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
-        self.on_event({**event, "recipe": recipe.describe()})
+        if failed:
+            event.update(stage=prior.failure_stage, reason=prior.failure_reason)
+        self.on_event({**event, "recipe": recipe.describe(), "failed": failed})
 
     def tell_refused(self, trial: optuna.Trial, recipe: Recipe | None, reason: str) -> None:
         self.fail(Asked(trial, recipe) if recipe else trial, "check", reason, True)
@@ -590,11 +607,12 @@ class Controller:
         *,
         stages: list[dict[str, Any]] | None = None,
         retries: int = 0,
+        own: bool = False,
     ) -> None:
         t0 = time.perf_counter()
         trial = asked.trial if isinstance(asked, Asked) else asked
         recipe = asked.recipe if isinstance(asked, Asked) else None
-        self.recorder.fail(
+        told = self.recorder.fail(
             trial,
             stage,
             reason,
@@ -602,11 +620,14 @@ class Controller:
             recipe=recipe,
             stages=stages or (),
             retries=retries,
+            own=own,
         )
+        if own and not rejected and recipe is not None:
+            # The same recipe would fail again: a later proposal of it is told this failure.
+            self._failed.setdefault(_recipe_key(recipe), trial_record(told))
         self.asked.pop(trial.number, None)
         self._plans.pop(trial.number, None)
         if recipe is not None and not rejected and stage != "propose":
-            self._failed.add(_recipe_key(recipe))
             self._flush_held(recipe)
         self.overhead += time.perf_counter() - t0
         self._counts["rejected" if rejected else "failed"] += 1

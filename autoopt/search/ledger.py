@@ -37,6 +37,7 @@ from autoopt.study.recorder import requeue
 from autoopt.study.storage import open_storage
 
 if TYPE_CHECKING:
+    from autoopt.artifacts import ArtifactKind
     from autoopt.config import Experiment, Target
     from autoopt.study.recorder import TrialRecorder
 
@@ -55,7 +56,8 @@ class RunState:
 
 def counts_toward_budget(t: optuna.trial.FrozenTrial, distinct: bool) -> bool:
     """Whether a finished trial took a slot of its run's trial budget: a candidate measured,
-    failed while built or measured, or stopped early (a slice below the floor, a rung); not
+    failed while built or measured (or a repeat of one that did), or stopped early (a slice
+    below the floor, a rung); not
     one refused before it ran, nor one a dead controller left, nor (with ``distinct``) a
     repeat of a measured candidate."""
     attrs = t.user_attrs
@@ -67,7 +69,8 @@ def counts_toward_budget(t: optuna.trial.FrozenTrial, distinct: bool) -> bool:
         # Not a trial a dead controller left, nor a proposal of a candidate in flight.
         return attrs.get(S.ATTR_FAILURE_STAGE) not in ("controller", "propose")
     if t.state == TrialState.PRUNED:
-        return attrs.get(S.ATTR_STATUS) in S.JUDGED_EARLY
+        # Stopped early, or a repeat of a failed candidate (told PRUNED to steer the sampler).
+        return attrs.get(S.ATTR_STATUS) in (*S.JUDGED_EARLY, "failed")
     return False
 
 
@@ -111,9 +114,16 @@ class RunLedger:
         self.created = False
 
     # ---- the study ------------------------------------------------------------------------
-    def open(self, n_trials: int | None, workload_version: str, metric_name: str) -> optuna.Study:
-        """Create the study (recording what it measures and queueing the baseline), or load
-        it after checking that this experiment may continue it."""
+    def open(
+        self,
+        n_trials: int | None,
+        workload_version: str,
+        metric_name: str,
+        teacher_kind: ArtifactKind = "torch",
+    ) -> optuna.Study:
+        """Create the study (recording what it measures and queueing the baseline for a
+        teacher of ``teacher_kind``), or load it after checking that this experiment may
+        continue it."""
         storage = open_storage(self.storage_url, create=True)
         self.sampler_config = self.exp.sampler
         sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
@@ -142,7 +152,7 @@ class RunLedger:
         study.set_user_attr(S.STUDY_METRIC, metric_name)
         study.set_user_attr(S.STUDY_EXPERIMENT, self.exp.model_dump(mode="json"))
         study.set_user_attr(S.STUDY_CACHE_DIR, resolve_root(self.exp.cache_dir))
-        self._ensure_baseline_queued(study, created)
+        self._ensure_baseline_queued(study, created, teacher_kind)
         return study
 
     def _reseed(self, study: optuna.Study, n_trials: int | None) -> None:
@@ -205,7 +215,9 @@ class RunLedger:
         live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         return not self.baseline_trials(study, live)
 
-    def _ensure_baseline_queued(self, study: optuna.Study, created: bool) -> None:
+    def _ensure_baseline_queued(
+        self, study: optuna.Study, created: bool, teacher_kind: ArtifactKind = "torch"
+    ) -> None:
         """The baseline is enqueued once, by whoever created the study (or finds none)."""
         live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         if not created:
@@ -216,7 +228,7 @@ class RunLedger:
                 time.sleep(0.25)
             if self.baseline_trials(study, live):
                 return
-        params = baseline_params(self.exp.space) or {}
+        params = baseline_params(self.exp.space, teacher_kind) or {}
         study.enqueue_trial(params, user_attrs={S.ATTR_BASELINE: True}, skip_if_exists=False)
         if created:
             for seed in self.exp.seed_candidates:

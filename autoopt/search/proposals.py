@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autoopt.artifacts import ArtifactKind
 from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import CandidateError, ConfigError
@@ -63,6 +64,12 @@ class Proposals:
         #: Draws of candidates not measured yet, when the sampler only repeats itself.
         self._rng = random.Random(f"{exp.sampler.seed}:{run_id}")
 
+    @property
+    def teacher_kind(self) -> ArtifactKind:
+        """What the workload's candidates start from (its baseline follows)."""
+        kind: ArtifactKind = self.workload.teacher_kind
+        return kind
+
     def task(
         self,
         number: int,
@@ -97,9 +104,9 @@ class Proposals:
         self.recorder.claim(trial, controller=self.owner, run=self.run_id, target=self.target.name)
         try:
             if trial.user_attrs.get(S.ATTR_BASELINE):
-                if baseline_params(self.exp.space) is not None:
+                if baseline_params(self.exp.space, self.teacher_kind) is not None:
                     suggest(trial, self.exp.space)  # record the enqueued baseline params
-                return trial, baseline_recipe(), ""
+                return trial, baseline_recipe(self.teacher_kind), ""
             params = suggest(trial, self.exp.space)
             return trial, recipe_from_params(params, self.exp.space, self.overrides(trial)), ""
         except ConfigError as e:
@@ -209,7 +216,7 @@ class Proposals:
         latency = next(
             (o for o in self.exp.objectives if o.startswith("latency")), "latency_p50_ms"
         )
-        expressible = baseline_params(self.exp.space) is not None
+        expressible = baseline_params(self.exp.space, self.teacher_kind) is not None
         points, tried = [], []
         for t in study.get_trials(deepcopy=False):
             fixed = self.overrides(t)

@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoopt import plugins
 from autoopt.config._space import ParameterSpec, SearchSpace, encode_choice
 from autoopt.plugins import NONE_METHOD
 from autoopt.recipe import Recipe, Step
 from autoopt.resolve import baseline_recipe, make_step, recipe_from_params
+
+if TYPE_CHECKING:
+    from autoopt.artifacts import ArtifactKind
 
 #: Families a path never has: they change the weights, not the kernels.
 SKIPPED_FAMILIES = ("distillation", "pruning")
@@ -29,8 +32,9 @@ SKIPPED_FAMILIES = ("distillation", "pruning")
 MODULE_NAME_FIELDS = ("exclude",)
 
 
-def enumerate_paths(space: SearchSpace) -> list[Recipe]:
-    """Every path of ``space``, baseline first, each as a recipe.
+def enumerate_paths(space: SearchSpace, teacher_kind: ArtifactKind = "torch") -> list[Recipe]:
+    """Every path of ``space``, baseline first (that of a ``teacher_kind`` teacher), each as
+    a recipe.
 
     The combinations of the choices of every method parameter and kernel field that the
     space's conditions (a field follows its method; ``when:``) allow, walked in declaration
@@ -53,7 +57,7 @@ def enumerate_paths(space: SearchSpace) -> list[Recipe]:
                 continue
             grown.extend({**sampled, name: value} for value in _values(name, spec))
         combos = grown
-    recipes = [baseline_recipe()]
+    recipes = [baseline_recipe(teacher_kind)]
     recipes.extend(recipe_from_params(params, space) for params in combos)
     unique: dict[str, Recipe] = {}
     for recipe in recipes:

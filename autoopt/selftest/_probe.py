@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
+from autoopt.artifacts import OnnxArtifact
 from autoopt.errors import WorkloadError
 from autoopt.selftest._block import (
     BlockChain,
@@ -128,14 +129,18 @@ def probe_batch_sizes(
 def probe_identity(workload: Workload, batch_sizes: Sequence[int]) -> dict[str, Any]:
     """What determines the probe, known without building it: the workload's version (its
     weights and data) and model code, the block and the batch sizes it is caught at."""
-    found = find_block(workload.model)
-    path, block = found if found is not None else ("", workload.model)
+    if isinstance(workload.model, OnnxArtifact):
+        path, block_class = "", f"onnx:{workload.model.path.name}"
+    else:
+        found = find_block(workload.model)
+        path, block = found if found is not None else ("", workload.model)
+        block_class = f"{type(block).__module__}.{type(block).__qualname__}"
     return {
         "workload": workload.name,
         "version": workload.version,
         "model_code": workload.model_code,
         "block": path,
-        "block_class": f"{type(block).__module__}.{type(block).__qualname__}",
+        "block_class": block_class,
         "batch_sizes": sorted(set(batch_sizes)),
         "rows": [MIN_ROWS_PER_BATCH, CALIBRATION_ROWS, CHAIN_LENGTH],
     }
@@ -152,7 +157,10 @@ def build_probe(workload: Workload, batch_sizes: Sequence[int], whole: bool = Fa
     one where the chain does not reproduce the model (blocks that do not feed each other),
     the whole teacher if ``whole`` or if no block repeats; caught at each of
     ``batch_sizes``. Raises WorkloadError when the arguments cannot be replayed (no batch
-    axis, shapes that change with the batch) or the probe does not reproduce the model."""
+    axis, shapes that change with the batch) or the probe does not reproduce the model.
+    An ONNX teacher is its own probe (:func:`graph_probe`)."""
+    if isinstance(workload.model, OnnxArtifact):
+        return graph_probe(workload, batch_sizes)
     found = None if whole else find_block(workload.model)
     if found is None:
         return _build(workload, batch_sizes, "", 1)
@@ -285,6 +293,60 @@ def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: in
     )
     _require_faithful(probe)
     return probe
+
+
+def graph_probe(workload: Workload, batch_sizes: Sequence[int]) -> Probe:
+    """An ONNX teacher's probe: the whole graph, fed calibration rows at each batch size,
+    its reference the graph's own outputs on ONNX Runtime (the workload's baseline). A graph
+    cannot be cut into blocks here, and a small one runs in seconds."""
+    import dataclasses
+
+    from autoopt.measure import baseline_runner
+
+    sizes = sorted(set(batch_sizes))
+    offset = 0
+    evaluation: list[tuple[np.ndarray, ...]] = []
+    groups: list[ProbeGroup] = []
+    for size in sizes:
+        start = offset
+        for _ in range(math.ceil(MIN_ROWS_PER_BATCH / size)):
+            evaluation.append(_rows(workload.calibration, offset, size))
+            offset += size
+        groups.append(ProbeGroup(size, start, offset))
+    eval_split = Split(tuple(np.concatenate(xs) for xs in zip(*evaluation, strict=True)))
+    calib_split = Split(_rows(workload.calibration, offset, CALIBRATION_ROWS))
+    graph = workload.model.path.name if isinstance(workload.model, OnnxArtifact) else ""
+    name = f"ONNX graph {graph}"
+    probe_workload = dataclasses.replace(
+        workload,
+        name=f"{workload.name}-probe",
+        train=calib_split,
+        calibration=calib_split,
+        evaluation=eval_split,
+        metric=cosine_metric,
+        metric_name="cosine",
+        output_kind="embedding",
+        latency_split=None,
+        description=f"{name} of {workload.name}",
+        _version="",
+    )
+    runner = baseline_runner(workload, 1, "cpu")
+    outputs = []
+    for group in groups:
+        for start in range(group.start, group.stop, group.batch_size):
+            stop = start + group.batch_size
+            outputs.append(runner.run([x[start:stop] for x in eval_split.inputs]))
+    reference = np.concatenate(outputs)
+    return Probe(
+        workload=probe_workload,
+        block="",
+        block_class=name,
+        blocks=1,
+        groups=tuple(groups),
+        reference=reference,
+        inside=reference,
+        source=workload.name,
+    )
 
 
 def _require_faithful(probe: Probe) -> None:

@@ -70,7 +70,7 @@ def run_selftest(
     Returns:
         One result per path, baseline first, in :func:`enumerate_paths`'s order.
     """
-    paths = _paths.enumerate_paths(space)
+    paths = _paths.enumerate_paths(space, workload.teacher_kind)
     host = current_host(device)
     sizes = _probe.probe_batch_sizes(latency_config, verify_config, len(workload.evaluation))
     store = ResultStore(_context(host, workload, sizes, latency_config.threads))
@@ -188,8 +188,7 @@ class _Session:
 
     def _probe(self, whole: bool) -> tuple[_probe.Probe, Runner] | str:
         if whole not in self.probes:
-            from autoopt.artifacts import TorchArtifact
-            from autoopt.backends.torch_eager import TorchEagerBackend
+            from autoopt.measure import baseline_runner
 
             try:
                 probe = _probe.build_probe(self.workload, self.sizes, whole=whole)
@@ -197,12 +196,9 @@ class _Session:
                 self.probes[whole] = f"the probe cannot be cut: {_first_line(e)}"
             else:
                 log.info("self-test probe: %s", probe.describe())
-                baseline = TorchEagerBackend().compile(
-                    TorchArtifact(probe.workload.model),
-                    TorchEagerBackend.Config(),
-                    self.latency.threads,
-                    self.device,
-                )
+                # The probe's teacher as trial 0 serves it: fp32 eager, or the ONNX graph on
+                # ONNX Runtime.
+                baseline = baseline_runner(probe.workload, self.latency.threads, self.device)
                 self.probes[whole] = (probe, baseline)
         return self.probes[whole]
 

@@ -2,9 +2,10 @@
 
 Every outcome goes through here: a measured trial (its measured metrics, the values derived
 from them and the baseline's, the accuracy constraint, the objectives' values), a failed or
-refused one (with the stage and the reason), and a repeat of a measured candidate (told that
-measurement). The attributes are written in one statement (:func:`set_user_attrs`) before
-the tell, so a reader never sees a told trial without its record.
+refused one (with the stage and the reason), and a repeat of a measured or failed candidate
+(told that measurement, or that failure). The attributes are written in one statement
+(:func:`set_user_attrs`) before the tell, so a reader never sees a told trial without its
+record.
 """
 
 from __future__ import annotations
@@ -201,8 +202,11 @@ class TrialRecorder:
         recipe: Recipe | None = None,
         stages: Sequence[Mapping[str, Any]] = (),
         retries: int = 0,
-    ) -> None:
-        """Record a failed candidate, or one refused before it ran (``rejected``).
+        own: bool = False,
+    ) -> optuna.trial.FrozenTrial:
+        """Record a failed candidate, or one refused before it ran (``rejected``); ``own``:
+        the candidate failed by itself (:attr:`autoopt.execution.Failure.own`). Returns the
+        trial as told.
 
         A refused candidate is told as PRUNED, not FAIL: TPE ignores failed trials but counts
         pruned ones among the bad, so it learns to stop proposing what this host refuses.
@@ -213,13 +217,42 @@ class TrialRecorder:
             S.ATTR_FAILURE_REASON: reason[:MAX_REASON],
             S.ATTR_RETRIES: retries,
         }
+        if own and not rejected:
+            attrs[S.ATTR_FAILURE_OWN] = True
         if recipe is not None:
             attrs[S.ATTR_RECIPE] = recipe.to_dict()
             attrs[S.ATTR_RECIPE_STR] = recipe.describe()
         if stages:
             attrs[S.ATTR_STAGES] = list(stages)
         set_user_attrs(trial, attrs)
-        self.study.tell(trial, state=TrialState.PRUNED if rejected else TrialState.FAIL)
+        return self.study.tell(trial, state=TrialState.PRUNED if rejected else TrialState.FAIL)
+
+    def repeat_failure(
+        self, trial: optuna.Trial, prior: TrialRecord, recipe: Recipe
+    ) -> optuna.trial.FrozenTrial:
+        """Tell a trial whose candidate ``prior`` built already and saw fail by itself: that
+        failure, not a rebuild.
+
+        Told PRUNED with the accuracy constraint violated as if the candidate kept none of the
+        accuracy: TPE ignores FAIL trials (it kept proposing a failed recipe again and
+        again), and ranks an infeasible trial after every feasible and pruned one, so it
+        steers away from this point (tests/unit/test_failed_repeats.py measures it).
+        """
+        set_user_attrs(
+            trial,
+            {
+                S.ATTR_STATUS: "failed",
+                S.ATTR_FAILURE_STAGE: prior.failure_stage,
+                S.ATTR_FAILURE_REASON: prior.failure_reason,
+                S.ATTR_FAILURE_OWN: True,
+                S.ATTR_RECIPE: recipe.to_dict(),
+                S.ATTR_RECIPE_STR: recipe.describe(),
+                S.ATTR_DUPLICATE_OF: prior.number,
+                S.ATTR_STAGES: [],
+            },
+        )
+        trial.set_constraint(S.CONSTRAINT_KEY, 1.0 - self.constraint.max_drop)
+        return self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail_stale(self, trial: optuna.trial.FrozenTrial, reason: str) -> None:
         """Fail a trial another (dead) controller left RUNNING, through the storage."""

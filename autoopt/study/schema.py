@@ -56,6 +56,9 @@ ATTR_RECIPE = "recipe"
 ATTR_RECIPE_STR = "recipe_str"
 ATTR_FAILURE_STAGE = "failure_stage"
 ATTR_FAILURE_REASON = "failure_reason"
+#: On a failed trial: whether the candidate failed by itself (its build or its outputs), so
+#: that the same recipe would fail again, not because a worker was lost or a limit struck.
+ATTR_FAILURE_OWN = "failure_own"
 ATTR_STAGES = "stages"
 ATTR_RUNNER = "runner"
 ATTR_HARDWARE = "hardware"

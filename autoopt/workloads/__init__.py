@@ -17,10 +17,16 @@ from autoopt.workloads._base import (
     predict_torch,
     top1_accuracy,
 )
+from autoopt.workloads._contract import check_contract
 
 BUNDLED: dict[str, str] = {
     "digits_cnn": "autoopt.workloads.digits_cnn:load",
     "minilm": "autoopt.workloads.minilm:load",
+}
+#: The workload sources: factories of a Workload from files (``workload: {onnx: {...}}``).
+SOURCES: dict[str, str] = {
+    "huggingface": "autoopt.workloads.huggingface:load",
+    "onnx": "autoopt.workloads.onnx_file:load",
 }
 _LOADED: dict[str, Workload] = {}
 
@@ -35,6 +41,8 @@ def asset_dir(name: str) -> Path:
 def _entry_point(name: str) -> str:
     if name in BUNDLED:
         return BUNDLED[name]
+    if name in SOURCES:
+        return SOURCES[name]
     if ":" not in name:
         raise ConfigError(
             f"unknown workload '{name}'; allowed: {', '.join(BUNDLED)} "
@@ -65,7 +73,8 @@ def check_workload_ref(name: str, where: str) -> None:
 
 
 def load_workload(name: str, options: Mapping[str, Any] | None = None) -> Workload:
-    """Load (once per process) and check a workload."""
+    """Load (once per process) a workload and check its contract
+    (:func:`~autoopt.workloads._contract.check_contract`: WorkloadError in one line)."""
     options = dict(options or {})
     cache_key = f"{name}:{json.dumps(options, sort_keys=True, default=str)}"
     if cache_key not in _LOADED:
@@ -78,29 +87,18 @@ def load_workload(name: str, options: Mapping[str, Any] | None = None) -> Worklo
             raise WorkloadError(
                 f"workload '{name}' returned {type(workload).__name__}, not autoopt.Workload"
             )
-        _check_contract(workload)
+        check_contract(workload)
         _LOADED[cache_key] = workload
     return _LOADED[cache_key]
 
 
-def _check_contract(w: Workload) -> None:
-    for split_name in ("train", "calibration", "evaluation"):
-        split = getattr(w, split_name)
-        if not isinstance(split, Split) or len(split) == 0:
-            raise WorkloadError(f"workload '{w.name}': split '{split_name}' is empty")
-        if len(split.inputs) != len(w.input_names):
-            raise WorkloadError(
-                f"workload '{w.name}': split '{split_name}' has {len(split.inputs)} inputs but "
-                f"input_names lists {len(w.input_names)}"
-            )
-    w.model.eval()
-
-
 __all__ = [
     "BUNDLED",
+    "SOURCES",
     "Split",
     "Workload",
     "asset_dir",
+    "check_contract",
     "check_workload_ref",
     "cosine_similarity",
     "load_workload",

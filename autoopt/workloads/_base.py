@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from autoopt.artifacts import OnnxArtifact, TorchArtifact
+
 if TYPE_CHECKING:
     import torch
+
+    from autoopt.artifacts import Artifact, ArtifactKind
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,17 @@ class Workload:
 
     ``train`` is used for distillation and recovery fine-tuning, ``calibration`` for static
     quantization, ``evaluation`` only to score candidates; the three must be disjoint.
+
+    The teacher (``model``) is a PyTorch module returning one tensor, or an ONNX graph
+    (:class:`~autoopt.artifacts.OnnxArtifact`) served as it is: its candidates start from the
+    graph, its baseline is the graph on ONNX Runtime, and the methods that need a PyTorch
+    module are refused (:attr:`teacher_kind`).
     """
 
     name: str
-    model: torch.nn.Module
+    #: The trained fp32 teacher: a module whose ``forward`` returns one tensor, or a
+    #: self-contained ONNX file whose first output is the one scored.
+    model: torch.nn.Module | OnnxArtifact
     train: Split
     calibration: Split
     evaluation: Split
@@ -113,16 +124,35 @@ class Workload:
     input_description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
+    #: What the teacher was made from beyond its weights and the data (a checkpoint's config,
+    #: the task it was wrapped for), folded into :attr:`version` where set.
+    source_digest: str = ""
     _version: str = ""
     _model_code: str = ""
+
+    @property
+    def teacher_kind(self) -> ArtifactKind:
+        """What every candidate starts from: ``"torch"`` or ``"onnx"``."""
+        return "onnx" if isinstance(self.model, OnnxArtifact) else "torch"
+
+    def teacher(self) -> Artifact:
+        """The teacher as the first stage's artifact."""
+        if isinstance(self.model, OnnxArtifact):
+            return self.model
+        return TorchArtifact(self.model)
 
     @property
     def version(self) -> str:
         """Fingerprint of the teacher's weights and the data: the stage cache's namespace."""
         if not self._version:
             h = hashlib.sha256(self.name.encode())
-            for tensor in self.model.state_dict().values():
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            if isinstance(self.model, OnnxArtifact):
+                with open(self.model.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            else:
+                for tensor in self.model.state_dict().values():
+                    h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             for split in (self.train, self.calibration, self.evaluation):
                 h.update(split.fingerprint().encode())
             # Only where set, so that workloads without them keep their version: the shapes
@@ -131,6 +161,8 @@ class Workload:
                 h.update(repr(sorted(self.onnx_dynamic_axes().items())).encode())
             if self.latency_split is not None:
                 h.update(self.latency_split.fingerprint().encode())
+            if self.source_digest:
+                h.update(self.source_digest.encode())
             self._version = h.hexdigest()[:16]
         return self._version
 
@@ -141,7 +173,12 @@ class Workload:
         if not self._model_code:
             from autoopt.fingerprint import model_fingerprint
 
-            self._model_code = model_fingerprint(self.model)
+            # An ONNX graph is its own code, and its bytes are already in the version.
+            self._model_code = (
+                "onnx-graph"
+                if isinstance(self.model, OnnxArtifact)
+                else model_fingerprint(self.model)
+            )
         return self._model_code
 
     def example_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
