@@ -46,6 +46,15 @@ def test_load_experiment_fills_defaults_and_name(tmp_path: Path) -> None:
 
 def test_bundled_experiments_validate(repo: Path) -> None:
     for path in sorted((repo / "experiments").glob("*.yaml")):
+        # The bring-your-own-model examples read files their make_*.py script writes under
+        # experiments/generated/: until it has run, the error names the field and the file.
+        generated = "generated/" in path.read_text()
+        if generated and not (repo / "experiments" / "generated").exists():
+            with pytest.raises(
+                ConfigError, match=r"\.model: (file|folder) not found: .*generated/"
+            ):
+                load_experiment(path)
+            continue
         exp = load_experiment(path)
         assert exp.space.parameters, path
 

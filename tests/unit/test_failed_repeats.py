@@ -140,7 +140,8 @@ def test_only_the_candidates_own_failures_are_reused() -> None:
     assert S.ATTR_FAILURE_OWN not in lost.user_attrs
     assert own.user_attrs[S.ATTR_FAILURE_OWN] is True
     controller = Controller.__new__(Controller)
-    controller._measured, controller._failed = {}, {_recipe_key(recipe): trial_record(own)}
+    controller._measured, controller._judged = {}, {}
+    controller._failed = {_recipe_key(recipe): trial_record(own)}
     fresh = study.ask()
     assert controller.prior(fresh, recipe).number == own.number  # type: ignore[union-attr]
     seed = study.ask()
