@@ -21,8 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -34,76 +32,25 @@ from autoopt.errors import ConfigError
 from autoopt.execution import Executor, Finished, RayExecutor, TrialTask
 from autoopt.execution.cluster import check_targets, ensure_ray
 from autoopt.recipe import Recipe
-from autoopt.search import rungs
+from autoopt.search import early, rungs
+from autoopt.search.candidates import Candidates
 from autoopt.search.host import HostCheck
 from autoopt.search.ledger import RunLedger, controller_id
 from autoopt.search.loop import RunLoop
 from autoopt.search.points import recipe_key
 from autoopt.search.proposals import Asked, Proposals
+from autoopt.search.summary import RunSummary
 from autoopt.study import schema as S
 from autoopt.study.recorder import Outcome, TrialRecorder
-from autoopt.study.records import StudyRecord, TrialRecord, study_record, trial_record
+from autoopt.study.records import TrialRecord, study_record, trial_record
 from autoopt.study.storage import normalize_url
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class RunSummary:
-    study_name: str
-    storage: str
-    trials_run: int
-    completed: int
-    failed: int
-    rejected: int
-    elapsed_s: float
-    cache_hits: int
-    cache_builds: int
-    cache_saved_s: float
-    stopped: str
-    target: str = "local"
-    run_id: str = ""
-    resumed: bool = False
-    front: list[TrialRecord] = field(default_factory=list)
-    baseline: TrialRecord | None = None
-    study: StudyRecord | None = None
-    results_dir: Path | None = None
-    warnings: list[str] = field(default_factory=list)
-    #: Summaries of the experiment's other targets (one study each), when it has several.
-    siblings: list[RunSummary] = field(default_factory=list)
-    #: Seconds the controller itself spent per trial (ask, sample, tell, storage writes).
-    controller_overhead_s: float = 0.0
-    #: Trials whose candidate had been measured already in this study: told that measurement.
-    duplicates: int = 0
-    #: Whether the user pressed Ctrl-C during the run (it may have ended on its own first).
-    interrupted: bool = False
-    #: Trials stopped before their full measurement: a first evaluation slice clearly below
-    #: the floor (rejected early), or a rung from which the front was out of reach.
-    rejected_early: int = 0
-    stopped_early: int = 0
-    #: The standard starting points this run queued: trial number -> name
-    #: (:mod:`autoopt.search.starting`), and those dropped with the reason.
-    derived: dict[int, str] = field(default_factory=dict)
-    derived_dropped: list[str] = field(default_factory=list)
-
-
 def _recipe_key(recipe: Recipe | dict[str, Any]) -> str:
     return recipe_key(recipe)
-
-
-@dataclass
-class _RungPlan:
-    """A trial trained in rungs: the share of its training at each rung, the one it is at,
-    and what it measured at the rungs before."""
-
-    shares: tuple[float, ...]
-    index: int = 0
-    measured: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def share(self) -> float:
-        return self.shares[self.index]
 
 
 def _fixed(trial: optuna.Trial) -> bool:
@@ -143,24 +90,17 @@ class Controller:
         self.looping = False
         self.baseline: dict[str, float] | None = None
         self.asked: dict[int, Asked] = {}
-        self._measured: dict[str, TrialRecord] = {}
-        #: Candidates stopped early (slice or rung): a repeat is told the same verdict.
-        self._judged: dict[str, TrialRecord] = {}
-        #: Candidates that failed by themselves (their build or their outputs), by recipe: a
-        #: repeat is told that failure, and none is drawn again at random.
-        self._failed: dict[str, TrialRecord] = {}
-        #: Repeats of a candidate still in flight, told when it is: recipe key -> trials.
-        self._held: dict[str, list[tuple[optuna.Trial, Recipe]]] = {}
-        self._plans: dict[int, _RungPlan] = {}
+        self.candidates = Candidates()
+        self.plans: dict[int, rungs.RungPlan] = {}
         self._derived: Any = None
         self.pending: list[Finished] = []
-        self._counts = {
+        self.counts = {
             "complete": 0, "failed": 0, "rejected": 0, "duplicate": 0,
             "rejected_early": 0, "stopped_early": 0,
         }  # fmt: skip
         self._hits = self._builds = 0
         self._saved = self.overhead = 0.0
-        self._workload: Any = None
+        self.workload: Any = None
         self._run_id = ""
         self._snapshot = ""
 
@@ -197,16 +137,16 @@ class Controller:
         name = self.exp.workload.name
         self.on_event({"type": "workload", "phase": "loading", "name": name})
         t0 = time.monotonic()
-        self._workload = load_workload(name, self.exp.workload.options)
+        self.workload = load_workload(name, self.exp.workload.options)
         seconds = time.monotonic() - t0
         self.on_event({"type": "workload", "phase": "ready", "name": name, "seconds": seconds})
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
         check_targets([self.target], self.exp.task_cpus)
         study = self.ledger.open(
             n_trials,
-            self._workload.version,
-            self._workload.metric_name,
-            teacher_kind=self._workload.teacher_kind,
+            self.workload.version,
+            self.workload.metric_name,
+            teacher_kind=self.workload.teacher_kind,
         )
         self.on_event(self._study_event(study))
         self.recorder = TrialRecorder(study, self.exp.constraint, self.exp.objectives)
@@ -224,28 +164,14 @@ class Controller:
             self.exp,
             self.target,
             self.recorder,
-            self._workload,
+            self.workload,
             owner=self.controller_id,
             run_id=self._run_id,
             ray_address=self.ray_address,
             on_event=self.on_event,
         )
         self.baseline = self.find_baseline(study)
-        self._measured, self._judged, self._failed = {}, {}, {}
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        for t in study.get_trials(deepcopy=False, states=states):
-            record = trial_record(t)
-            if not record.recipe or record.is_repeat:
-                continue
-            # The first measurement (or verdict, or failure) of a candidate is the one repeats
-            # point to.
-            key = _recipe_key(record.recipe)
-            if t.state == TrialState.COMPLETE:
-                self._measured.setdefault(key, record)
-            elif t.state == TrialState.PRUNED and record.status in S.JUDGED_EARLY:
-                self._judged.setdefault(key, record)
-            elif t.state == TrialState.FAIL and t.user_attrs.get(S.ATTR_FAILURE_OWN):
-                self._failed.setdefault(key, record)
+        self.candidates = Candidates.of(study)
         return study, run.budget, run.done, run.resumed or run.done > 0
 
     def _study_event(self, study: optuna.Study) -> dict[str, Any]:
@@ -303,7 +229,7 @@ class Controller:
         self, study: optuna.Study, loop: RunLoop, stopped: str, resumed: bool, start: float
     ) -> RunSummary:
         record = study_record(study, self.storage_url)
-        told = sum(v for k, v in self._counts.items() if k != "duplicate")
+        told = sum(v for k, v in self.counts.items() if k != "duplicate")
         derived = {
             t.number: t.derived for t in record.trials if t.derived and t.run_id == self._run_id
         }
@@ -312,9 +238,9 @@ class Controller:
             study_name=self.study_name,
             storage=self.storage_url,
             trials_run=loop.started - loop.first + loop.refused + loop.repeated_total,
-            completed=self._counts["complete"],
-            failed=self._counts["failed"],
-            rejected=self._counts["rejected"],
+            completed=self.counts["complete"],
+            failed=self.counts["failed"],
+            rejected=self.counts["rejected"],
             elapsed_s=time.monotonic() - start,
             cache_hits=self._hits,
             cache_builds=self._builds,
@@ -328,9 +254,9 @@ class Controller:
             study=record,
             warnings=self.warnings,
             controller_overhead_s=self.overhead / max(1, told),
-            duplicates=self._counts["duplicate"],
-            rejected_early=self._counts["rejected_early"],
-            stopped_early=self._counts["stopped_early"],
+            duplicates=self.counts["duplicate"],
+            rejected_early=self.counts["rejected_early"],
+            stopped_early=self.counts["stopped_early"],
             derived=derived,
             derived_dropped=dropped,
         )
@@ -341,10 +267,7 @@ class Controller:
         itself, if it is not one to re-measure."""
         if _fixed(trial):
             return None
-        return self._earlier(_recipe_key(recipe))
-
-    def _earlier(self, key: str) -> TrialRecord | None:
-        return self._measured.get(key) or self._judged.get(key) or self._failed.get(key)
+        return self.candidates.earlier(recipe)
 
     def twin(self, trial: optuna.Trial, recipe: Recipe) -> int | None:
         """The trial in flight that measures this candidate now, if it is not one to
@@ -357,21 +280,18 @@ class Controller:
     def hold(self, trial: optuna.Trial, recipe: Recipe, twin: int) -> None:
         """A proposal of a candidate another trial is measuring now: not built twice, but
         told that trial's measurement when it arrives (it takes no slot of the budget)."""
-        self._held.setdefault(_recipe_key(recipe), []).append((trial, recipe))
+        self.candidates.hold(trial, recipe)
         self.on_event({"type": "held", "trial": trial.number, "of": twin})
 
     def release_held(self, reason: str) -> None:
         """The run ends: what is still held fails with ``reason``."""
-        held, self._held = self._held, {}
-        for trials in held.values():
-            for trial, recipe in trials:
-                self.fail(Asked(trial, recipe), "propose", reason)
+        for trial, recipe in self.candidates.take_held():
+            self.fail(Asked(trial, recipe), "propose", reason)
 
-    def _flush_held(self, recipe: Recipe) -> None:
+    def flush_held(self, recipe: Recipe) -> None:
         """Tell the repeats held for ``recipe`` what its trial came to."""
-        key = _recipe_key(recipe)
-        for trial, held_recipe in self._held.pop(key, []):
-            prior = self._earlier(key)
+        for trial, held_recipe in self.candidates.take_held(recipe):
+            prior = self.candidates.earlier(recipe)
             if prior is not None:
                 self.tell_repeat(trial, held_recipe, prior)
             else:
@@ -380,39 +300,16 @@ class Controller:
 
     def known(self, study: optuna.Study) -> set[str]:
         """Recipe keys of every candidate measured, failed, in flight or queued."""
-        keys = set(self._measured) | set(self._judged) | set(self._failed)
-        keys |= {_recipe_key(a.recipe) for a in self.asked.values()}
+        keys = self.candidates.keys() | {_recipe_key(a.recipe) for a in self.asked.values()}
         return keys | self.proposals.queued_keys(study)
 
-    def task_for(self, asked: Asked) -> TrialTask:
-        """The task that builds and measures ``asked`` at its current rung, with the floor
-        its first evaluation slice is screened against."""
-        number = asked.trial.number
-        # The baseline and the experiment's own seed candidates are measured in full: every
-        # ratio needs the one, and the user asked for the others by name.
-        in_full = asked.is_baseline or bool(asked.trial.user_attrs.get(S.ATTR_SEED))
-        plan = self._plans.get(number)
-        if plan is None:
-            shares = (1.0,)
-            if not in_full:
-                shares = rungs.schedule(rungs.training_steps(asked.recipe), self.exp.sampler.rungs)
-            start = int(asked.trial.user_attrs.get(S.ATTR_RUNG_START, 0) or 0)
-            plan = self._plans[number] = _RungPlan(shares, min(start, len(shares) - 1))
-        floor = None
-        if self.baseline is not None and not in_full:
-            floor = self.exp.constraint.floor(float(self.baseline["accuracy"]))
-        return self.proposals.task(
-            number, asked.recipe, floor=floor, fidelity=plan.share, rungs=plan.shares
-        )
-
-    # ---- telling --------------------------------------------------------------------------
     def tell_finished(self, study: optuna.Study, done: Finished) -> TrialTask | None:
         """Tell what a trial came back with; returns its next rung's task when it goes on."""
         asked = self.asked[done.number]
         if done.failure is not None:
             failure = done.failure
             if failure.below_floor is not None and self.baseline is not None:
-                self._reject_early(asked, done)
+                early.reject_early(self, asked, done)
                 return None
             self.fail(
                 asked,
@@ -424,7 +321,7 @@ class Controller:
                 own=failure.own,
             )
             return None
-        self._record_build(done.built or {})
+        self.record_build(done.built or {})
         if asked.is_baseline and self.baseline is None:
             self.baseline = dict((done.measured or {})["metrics"])
         if self.baseline is None:
@@ -446,89 +343,10 @@ class Controller:
 
     def _told(self, study: optuna.Study, asked: Asked, done: Finished) -> TrialTask | None:
         if float((done.built or {}).get("fidelity", 1.0)) < 1.0:
-            return self._rung(study, asked, done)
-        self._plans.pop(done.number, None)
+            return early.at_rung(self, study, asked, done)
+        self.plans.pop(done.number, None)
         self._complete(study, asked, done)
         return None
-
-    def _rung(self, study: optuna.Study, asked: Asked, done: Finished) -> TrialTask | None:
-        """A trial measured at a rung: go on to the next one while it can still reach the
-        front (:func:`autoopt.search.rungs.decide`), else stop it there."""
-        t0 = time.perf_counter()
-        assert self.baseline is not None  # noqa: S101 - told only once the baseline is known
-        plan = self._plans[done.number]
-        share = float((done.built or {})["fidelity"])
-        metrics = dict((done.measured or {})["metrics"])
-        relative = self.exp.constraint.mode == "relative"
-        metrics.update(S.derive(metrics, self.baseline, relative=relative))
-        dims = ["accuracy", *(o for o in self.exp.objectives if o != "accuracy")]
-        plan.measured.append(
-            {"share": share, "seconds": (done.built or {}).get("seconds", 0.0)}
-            | {k: metrics[k] for k in (*dims, "speedup", "accuracy_drop") if k in metrics}
-        )
-        directions = [S.direction(d) for d in dims]
-        front = [
-            [float(t.user_attrs[d]) for d in dims]
-            for t in _best_trials(study)
-            if all(d in t.user_attrs for d in dims)
-        ]
-        decision = rungs.decide(
-            [float(metrics[d]) for d in dims],
-            share,
-            accuracy_index=0,
-            directions=directions,
-            floor=self.exp.constraint.floor(float(self.baseline["accuracy"])),
-            reference=float(self.baseline["accuracy"]),
-            front=front,
-        )
-        plan.measured[-1]["optimistic"] = decision.optimistic
-        self.overhead += time.perf_counter() - t0
-        event = {"type": "rung", "trial": done.number, "share": share}
-        event |= {"metric": self._workload.metric_name, "accuracy": metrics["accuracy"]}
-        event |= {"go_on": decision.go_on}
-        if not decision.go_on:
-            self._stop_early(asked, decision.reason, plan, done)
-            self.on_event({**event, "reason": decision.reason})
-            return None
-        plan.index = next(i for i, f in enumerate(plan.shares) if f > share)
-        self.recorder.note_rung(asked.trial, plan.measured, plan.index)
-        self.on_event(event)
-        return self.task_for(asked)
-
-    def _stop_early(self, asked: Asked, reason: str, plan: _RungPlan, done: Finished) -> None:
-        t0 = time.perf_counter()
-        told = self.recorder.stop_early(
-            asked.trial, asked.recipe, reason, plan.measured, done.stages
-        )
-        self._after_early(asked, told, "stopped_early")
-        self.overhead += time.perf_counter() - t0
-        self.on_event({"type": "stopped", "trial": asked.trial.number, "reason": reason})
-
-    def _reject_early(self, asked: Asked, done: Finished) -> None:
-        t0 = time.perf_counter()
-        assert done.failure is not None and done.failure.below_floor is not None  # noqa: S101
-        assert self.baseline is not None  # noqa: S101 - tell_finished checked it
-        self._record_build(done.built or {})
-        told = self.recorder.reject_early(
-            asked.trial,
-            asked.recipe,
-            done.failure.reason,
-            done.failure.below_floor,
-            self.baseline,
-            done.stages,
-        )
-        self._after_early(asked, told, "rejected_early")
-        self.overhead += time.perf_counter() - t0
-        event = {"type": "rejected_early", "trial": asked.trial.number}
-        self.on_event({**event, "reason": done.failure.reason, "recipe": asked.recipe.describe()})
-
-    def _after_early(self, asked: Asked, told: optuna.trial.FrozenTrial, kind: str) -> None:
-        number = asked.trial.number
-        self._judged.setdefault(_recipe_key(asked.recipe), trial_record(told))
-        self._plans.pop(number, None)
-        self.asked.pop(number, None)
-        self._counts[kind] += 1
-        self._flush_held(asked.recipe)
 
     def _complete(self, study: optuna.Study, asked: Asked, done: Finished) -> None:
         t0 = time.perf_counter()
@@ -555,11 +373,11 @@ class Controller:
         )
         record = trial_record(told)
         metrics = record.metrics
-        self._measured.setdefault(_recipe_key(asked.recipe), record)
+        self.candidates.measured.setdefault(_recipe_key(asked.recipe), record)
         self.asked.pop(done.number, None)
-        self._flush_held(asked.recipe)
+        self.flush_held(asked.recipe)
         self.overhead += time.perf_counter() - t0
-        self._counts["complete"] += 1
+        self.counts["complete"] += 1
         t1 = time.perf_counter()
         self.proposals.recombine(study)
         self.overhead += time.perf_counter() - t1
@@ -568,7 +386,7 @@ class Controller:
                 "type": "complete",
                 "trial": asked.trial.number,
                 "recipe": asked.recipe.describe(),
-                "metric": self._workload.metric_name,
+                "metric": self.workload.metric_name,
                 "accuracy": metrics["accuracy"],
                 "latency_p50_ms": metrics["latency_p50_ms"],
                 "speedup": metrics.get("speedup", float("nan")),
@@ -581,15 +399,15 @@ class Controller:
         t0 = time.perf_counter()
         if prior.state == "COMPLETE":
             self.recorder.repeat(trial, prior)
-            self._counts["complete"] += 1
+            self.counts["complete"] += 1
         elif prior.state == "FAIL":
             self.recorder.repeat_failure(trial, prior, recipe)
-            self._counts["failed"] += 1
+            self.counts["failed"] += 1
         else:
             self.recorder.repeat_judged(trial, prior)
         self.overhead += time.perf_counter() - t0
         failed = prior.state == "FAIL"
-        self._counts["duplicate"] += 1
+        self.counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
         if failed:
             event.update(stage=prior.failure_stage, reason=prior.failure_reason)
@@ -624,13 +442,13 @@ class Controller:
         )
         if own and not rejected and recipe is not None:
             # The same recipe would fail again: a later proposal of it is told this failure.
-            self._failed.setdefault(_recipe_key(recipe), trial_record(told))
+            self.candidates.failed.setdefault(_recipe_key(recipe), trial_record(told))
         self.asked.pop(trial.number, None)
-        self._plans.pop(trial.number, None)
+        self.plans.pop(trial.number, None)
         if recipe is not None and not rejected and stage != "propose":
-            self._flush_held(recipe)
+            self.flush_held(recipe)
         self.overhead += time.perf_counter() - t0
-        self._counts["rejected" if rejected else "failed"] += 1
+        self.counts["rejected" if rejected else "failed"] += 1
         self.on_event(
             {
                 "type": "rejected" if rejected else "failed",
@@ -641,18 +459,10 @@ class Controller:
             }
         )
 
-    def _record_build(self, built: dict[str, Any]) -> None:
+    def record_build(self, built: dict[str, Any]) -> None:
         for e in built.get("events", []):
             if e["hit"]:
                 self._hits += 1
                 self._saved += e["saved_seconds"]
             else:
                 self._builds += 1
-
-
-def _best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The feasible Pareto front (none before any trial is complete)."""
-    try:
-        return list(study.best_trials)
-    except (RuntimeError, ValueError):
-        return []

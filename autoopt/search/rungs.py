@@ -30,8 +30,8 @@ rung of 1/3, which allows 67%: one candidate of 170 closed more; results/search/
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autoopt.config import RungConfig
@@ -111,3 +111,17 @@ def _dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]
             return False
         better = better or gain > 0
     return better
+
+
+@dataclass
+class RungPlan:
+    """A trial trained in rungs: the share of its training at each rung, the one it is at,
+    and what it measured at the rungs before."""
+
+    shares: tuple[float, ...]
+    index: int = 0
+    measured: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.shares[self.index]

@@ -16,6 +16,7 @@ from autoopt.config._space import SearchSpace
 from autoopt.execution import Failure
 from autoopt.recipe import Recipe
 from autoopt.resolve import recipe_from_params
+from autoopt.search.candidates import Candidates
 from autoopt.search.controller import Controller, _recipe_key
 from autoopt.search.sampling import make_sampler, suggest
 from autoopt.study import schema as S
@@ -140,8 +141,7 @@ def test_only_the_candidates_own_failures_are_reused() -> None:
     assert S.ATTR_FAILURE_OWN not in lost.user_attrs
     assert own.user_attrs[S.ATTR_FAILURE_OWN] is True
     controller = Controller.__new__(Controller)
-    controller._measured, controller._judged = {}, {}
-    controller._failed = {_recipe_key(recipe): trial_record(own)}
+    controller.candidates = Candidates(failed={_recipe_key(recipe): trial_record(own)})
     fresh = study.ask()
     assert controller.prior(fresh, recipe).number == own.number  # type: ignore[union-attr]
     seed = study.ask()
