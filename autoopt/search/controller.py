@@ -303,6 +303,10 @@ class Controller:
         keys = self.candidates.keys() | {_recipe_key(a.recipe) for a in self.asked.values()}
         return keys | self.proposals.queued_keys(study)
 
+    def task_for(self, asked: Asked) -> TrialTask:
+        return early.task_for(self, asked)
+
+    # ---- telling --------------------------------------------------------------------------
     def tell_finished(self, study: optuna.Study, done: Finished) -> TrialTask | None:
         """Tell what a trial came back with; returns its next rung's task when it goes on."""
         asked = self.asked[done.number]

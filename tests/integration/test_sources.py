@@ -24,7 +24,7 @@ def _experiment(folder: Path, workload: str, space: str, seeds: str, n_trials: i
             f"""
             constraint: {{max_drop: 0.05}}
             budget: {{n_trials: {n_trials}}}
-            sampler: {{name: random, seed: 0}}
+            sampler: {{name: random, seed: 0, starting_points: false}}
             seed_candidates: {seeds}
             latency: {{batch_size: 1, threads: 1, warmup: 3, runs: 20, rounds: 4}}
             execution: {{workers: 1, trial_timeout_s: 300, self_test: SELF_TEST}}
