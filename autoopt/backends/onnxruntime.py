@@ -43,10 +43,13 @@ _NP_TYPES = {
 class OnnxRuntimeConfig(MethodConfig):
     graph_optimization_level: Literal["disable", "basic", "extended", "all"] = "all"
     #: Apply ONNX Runtime's offline transformer fusions (Attention, SkipLayerNorm, BiasGelu,
-    #: EmbedLayerNorm) before the session: what Optimum's and Olive's BERT recipes do.
+    #: EmbedLayerNorm) before the session: what Optimum's and Olive's BERT recipes do. The
+    #: optimizer's model type, heads and width come from the model's layout
+    #: (:mod:`autoopt.layouts`), recorded in the exported graph.
     transformer_fusions: bool = False
-    #: Attention heads and hidden size for the fusions (0: let ONNX Runtime detect them, which
-    #: fails on graphs that reshape with -1, as Hugging Face's BERT does).
+    #: Attention heads and hidden size for the fusions, overriding the layout's (0: the
+    #: layout's; ONNX Runtime's own detection fails on graphs that reshape with -1, as Hugging
+    #: Face's BERT does).
     fusion_num_heads: int = Field(default=0, ge=0)
     fusion_hidden_size: int = Field(default=0, ge=0)
     #: Flush denormal floats to zero (FTZ/DAZ). A masked attention score's exp() underflows
@@ -164,9 +167,11 @@ class OnnxRuntimeBackend(Backend[OnnxRuntimeConfig]):
                 "onnxruntime's CPUExecutionProvider has no bf16 kernels for Conv/MatMul/Gemm; "
                 "use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
             )
+        if config.transformer_fusions and (reason := _fusion_refusal(ctx)):
+            return reason
         if config.transformer_fusions and ctx.recipe.quantization is not None:
             return (
-                "transformer_fusions: ONNX Runtime's BERT optimizer fuses float graphs, and this "
+                "transformer_fusions: ONNX Runtime's optimizer fuses float graphs, and this "
                 "recipe quantizes before the backend (its MatMulInteger / QDQ nodes match no "
                 "Attention pattern); use transformer_fusions only without quantization"
             )
@@ -204,25 +209,55 @@ class OnnxRuntimeBackend(Backend[OnnxRuntimeConfig]):
         )
 
 
+def _fusion_refusal(ctx: Context) -> str | None:
+    """Why the workload's model cannot be fused: a layout ONNX Runtime's optimizer has no
+    model type for, or attention that does not export to the fused pattern. A model with no
+    layout at all is refused when its graph is compiled (the host self-test's probe, a piece
+    of a model with a layout, is retried on the whole model then)."""
+    from autoopt.layouts import find_layout, fusion_settings
+
+    if find_layout(ctx.workload.model) is None:
+        return None
+    settings = fusion_settings(ctx.workload.model)
+    return f"transformer_fusions: {settings}" if isinstance(settings, str) else None
+
+
 def fuse_transformer(path: str, num_heads: int = 0, hidden_size: int = 0) -> str:
-    """ONNX Runtime's BERT optimizer (heads and hidden size detected from the graph).
+    """ONNX Runtime's transformer optimizer, as the graph's model layout says to run it
+    (its ``model_type``, heads and width, recorded at export; ``num_heads`` and
+    ``hidden_size`` override the last two).
 
     The fused graph is written beside the input; fusions apply fully only to a TorchScript
     (``dynamo=False``) export of an eager-attention model, which is what autoopt exports.
     """
     import logging
 
+    import onnx
     from onnxruntime.transformers.optimizer import optimize_model
 
+    from autoopt.layouts import recorded_fusion
+
+    settings = recorded_fusion(onnx.load(path, load_external_data=False))
+    if settings is None:
+        raise CandidateError(
+            "transformer_fusions: the graph records no model layout, so which ONNX Runtime "
+            "fusions apply is unknown (its model was exported without one): "
+            "autoopt.layouts.register_layout gives a model one (README: Model layouts)",
+            stage="compile",
+        )
     # The optimizer logs its fusion report and where it saves at INFO: not sweep output.
     with logger_level("onnxruntime.transformers", logging.WARNING):
         model = optimize_model(
-            path, model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+            path,
+            model_type=settings.model_type,
+            num_heads=num_heads or settings.num_heads,
+            hidden_size=hidden_size or settings.hidden_size,
+            opt_level=0,
         )
         if not model.get_fused_operator_statistics().get("Attention"):
             raise CandidateError(
-                "transformer_fusions: ONNX Runtime's BERT optimizer fused no Attention node in "
-                "this graph; it needs a BERT-style encoder",
+                f"transformer_fusions: ONNX Runtime's {settings.model_type} optimizer fused no "
+                "Attention node in this graph",
                 stage="compile",
             )
         # Never beside the input: that is a stage-cache entry, shared and read-only.

@@ -77,7 +77,8 @@ STATE_LABELS = {
 
 def trial_category(t: TrialRecord) -> str:
     """How the Pareto chart draws a trial: baseline, front, feasible, infeasible; or, with no
-    measurements to plot (listed beside the chart), failed, rejected, running, queued."""
+    measurement of its own to plot (listed beside the chart), repeat, failed, rejected,
+    running, queued."""
     if t.state == "RUNNING":
         return "running"
     if t.state == "WAITING":
@@ -86,6 +87,9 @@ def trial_category(t: TrialRecord) -> str:
         return "rejected"
     if t.state != "COMPLETE" or num(t.metrics.get("latency_p50_ms")) is None:
         return "failed"
+    if t.is_repeat:
+        # Told the measurement of the trial it repeats: one candidate is one point.
+        return "repeat"
     if t.is_baseline:
         return "baseline"
     if t.on_front:
@@ -105,7 +109,9 @@ def study_row(
         {
             # The baseline is always feasible; say so when it is the only feasible trial.
             "baseline_only": record.baseline is not None
-            and not any(t.feasible and not t.is_baseline for t in record.trials),
+            and not any(
+                t.feasible and not t.is_baseline and not t.is_repeat for t in record.trials
+            ),
             "name": summary.name,
             "workload": summary.workload,
             "metric": summary.metric_name,
@@ -130,6 +136,7 @@ def trial_row(record: StudyRecord, t: TrialRecord, fams: list[str]) -> dict[str,
         "base": t.is_baseline,
         "feas": t.feasible,
         "front": t.on_front,
+        "repeat_of": t.duplicate_of,
         "recipe": t.recipe_str,
         "tech": [t.technique(f) for f in fams],
         "acc": num(m.get("accuracy")),
@@ -230,7 +237,9 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
     for family in fams:
         groups: dict[str, list[TrialRecord]] = {}
         for t in record.trials:
-            if not t.is_baseline and t.state not in ("RUNNING", "WAITING"):
+            # A repeat is its candidate's earlier trial again: counting it would weigh that
+            # candidate twice in the medians.
+            if not t.is_baseline and not t.is_repeat and t.state not in ("RUNNING", "WAITING"):
                 groups.setdefault(t.technique(family), []).append(t)
         for method, trials in sorted(groups.items()):
             measured = [record.ratios(t) for t in trials if t.state == "COMPLETE"]
@@ -247,7 +256,10 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
                     "method": method,
                     "n": len(trials),
                     "measured": len(measured),
-                    "failed": sum(t.state in ("FAIL", "PRUNED") for t in trials),
+                    "failed": sum(t.state == "FAIL" for t in trials),
+                    # Refused before anything ran (told PRUNED): what every other view calls
+                    # rejected.
+                    "rejected": sum(t.state == "PRUNED" for t in trials),
                     "feasible": sum(t.feasible for t in trials),
                     "median_speedup": statistics.median(speed) if speed else None,
                     "median_dacc": statistics.median(dacc) if dacc else None,
@@ -255,6 +267,19 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def axis_view(record: StudyRecord) -> dict[str, Any] | None:
+    """The metric range the chart shows, and the trials it leaves below it (see
+    :meth:`StudyRecord.accuracy_view`)."""
+    view = record.accuracy_view()
+    if view is None:
+        return None
+    return {
+        "low": view.low,
+        "high": view.high,
+        "below": [t.number for t in view.below],
+    }
 
 
 def study_payload(record: StudyRecord, target: dict[str, Any]) -> dict[str, Any]:
@@ -282,179 +307,14 @@ def study_payload(record: StudyRecord, target: dict[str, Any]) -> dict[str, Any]
             "counts": counts,
             "n_trials": len(record.trials),
             "running": counts.get("RUNNING", 0),
-            "n_feasible": sum(t.feasible and not t.is_baseline for t in record.trials),
+            "n_feasible": sum(
+                t.feasible and not t.is_baseline and not t.is_repeat for t in record.trials
+            ),
+            "n_repeats": sum(t.is_repeat for t in record.trials),
+            "view": axis_view(record),
             "families": fams,
             "trials": [trial_row(record, t, fams) for t in record.trials],
             "progress": progress(record),
             "contributions": contributions(record, fams),
         }
     )
-
-
-# ---- trial page --------------------------------------------------------------------------
-def metric_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
-    """Every metric with the baseline's value and the change relative to it."""
-    base = record.baseline
-    b = base.metrics if base is not None and base is not t else {}
-    rows = []
-    for k in S.ordered(list(t.metrics)):
-        spec = S.spec(k, record.metric_name)
-        v, bv = num(t.metrics.get(k)), num(b.get(k))
-        change = _change(k, v, bv)
-        rows.append({"name": k, "label": spec.label, "value": v, "baseline": bv, "change": change})
-    return rows
-
-
-def _change(metric: str, v: float | None, bv: float | None) -> str | None:
-    """How a metric moved from the baseline's value, in words: points, or a ratio that says
-    which way is better."""
-    spec = S.spec(metric)
-    if v is None or bv is None or not spec.comparable or metric == "latency_runs":
-        return None
-    head = S.base_name(metric)[0]
-    if head == "accuracy" or head.endswith("agreement"):
-        return f"{(v - bv) * 100:+.2f} pts"
-    if v == bv:
-        return "same"
-    if lower_is_better(metric) and v > 0 and bv > 0:
-        latency = head.startswith("latency")
-        better, worse = ("faster", "slower") if latency else ("smaller", "larger")
-        return f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
-    return f"{v / bv:.2f}×" if bv else None
-
-
-def timing_facts(t: TrialRecord) -> dict[str, Any]:
-    """How the trial's speedup was timed: paired with the baseline (with the range of the
-    per-round ratios) or not, and the host's load meanwhile."""
-    m = t.metrics
-    return clean(
-        {
-            "paired": num(m.get("paired_speedup")),
-            "low": num(m.get("paired_speedup_min")),
-            "high": num(m.get("paired_speedup_max")),
-            "loaded": t.load_note,
-            "load": num(m.get("load_avg_1m")),
-            "cpu_share": num(m.get("cpu_share")),
-        }
-    )
-
-
-def stage_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
-    """The trial's stages; a reused one names the trial that built it (lineage)."""
-    built_by: dict[str, int] = {}
-    for other in record.trials:
-        for s in other.stages:
-            if not s.get("hit") and s.get("key") and s["key"] not in built_by:
-                built_by[s["key"]] = other.number
-    rows = []
-    for s in t.stages:
-        key = str(s.get("key", ""))
-        origin = built_by.get(key)
-        rows.append(
-            {
-                "stage": s.get("stage", "?"),
-                "key": key,
-                "hit": bool(s.get("hit")),
-                "seconds": num(s.get("seconds")),
-                "saved": num(s.get("saved_seconds")),
-                "built_by": origin if origin != t.number else None,
-            }
-        )
-    return rows
-
-
-def recipe_rows(t: TrialRecord, fams: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    for family in fams:
-        step = (t.recipe or {}).get(family)
-        config = dict(step.get("config") or {}) if step else {}
-        rows.append(
-            {
-                "family": family,
-                "method": t.technique(family),
-                "key": step.get("key", "") if step else "",
-                "config": config,
-            }
-        )
-    return rows
-
-
-def flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    """Nested dicts as dotted key/value pairs (hardware.versions.torch = 2.13.0)."""
-    if isinstance(value, dict) and value:
-        out = []
-        for k, v in value.items():
-            out.extend(flat(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    if isinstance(value, list):
-        return [(prefix, ", ".join(str(v) for v in value) or "—")]
-    return [(prefix, value)]
-
-
-# ---- compare page ------------------------------------------------------------------------
-def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[str, Any]]:
-    """Rows of a side-by-side table; ``differs`` marks rows whose cells are not all equal and
-    ``best`` the column(s) with the best value of a metric row."""
-    fams = families(record)
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        section: str, label: str, cells: list[Any], metric: str | None = None, key: str = ""
-    ) -> None:
-        shown = ["" if c is None else c for c in cells]
-        differs = len({repr(c) for c in shown}) > 1
-        best: list[int] = []
-        nums = [num(c) for c in cells]
-        if metric and differs and any(v is not None for v in nums):
-            values = [v for v in nums if v is not None]
-            lower = lower_is_better(metric)
-            target = min(values) if lower else max(values)
-            best = [i for i, v in enumerate(nums) if v == target]
-        rows.append(
-            {
-                "section": section,
-                "label": label,
-                "key": key or label,
-                "cells": shown,
-                "differs": differs,
-                "best": best,
-                "numeric": metric is not None,
-            }
-        )
-
-    add("trial", "state", [t.status or t.state.lower() for t in trials])
-    add("trial", "feasible", ["yes" if t.feasible else "no" for t in trials])
-    add("trial", "on Pareto front", ["yes" if t.on_front else "no" for t in trials])
-    for family in fams:
-        add("recipe", family, [_step_label((t.recipe or {}).get(family)) for t in trials])
-    names = S.ordered({k for t in trials for k in t.metrics})
-    for k in names:
-        label = S.spec(k, record.metric_name).label
-        add("metrics", label, [num(t.metrics.get(k)) for t in trials], metric=k, key=k)
-    for k in ("speedup", "accuracy_change"):
-        if k not in names:
-            add("vs baseline", k, [num(record.ratios(t).get(k)) for t in trials], metric=k)
-    add(
-        "build",
-        "stages reused",
-        [f"{sum(bool(s.get('hit')) for s in t.stages)} of {len(t.stages)}" for t in trials],
-    )
-    add("build", "duration (s)", [num(t.duration_s) for t in trials], metric="duration_s")
-    add("hardware", "cpu", [t.hardware.get("cpu_model", "") for t in trials])
-    add("hardware", "node", [t.node_id[:12] for t in trials])
-    add("hardware", "runner", [", ".join(f"{k}={v}" for k, v in t.runner.items()) for t in trials])
-    add(
-        "failure",
-        "reason",
-        [f"[{t.failure_stage}] {t.failure_reason}" if t.failure_reason else "" for t in trials],
-    )
-    return rows
-
-
-def _step_label(step: dict[str, Any] | None) -> str:
-    if not step:
-        return "none"
-    method = str(step.get("key", "")).split(".", 1)[-1]
-    config = step.get("config") or {}
-    inner = ", ".join(f"{k}={v}" for k, v in sorted(config.items()))
-    return f"{method}({inner})" if inner else method

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from autoopt.errors import WorkloadError
+from autoopt.layouts import is_linear
 
 #: Containers group modules of any kind; a repeated Sequential is not a repeated block.
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -82,7 +83,7 @@ class BlockChain(nn.Module):
 
 def _has_compute(module: nn.Module) -> bool:
     return any(
-        isinstance(m, nn.Linear | nn.modules.conv._ConvNd)
+        isinstance(m, nn.modules.conv._ConvNd) or is_linear(m)  # GPT-2's Conv1D counts
         for m in module.modules()
         if m is not module
     )

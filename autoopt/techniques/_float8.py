@@ -10,6 +10,7 @@ import copy
 
 import torch
 
+from autoopt.layouts import as_linear, is_linear, linear_shape
 from autoopt.techniques._names import matches
 
 #: The largest finite e4m3 value: scales map each row's absolute maximum onto it.
@@ -62,13 +63,13 @@ class Float8Linear(torch.nn.Module):
 
 
 def eligible_linears(model: torch.nn.Module, exclude: list[str]) -> list[str]:
-    """Paths of the Linears fp8 takes: both dimensions multiples of 16, not excluded."""
+    """Paths of the linear layers (``nn.Linear``, GPT-2's Conv1D) fp8 takes: both dimensions
+    multiples of 16, not excluded."""
     return [
         name
         for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear)
-        and m.in_features % ALIGN == 0
-        and m.out_features % ALIGN == 0
+        if is_linear(m)
+        and all(n % ALIGN == 0 for n in linear_shape(m))
         and not any(matches(name, e) for e in exclude)
     ]
 
@@ -79,5 +80,5 @@ def to_float8(model: torch.nn.Module, exclude: list[str]) -> tuple[torch.nn.Modu
     names = eligible_linears(model, exclude)
     out = copy.deepcopy(model).to(torch.bfloat16).eval()
     for name in names:
-        out.set_submodule(name, Float8Linear(model.get_submodule(name)))
+        out.set_submodule(name, Float8Linear(as_linear(model.get_submodule(name))))
     return out, names

@@ -7,7 +7,7 @@ workload's *train* split; the evaluation split is never touched here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
     from autoopt.plugins import Context
     from autoopt.workloads import Workload
+
+    FeaturesHook = Callable[
+        [torch.nn.Module, tuple[torch.Tensor, ...]],
+        tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ]
+    LayerFeaturesHook = Callable[
+        [torch.nn.Module, tuple[torch.Tensor, ...]],
+        tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]],
+    ]
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +88,46 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
         yield from torch.randperm(n, generator=generator).split(batch_size)
 
 
+def feature_hooks(workload: Workload) -> tuple[FeaturesHook | None, LayerFeaturesHook | None]:
+    """The ``features`` and ``layer_features`` hooks training uses: the workload's own, or,
+    when it gives neither, those its model's layout gives (the last block's hidden states,
+    and every block's); None where neither has one."""
+    if workload.features is not None or workload.layer_features is not None:
+        return workload.features, workload.layer_features
+    from autoopt.layouts import LayoutFeatures, find_layout
+
+    if find_layout(workload.model) is None:
+        return None, None
+    hooks = LayoutFeatures.for_inputs(workload.input_names)
+    return hooks.features, hooks.layer_features
+
+
+def feature_refusal(
+    workload: Workload, feature_weight: float, layer_weight: float = 0.0
+) -> str | None:
+    """Why the feature or layer loss asked for cannot be computed for ``workload``, or None."""
+    features, layers = feature_hooks(workload)
+    for name, weight, hook, what in (
+        ("feature_weight", feature_weight, features, "features"),
+        ("layer_weight", layer_weight, layers, "layer_features"),
+    ):
+        if weight > 0 and hook is None:
+            from autoopt.layouts import missing_layout_reason
+
+            return (
+                f"{name} needs per-block hidden states: workload '{workload.name}' gives no "
+                f"{what} hook, and {missing_layout_reason(workload.model)}; or set {name} to 0"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class TeacherTargets:
     """The teacher's outputs on the train split, computed once and shared by every training
     run in the process (a build worker trains many students against the same teacher)."""
 
     outputs: torch.Tensor
-    #: Per-position features (``workload.features``), zero-padded to the split's longest
+    #: Per-position features (:func:`feature_hooks`), zero-padded to the split's longest
     #: trimmed sample and stored in fp16 (targets, not weights); None without the hook.
     features: torch.Tensor | None
     #: Mean square of the real (unpadded) feature values: the token loss is relative to it.
@@ -107,11 +149,12 @@ def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
 
     from autoopt.artifacts import on_device
 
+    features_hook, _ = feature_hooks(workload)
     # The entry holds the teacher, so its id cannot be reused by another model while cached.
     key = (
         id(workload.model),
         workload.train.fingerprint(),
-        workload.features is not None,
+        features_hook is not None,
         device,
     )
     if key in _TARGETS:
@@ -123,8 +166,8 @@ def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
         for start in range(0, len(workload.train), TARGET_BATCH):
             batch = _trim(workload, [x[start : start + TARGET_BATCH] for x in inputs])
             batch = [x.to(device) for x in batch]
-            if workload.features is not None:
-                out, feat, mask = workload.features(model, tuple(batch))
+            if features_hook is not None:
+                out, feat, mask = features_hook(model, tuple(batch))
                 features.append(feat.float())
                 masks.append(mask)
             else:
@@ -153,10 +196,12 @@ def teacher_targets(workload: Workload, device: str = "cpu") -> TeacherTargets:
 @dataclass(frozen=True)
 class _Objective:
     """The loss of one training batch: the distillation loss on the outputs, plus the
-    per-position feature term and the per-layer term where the workload's hooks allow them and
-    their weights are set (a weight is 0 where its term is not used)."""
+    per-position feature term and the per-layer term where the hooks (:func:`feature_hooks`)
+    allow them and their weights are set (a weight is 0 where its term is not used)."""
 
     workload: Workload
+    features: FeaturesHook | None
+    layer_features: LayerFeaturesHook | None
     teacher: TeacherTargets
     #: The train split's labels, for the classification loss only.
     labels: torch.Tensor | None
@@ -186,11 +231,14 @@ class _Objective:
         # Labels are only used by the classification loss; an embedding split may carry none.
         if workload.output_kind == "logits" and workload.train.targets is not None:
             labels = torch.from_numpy(np.asarray(workload.train.targets)).to(device)
-        use_layers = layer_weight > 0 and workload.layer_features is not None
-        use_features = feature_weight > 0 and workload.features is not None
+        features, layer_features = feature_hooks(workload)
+        use_layers = layer_weight > 0 and layer_features is not None
+        use_features = feature_weight > 0 and features is not None
         teacher = teacher_targets(workload, device)
         return cls(
             workload,
+            features,
+            layer_features,
             teacher,
             labels,
             temperature,
@@ -207,8 +255,8 @@ class _Objective:
         if self.teacher_model is not None:
             out, feat, mask, layer_loss = self._with_layers(student, batch)
         elif self.feature_weight:
-            assert self.workload.features is not None  # noqa: S101 - make() checked it
-            out, feat, mask = self.workload.features(student, batch)
+            assert self.features is not None  # noqa: S101 - make() checked it
+            out, feat, mask = self.features(student, batch)
         else:
             out = student(*batch)
         labels = None if self.labels is None else self.labels[idx]
@@ -236,7 +284,7 @@ class _Objective:
         layers they stand for (None for a one-layer student: its last layer is the output)."""
         import torch
 
-        hook = self.workload.layer_features
+        hook = self.layer_features
         assert hook is not None and self.teacher_model is not None  # noqa: S101 - make()
         out, feat, mask, states, layers = hook(student, batch)
         with torch.no_grad():
@@ -351,7 +399,7 @@ class RecoveryConfig(MethodConfig):
     recovery_steps: int = Field(default=0, ge=0, le=1_000_000)
     recovery_lr: float = Field(default=1e-3, gt=0.0, le=1.0)
     recovery_batch_size: int = Field(default=64, ge=1, le=65_536)
-    #: Weight of the per-position feature loss (workloads with a ``features`` hook).
+    #: Weight of the per-position feature loss (a ``features`` hook or a model layout).
     recovery_feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
 

@@ -1,4 +1,8 @@
-"""Distillation: train a smaller student, built by the workload, to imitate the teacher."""
+"""Distillation: train a smaller student to imitate the teacher.
+
+The student is the workload's (``make_student``), or, for a model with a layout
+(:mod:`autoopt.layouts`), a copy of the teacher that keeps some of its blocks.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,22 @@ from pydantic import Field
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import MethodConfig, Technique, register
-from autoopt.techniques._training import train_against_teacher
+from autoopt.techniques._training import feature_refusal, train_against_teacher
 
 if TYPE_CHECKING:
+    import torch
+
     from autoopt.artifacts import Artifact, ArtifactKind
     from autoopt.plugins import Context
 
 
 class KnowledgeDistillationConfig(MethodConfig):
     #: Passed to the workload's ``make_student`` (with every other field); how the width is
-    #: interpreted (channels, hidden size, layers) is the workload's choice.
+    #: interpreted (channels, hidden size, layers) is the workload's choice. A layout's
+    #: layer-dropped student keeps this fraction of the teacher's blocks.
     width: float = Field(default=0.5, gt=0.0, le=1.0)
     #: For layered students (transformers): how many of the teacher's layers to keep; when
-    #: unset the workload derives it from ``width``.
+    #: unset it is derived from ``width``.
     layers: int | None = Field(default=None, ge=1, le=1024)
     #: For layered students: exactly which of the teacher's layers to keep (0-based indices);
     #: wins over ``layers`` (which, when also given, must be its length).
@@ -34,11 +41,13 @@ class KnowledgeDistillationConfig(MethodConfig):
     lr: float = Field(default=3e-3, gt=0.0, le=1.0)
     batch_size: int = Field(default=64, ge=1, le=65_536)
     #: Weight of the per-position feature loss (a transformer's token states) added to the
-    #: output loss; used by workloads with a ``features`` hook, ignored by others.
+    #: output loss: the workload's ``features`` hook, or the last block's hidden states of a
+    #: model with a layout; refused for other models.
     feature_weight: float = Field(default=0.0, ge=0.0, le=100.0)
     #: Weight of matching each of a layered student's layers (but its last) to the hidden
-    #: states of the teacher layer it was copied from; used by workloads with a
-    #: ``layer_features`` hook, ignored by others. The teacher then runs beside the student.
+    #: states of the teacher layer it was copied from (the workload's ``layer_features`` hook,
+    #: or the layout's blocks); refused for other models. The teacher then runs beside the
+    #: student.
     layer_weight: float = Field(default=0.0, ge=0.0, le=100.0)
 
 
@@ -53,26 +62,35 @@ class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
 
     def check(self, config: KnowledgeDistillationConfig, ctx: Context) -> str | None:
         if ctx.workload.make_student is None:
-            return (
-                f"workload '{ctx.workload.name}' defines no make_student, so there is no student "
-                "to distill into; give the workload a student factory or remove "
-                "distillation.kd from the search space"
-            )
-        return None
+            from autoopt.errors import WorkloadError
+            from autoopt.layouts import find_layout, kept_blocks, missing_layout_reason
+
+            found = find_layout(ctx.workload.model)
+            if found is None:
+                return (
+                    f"workload '{ctx.workload.name}' defines no make_student, and layer-dropped "
+                    f"students need a model layout: {missing_layout_reason(ctx.workload.model)}; "
+                    "or give the workload a student factory, or remove distillation.kd from "
+                    "the search space"
+                )
+            try:
+                kept_blocks(config.model_dump(), len(found.blocks()))
+            except WorkloadError as e:
+                return f"{e} (the model has {len(found.blocks())} layers)"
+        return feature_refusal(ctx.workload, config.feature_weight, config.layer_weight)
 
     def apply(
         self, artifact: Artifact, config: KnowledgeDistillationConfig, ctx: Context
     ) -> Artifact:
         import torch
 
-        make_student = ctx.workload.make_student
-        if make_student is None:
-            raise CandidateError(self.check(config, ctx) or "", stage=self.key)
+        if reason := self.check(config, ctx):
+            raise CandidateError(reason, stage=self.key)
         # The teacher is always the workload's fp32 model, whatever the previous stage built:
         # distillation is the first stage, and its input artifact is never modified.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
-            student = make_student(config.model_dump())
+            student = _student(config, ctx)
         if not isinstance(student, torch.nn.Module):
             raise CandidateError(
                 f"workload '{ctx.workload.name}': make_student returned "
@@ -93,3 +111,13 @@ class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
             device=ctx.device,
         )
         return TorchArtifact(student.eval())
+
+
+def _student(config: KnowledgeDistillationConfig, ctx: Context) -> torch.nn.Module:
+    """The workload's student, or the teacher's layout's layer-dropped copy of it."""
+    if ctx.workload.make_student is not None:
+        return ctx.workload.make_student(config.model_dump())
+    from autoopt.layouts import drop_blocks, kept_blocks, layout_of
+
+    found = layout_of(ctx.workload.model)
+    return drop_blocks(found, kept_blocks(config.model_dump(), len(found.blocks())))

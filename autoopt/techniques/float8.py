@@ -1,4 +1,4 @@
-"""fp8 precision: every eligible ``nn.Linear`` multiplies in float8 (e4m3), the rest in bf16.
+"""fp8 precision: every eligible linear layer multiplies in float8 (e4m3), the rest in bf16.
 
 What an fp8 tensor core runs (NVIDIA Ada and Hopper, compute capability 8.9+): weights are
 stored in e4m3 with one scale per output row, taken once from the fp32 weights; activations
@@ -27,7 +27,8 @@ MIN_CAPABILITY = (8, 9)
 
 class Fp8Config(MethodConfig):
     #: Linears kept in bf16, by module path (``*`` = one name component, as in
-    #: quantization's ``exclude``), e.g. ``bert.encoder.layer.*.output.dense``.
+    #: quantization's ``exclude``), e.g. ``bert.encoder.layer.*.output.dense``, or by role for
+    #: a model with a layout (``ffn_out``, ``attn_qkv``, ...).
     exclude: list[str] = Field(default_factory=list)
 
 
@@ -41,6 +42,10 @@ class Fp8Precision(Technique[Fp8Config]):
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
     def check(self, config: Fp8Config, ctx: Context) -> str | None:
+        from autoopt.techniques._roles import exclusion_refusal
+
+        if reason := exclusion_refusal(config.exclude, ctx):
+            return reason
         if ctx.backend_kind != "torch":
             return (
                 f"fp8 runs on PyTorch (torch._scaled_mm); {ctx.recipe.backend.method} serves "
@@ -64,14 +69,16 @@ class Fp8Precision(Technique[Fp8Config]):
 
     def apply(self, artifact: Artifact, config: Fp8Config, ctx: Context) -> Artifact:
         from autoopt.techniques._float8 import to_float8
+        from autoopt.techniques._roles import exclusion_patterns
 
         if not isinstance(artifact, TorchArtifact):
             raise CandidateError("fp8 takes a PyTorch model", stage=self.key)
-        model, names = to_float8(artifact.model, config.exclude)
+        exclude = exclusion_patterns(config.exclude, ctx, self.key)
+        model, names = to_float8(artifact.model, exclude)
         if not names:
             raise CandidateError(
-                "fp8: no nn.Linear with both dimensions multiples of 16 is left to convert "
-                f"(exclude: {config.exclude})",
+                "fp8: no linear layer with both dimensions multiples of 16 is left to convert "
+                f"(exclude: {exclude})",
                 stage=self.key,
             )
         return TorchArtifact(model)

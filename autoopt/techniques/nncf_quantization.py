@@ -37,7 +37,7 @@ from autoopt.techniques._openvino import (
     weighted_layers,
 )
 from autoopt.techniques.quantization import DynamicInt8Config, sensitivity_ranking
-from autoopt.techniques.quantization._config import ExclusionsConfig
+from autoopt.techniques.quantization._config import ExclusionsConfig, with_roles
 from autoopt.techniques.quantization._layers import unknown_layers_error
 
 if TYPE_CHECKING:
@@ -154,12 +154,16 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
                 f"{ctx.backend_kind} models: use backend openvino, or quantization.dynamic_int8 "
                 "or static_int8 on the other backends"
             )
-        return None
+        from autoopt.techniques._roles import exclusion_refusal
+
+        return exclusion_refusal(config.exclude, ctx)
 
     def needs_torch(self, config: NncfInt8Config) -> bool:
         return config.exclude_most_sensitive > 0
 
     def apply(self, artifact: Artifact, config: NncfInt8Config, ctx: Context) -> Artifact:
+        # Roles (ffn_out, attn_out, ...) become the model layout's module patterns.
+        config = with_roles(config, ctx, self.key)
         if config.exclude_most_sensitive:
             if not isinstance(artifact, TorchArtifact):
                 raise CandidateError(

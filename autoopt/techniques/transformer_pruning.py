@@ -1,10 +1,10 @@
-"""Structured pruning of BERT-style encoders: attention heads and FFN neurons, really removed.
+"""Structured pruning of transformer blocks: attention heads and FFN neurons, really removed.
 
-For every encoder layer (a module with ``attention.self.{query,key,value}``,
-``attention.output.dense``, ``intermediate.dense`` and ``output.dense``, as in Hugging Face's
-BERT family) the least important heads and intermediate neurons are sliced out of the weight
-matrices, so the model gets smaller and its matmuls narrower. Importance is either the weights'
-magnitude or the mean activation magnitude on a few train batches (better: it sees the data).
+The model's layout (:mod:`autoopt.layouts`) says where its blocks are and which linear layers
+are each block's query/key/value, attention output, FFN input and FFN output. In every block
+the least important heads and intermediate neurons are sliced out of those weight matrices, so
+the model gets smaller and its matmuls narrower. Importance is either the weights' magnitude
+or the mean activation magnitude on a few train batches (better: it sees the data).
 Recovery fine-tunes the pruned model against the teacher, as the other pruning methods do.
 """
 
@@ -20,8 +20,16 @@ from torch import nn
 
 from autoopt.artifacts import Artifact, ArtifactKind, TorchArtifact
 from autoopt.errors import CandidateError
+from autoopt.layouts import (
+    ModelLayout,
+    find_layout,
+    missing_layout_reason,
+    prune_block,
+    qkv_segments,
+    weight_out_in,
+)
 from autoopt.plugins import Technique, register
-from autoopt.techniques._training import RecoveryConfig, recover
+from autoopt.techniques._training import RecoveryConfig, feature_refusal, recover
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,81 +48,50 @@ class AttentionFfnPruningConfig(RecoveryConfig):
 
 
 def encoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The BERT-style layers of a model, in order."""
-    layers = []
-    for module in model.modules():
-        att = getattr(module, "attention", None)
-        if (
-            att is not None
-            and hasattr(getattr(att, "self", None), "query")
-            and hasattr(getattr(att, "output", None), "dense")
-            and hasattr(getattr(module, "intermediate", None), "dense")
-            and hasattr(getattr(module, "output", None), "dense")
-        ):
-            layers.append(module)
-    return layers
+    """The blocks of a model with a layout, in order ([] without one)."""
+    found = find_layout(model)
+    return found.blocks() if found is not None else []
 
 
-def _rows(linear: nn.Linear, keep: torch.Tensor) -> nn.Linear:
-    out = nn.Linear(linear.in_features, len(keep), bias=linear.bias is not None)
-    out.weight.data = linear.weight.data[keep].clone()
-    if linear.bias is not None:
-        out.bias.data = linear.bias.data[keep].clone()
-    return out
-
-
-def _cols(linear: nn.Linear, keep: torch.Tensor) -> nn.Linear:
-    out = nn.Linear(len(keep), linear.out_features, bias=linear.bias is not None)
-    out.weight.data = linear.weight.data[:, keep].clone()
-    if linear.bias is not None:
-        out.bias.data = linear.bias.data.clone()
-    return out
-
-
-def _head_dim(layer: nn.Module) -> int:
-    return int(layer.attention.self.attention_head_size)
-
-
-def _magnitude_scores(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    sa, d = layer.attention.self, _head_dim(layer)
-    n_heads = sa.query.out_features // d
-    w_o = layer.attention.output.dense.weight  # (hidden, heads*d)
+def _magnitude_scores(found: ModelLayout, block: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per head: the norms of its query, key and value rows and of its attention-output
+    columns; per neuron: ||FFN-in row|| · ||FFN-out column||."""
+    layout, d = found.layout, found.head_size(block)
+    w_o = weight_out_in(block.get_submodule(layout.attn_out))  # (hidden, heads*d)
+    segments = [(weight_out_in(layer), offset) for layer, offset in qkv_segments(found, block)]
     heads = torch.stack(
         [
-            sum(m.weight[h * d : (h + 1) * d].norm() for m in (sa.query, sa.key, sa.value))
+            sum(w[offset + h * d : offset + (h + 1) * d].norm() for w, offset in segments)
             + w_o[:, h * d : (h + 1) * d].norm()
-            for h in range(n_heads)
+            for h in range(found.heads(block))
         ]
     )
-    w_in, w_out = layer.intermediate.dense.weight, layer.output.dense.weight
+    w_in = weight_out_in(block.get_submodule(layout.ffn_in))
+    w_out = weight_out_in(block.get_submodule(layout.ffn_out))
     neurons = w_in.norm(dim=1) * w_out.norm(dim=0)
     return heads.detach(), neurons.detach()
 
 
 def _activation_scores(
-    model: nn.Module, layers: list[nn.Module], ctx: Context, samples: int
+    model: nn.Module, found: ModelLayout, ctx: Context, samples: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Mean |head context| · ||W_o head block|| and mean |FFN activation| · ||W_out column||."""
-    sums: list[list[torch.Tensor | None]] = [[None, None] for _ in layers]
+    blocks = found.blocks()
+    sums: list[list[torch.Tensor | None]] = [[None, None] for _ in blocks]
     hooks = []
 
-    def head_hook(i: int):  # the input of attention.output.dense is the heads' context
+    def catch(i: int, j: int):  # the input of the attention output / FFN output layer
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].detach().abs().flatten(0, -2).mean(0)
-            sums[i][0] = x if sums[i][0] is None else sums[i][0] + x
+            seen = sums[i][j]
+            sums[i][j] = x if seen is None else seen + x
 
         return hook
 
-    def ffn_hook(i: int):  # the input of output.dense is the activated intermediate
-        def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            x = args[0].detach().abs().flatten(0, -2).mean(0)
-            sums[i][1] = x if sums[i][1] is None else sums[i][1] + x
-
-        return hook
-
-    for i, layer in enumerate(layers):
-        hooks.append(layer.attention.output.dense.register_forward_pre_hook(head_hook(i)))
-        hooks.append(layer.output.dense.register_forward_pre_hook(ffn_hook(i)))
+    layout = found.layout
+    for i, block in enumerate(blocks):
+        hooks.append(block.get_submodule(layout.attn_out).register_forward_pre_hook(catch(i, 0)))
+        hooks.append(block.get_submodule(layout.ffn_out).register_forward_pre_hook(catch(i, 1)))
     try:
         with torch.inference_mode():
             for batch, _ in _batches(ctx, samples):
@@ -123,12 +100,13 @@ def _activation_scores(
         for h in hooks:
             h.remove()
     scores = []
-    for layer, (ctx_sum, ffn_sum) in zip(layers, sums, strict=True):
-        d = _head_dim(layer)
-        w_o = layer.attention.output.dense.weight.detach()
+    for block, (ctx_sum, ffn_sum) in zip(blocks, sums, strict=True):
+        d = found.head_size(block)
+        w_o = weight_out_in(block.get_submodule(layout.attn_out)).detach()
         per_dim = ctx_sum * w_o.norm(dim=0)  # type: ignore[operator]
         heads = per_dim.view(-1, d).sum(1)
-        neurons = ffn_sum * layer.output.dense.weight.detach().norm(dim=0)  # type: ignore[operator]
+        w_out = weight_out_in(block.get_submodule(layout.ffn_out)).detach()
+        neurons = ffn_sum * w_out.norm(dim=0)  # type: ignore[operator]
         scores.append((heads, neurons))
     return scores
 
@@ -137,18 +115,6 @@ def _batches(ctx: Context, samples: int) -> Iterator[tuple[list[torch.Tensor], N
     split = ctx.workload.train.take(samples)
     for inputs, _ in split.batches(16):
         yield [torch.from_numpy(np.ascontiguousarray(x)) for x in inputs], None
-
-
-def prune_layer(layer: nn.Module, keep_heads: torch.Tensor, keep_neurons: torch.Tensor) -> None:
-    """Slice one encoder layer in place to the given heads and FFN neurons."""
-    sa, d = layer.attention.self, _head_dim(layer)
-    dims = torch.cat([torch.arange(h * d, (h + 1) * d) for h in keep_heads.tolist()])
-    sa.query, sa.key, sa.value = (_rows(m, dims) for m in (sa.query, sa.key, sa.value))
-    sa.num_attention_heads = len(keep_heads)
-    sa.all_head_size = len(dims)
-    layer.attention.output.dense = _cols(layer.attention.output.dense, dims)
-    layer.intermediate.dense = _rows(layer.intermediate.dense, keep_neurons)
-    layer.output.dense = _cols(layer.output.dense, keep_neurons)
 
 
 @register
@@ -161,12 +127,15 @@ class AttentionFfnPruning(Technique[AttentionFfnPruningConfig]):
     accepts: ClassVar[tuple[ArtifactKind, ...]] = ("torch",)
 
     def check(self, config: AttentionFfnPruningConfig, ctx: Context) -> str | None:
-        if not encoder_layers(ctx.workload.model):
+        found = find_layout(ctx.workload.model)
+        if found is None:
             return (
-                "the model has no BERT-style encoder layers (attention.self.query, "
-                "intermediate.dense, output.dense); use pruning.structured"
+                "heads and FFN neurons are found through the model's layout: "
+                f"{missing_layout_reason(ctx.workload.model)}; or use pruning.structured"
             )
-        return None
+        if config.heads > 0 and found.layout.no_head_pruning:
+            return f"{found.layout.no_head_pruning}; set heads: 0 to prune FFN neurons only"
+        return feature_refusal(ctx.workload, config.recovery_feature_weight)
 
     def apply(
         self, artifact: Artifact, config: AttentionFfnPruningConfig, ctx: Context
@@ -174,17 +143,20 @@ class AttentionFfnPruning(Technique[AttentionFfnPruningConfig]):
         if not isinstance(artifact, TorchArtifact):
             raise CandidateError("pruning.attention_ffn needs a PyTorch model", stage=self.key)
         model = copy.deepcopy(artifact.model).eval()
-        layers = encoder_layers(model)
+        found = find_layout(model)
+        if found is None:
+            raise CandidateError(missing_layout_reason(model), stage=self.key)
+        blocks = found.blocks()
         if config.importance == "activation":
-            scores = _activation_scores(model, layers, ctx, config.importance_samples)
+            scores = _activation_scores(model, found, ctx, config.importance_samples)
         else:
-            scores = [_magnitude_scores(layer) for layer in layers]
-        for layer, (head_scores, neuron_scores) in zip(layers, scores, strict=True):
+            scores = [_magnitude_scores(found, block) for block in blocks]
+        for block, (head_scores, neuron_scores) in zip(blocks, scores, strict=True):
             n_heads, n_neurons = len(head_scores), len(neuron_scores)
             keep_h = max(1, n_heads - int(round(config.heads * n_heads)))
             keep_n = max(1, n_neurons - int(round(config.ffn * n_neurons)))
             heads = torch.sort(torch.topk(head_scores, keep_h).indices).values
             neurons = torch.sort(torch.topk(neuron_scores, keep_n).indices).values
-            prune_layer(layer, heads, neurons)
+            prune_block(found, block, heads, neurons)
         recover(model, config, ctx)
         return TorchArtifact(model.eval())

@@ -11,9 +11,12 @@ imports this package.
 - :func:`make_context`, :func:`predict`: building blocks for a method's own tests.
 - :func:`tiny_bert`: an embedding workload (``workload_name = "autoopt.testing:tiny_bert"``)
   that builds in seconds; the default, ``digits_cnn``, is a logits workload.
+- :func:`tiny_classifier`: a logits workload of each bundled layout family (``bert``,
+  ``distilbert``, ``vit``, ``gpt2``), trained for seconds on a synthetic task.
 """
 
 from autoopt.testing._build import make_context, predict, teacher_onnx
+from autoopt.testing._families import tiny_classifier
 from autoopt.testing._workloads import tiny_bert
 from autoopt.testing.pytest_backends import BackendTestSuite
 from autoopt.testing.pytest_storages import StorageTestSuite
@@ -28,4 +31,5 @@ __all__ = [
     "predict",
     "teacher_onnx",
     "tiny_bert",
+    "tiny_classifier",
 ]

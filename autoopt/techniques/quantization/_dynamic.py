@@ -8,11 +8,7 @@ from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
-from autoopt.techniques.quantization._config import (
-    DynamicInt8Config,
-    openvino_refusal,
-    precision_conflict,
-)
+from autoopt.techniques.quantization._config import DynamicInt8Config, int8_refusal, with_roles
 from autoopt.techniques.quantization._eager import torch_dynamic
 from autoopt.techniques.quantization._graph import nodes_to_exclude, quiet, require_integer_ops
 from autoopt.techniques.quantization._sensitivity import with_sensitive_exclusions
@@ -26,9 +22,9 @@ if TYPE_CHECKING:
 class DynamicInt8Quantization(Technique[DynamicInt8Config]):
     """Weights to int8 ahead of time, activations quantized on the fly per batch.
 
-    PyTorch: ``quantize_dynamic`` replaces ``nn.Linear`` with a dynamic quantized Linear (Conv
-    has no dynamic kernel in PyTorch). ONNX: ``onnxruntime.quantization.quantize_dynamic``
-    (MatMulInteger / ConvInteger).
+    PyTorch: ``quantize_dynamic`` replaces ``nn.Linear`` (and GPT-2's Conv1D) with a dynamic
+    quantized Linear (Conv has no dynamic kernel in PyTorch). ONNX:
+    ``onnxruntime.quantization.quantize_dynamic`` (MatMulInteger / ConvInteger).
     """
 
     key = "quantization.dynamic_int8"
@@ -38,7 +34,7 @@ class DynamicInt8Quantization(Technique[DynamicInt8Config]):
     kernel_fields = ("per_channel", "op_types", "weight_type")
 
     def check(self, config: DynamicInt8Config, ctx: Context) -> str | None:
-        if reason := openvino_refusal(ctx) or precision_conflict(ctx):
+        if reason := int8_refusal(config, ctx):
             return reason
         if ctx.device != "cpu":
             return (
@@ -64,6 +60,7 @@ class DynamicInt8Quantization(Technique[DynamicInt8Config]):
         return config.exclude_most_sensitive > 0
 
     def apply(self, artifact: Artifact, config: DynamicInt8Config, ctx: Context) -> Artifact:
+        config = with_roles(config, ctx, self.key)
         if config.exclude_most_sensitive:
             if not isinstance(artifact, TorchArtifact):
                 raise CandidateError(

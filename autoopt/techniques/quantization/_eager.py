@@ -36,10 +36,13 @@ def _dynamic_qconfig(per_channel: bool) -> Any:
 
 
 def quantized_linear(module: torch.nn.Module, per_channel: bool) -> torch.nn.Module:
-    """A dynamic int8 copy of one ``nn.Linear``, as ``quantize_dynamic`` would make it."""
+    """A dynamic int8 copy of one linear layer (``nn.Linear`` or Conv1D), as
+    ``quantize_dynamic`` would make it."""
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    float_copy = copy.deepcopy(module)
+    from autoopt.layouts import as_linear
+
+    float_copy = copy.deepcopy(as_linear(module))
     float_copy.qconfig = _dynamic_qconfig(per_channel)
     with _torch_ao_quiet():
         return DynamicLinear.from_float(float_copy)
@@ -50,10 +53,15 @@ def torch_dynamic(
     config: DynamicInt8Config,
     stage: str,
 ) -> torch.nn.Module:
-    """``model`` with its Linears (those not excluded) in dynamic int8."""
+    """``model`` with its Linears (those not excluded; GPT-2's Conv1D counts as one) in
+    dynamic int8."""
     import torch
     from torch import nn
 
+    from autoopt.layouts import linear_copy
+
+    # A copy whose Conv1D layers are nn.Linear: the only layer PyTorch quantizes dynamically.
+    model = linear_copy(model).eval()
     linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     require_known_modules(model, config.exclude, stage, linears)
     chosen = [n for n in linears if not covered(n, config.exclude)]
@@ -69,7 +77,7 @@ def torch_dynamic(
         qconfig = _dynamic_qconfig(config.per_channel)
         # Naming each chosen Linear (rather than the nn.Linear type) is how exclusions stay float.
         quantized = quantize_dynamic(
-            copy.deepcopy(model).eval(),
+            model,
             {name: qconfig for name in chosen},
             dtype=torch.qint8,
         )

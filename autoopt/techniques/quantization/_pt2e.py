@@ -31,8 +31,13 @@ def pt2e_static(
     model: torch.nn.Module, config: StaticInt8Config, ctx: Context, stage: str
 ) -> ExportedModule:
     """``model`` (unchanged) with its chosen Linears and Conv2ds in static int8; the excluded
-    ones, and those of an op type not chosen, stay float."""
+    ones, and those of an op type not chosen, stay float. GPT-2's Conv1D layers are captured
+    as the equal ``nn.Linear``, the layer the quantizer annotates."""
     from torch import nn
+
+    from autoopt.layouts import linear_copy
+
+    model = linear_copy(model).eval()
 
     kinds: list[type[nn.Module]] = []
     if {"MatMul", "Gemm"} & set(config.op_types):

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
-from autoopt.techniques.quantization._config import QatInt8Config, precision_conflict
+from autoopt.techniques._roles import exclusion_refusal
+from autoopt.techniques.quantization._config import QatInt8Config, precision_conflict, with_roles
 
 if TYPE_CHECKING:
     from autoopt.artifacts import Artifact, ArtifactKind
@@ -47,7 +48,7 @@ class QatInt8Quantization(Technique[QatInt8Config]):
     selftest_config: ClassVar[dict[str, Any]] = {"steps": 2, "calibration_samples": 32}
 
     def check(self, config: QatInt8Config, ctx: Context) -> str | None:
-        if reason := precision_conflict(ctx):
+        if reason := precision_conflict(ctx) or exclusion_refusal(config.exclude, ctx):
             return reason
         if ctx.device != "cpu":
             return (
@@ -89,6 +90,7 @@ class QatInt8Quantization(Technique[QatInt8Config]):
                 f"{artifact.kind} model",
                 stage=self.key,
             )
+        config = with_roles(config, ctx, self.key)
         qat = train_qat(prepare_qat(artifact.model, config, ctx, self.key), config, ctx)
         # The int8 program whatever the backend, so that Inductor and OpenVINO candidates
         # share one trained stage; the OpenVINO export stage after it converts the program

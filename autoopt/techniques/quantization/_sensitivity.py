@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 def sensitivity_ranking(
     model: torch.nn.Module, config: DynamicInt8Config, ctx: Context
 ) -> list[tuple[str, float]]:
-    """Every quantizable ``nn.Linear`` with the error that quantizing it *alone* causes.
+    """Every quantizable linear layer (``nn.Linear``, GPT-2's Conv1D) with the error that
+    quantizing it *alone* causes.
 
     The error is the outputs' relative squared distance to the float model's,
     ``‖q(x) − f(x)‖² / ‖f(x)‖²``, on the first ``sensitivity_samples`` calibration samples
@@ -31,8 +32,7 @@ def sensitivity_ranking(
     in ``model`` itself and put back, so no copy of the whole model is made; batches are
     trimmed by the workload's ``trim_batch`` (a ranking, not a measurement).
     """
-    from torch import nn
-
+    from autoopt.layouts import is_linear
     from autoopt.workloads import predict_torch
 
     split = ctx.workload.calibration.take(config.sensitivity_samples)
@@ -46,7 +46,7 @@ def sensitivity_ranking(
     parents = dict(model.named_modules())
     errors = []
     for name, module in list(model.named_modules()):
-        if not isinstance(module, nn.Linear) or covered(name, config.exclude):
+        if not is_linear(module) or covered(name, config.exclude):
             continue
         parent_name, _, attr = name.rpartition(".")
         parent = parents[parent_name]

@@ -12,11 +12,7 @@ from autoopt.artifacts import OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
 from autoopt.techniques._onnx import as_onnx, scratch_path
-from autoopt.techniques.quantization._config import (
-    StaticInt8Config,
-    openvino_refusal,
-    precision_conflict,
-)
+from autoopt.techniques.quantization._config import StaticInt8Config, int8_refusal, with_roles
 from autoopt.techniques.quantization._graph import (
     graph_inputs,
     nodes_to_exclude,
@@ -88,7 +84,7 @@ class StaticInt8Quantization(Technique[StaticInt8Config]):
     PT2E_CALIBRATION = ("minmax", "histogram")
 
     def check(self, config: StaticInt8Config, ctx: Context) -> str | None:
-        if reason := openvino_refusal(ctx) or precision_conflict(ctx):
+        if reason := int8_refusal(config, ctx):
             return reason
         if ctx.device != "cpu":
             return (
@@ -131,6 +127,7 @@ class StaticInt8Quantization(Technique[StaticInt8Config]):
         return None
 
     def apply(self, artifact: Artifact, config: StaticInt8Config, ctx: Context) -> Artifact:
+        config = with_roles(config, ctx, self.key)
         if isinstance(artifact, TorchArtifact) and ctx.backend_kind == "torch":
             from autoopt.techniques.quantization._pt2e import pt2e_static
 
