@@ -5,7 +5,8 @@ example input, no ONNX in between), which names each node after the module it ca
 (``__module.bert.encoder.layer.0.output.dense/aten::linear/MatMul``): per-layer exclusions
 rely on that. ONNX graphs go through its ONNX frontend (``/fc2/Gemm``). On MiniLM both give
 the same op counts and the same latency within noise (measured here), so the PyTorch one is
-used whenever the model is still a module.
+used whenever the model is still a module, except a PT2E int8 program (QAT int8), which goes
+through its ONNX QDQ export (:mod:`autoopt.techniques.quantization._qdq`).
 
 Inputs and outputs take the workload's names; the workload's dynamic axes stay dynamic and
 every other axis takes the example's size (the backend may fix the rest at compile time).
@@ -74,6 +75,16 @@ def convert(artifact: TorchArtifact | OnnxArtifact, workload: Workload) -> ov.Mo
 
     if isinstance(artifact, OnnxArtifact):
         model = ov.convert_model(str(artifact.path))
+    elif _is_int8_program(artifact):
+        # A PT2E int8 program (QAT int8): the PyTorch frontend has no rule for its q/dq ops,
+        # the ONNX frontend reads their QDQ export as FakeQuantize (int8 kernels).
+        import tempfile
+
+        from autoopt.techniques.quantization._qdq import qdq_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            graph = qdq_onnx(artifact.model, workload, Path(tmp) / "qdq.onnx", STAGE)  # type: ignore[arg-type]
+            model = ov.convert_model(str(graph.path))
     else:
         import torch
         from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
@@ -90,6 +101,12 @@ def convert(artifact: TorchArtifact | OnnxArtifact, workload: Workload) -> ov.Mo
             model = ov.convert_model(decoder, input=_input_shapes(workload, example))
     _name_tensors(model, workload)
     return model
+
+
+def _is_int8_program(artifact: TorchArtifact) -> bool:
+    from autoopt.techniques.quantization._pt2e import quantized_op_count
+
+    return quantized_op_count(artifact.model) > 0
 
 
 def save(model: ov.Model, path: Path) -> Path:

@@ -87,6 +87,11 @@ class TorchRunner(Runner):
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
+        # Layers that run otherwise than their storage suggests say so (codebook weights are
+        # decoded to float32: no kernel here computes from a codebook).
+        notes = {getattr(m, "runtime_note", None) for m in self.model.modules()} - {None}
+        if notes:
+            info["notes"] = sorted(notes)
         return info
 
 

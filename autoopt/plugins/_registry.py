@@ -26,6 +26,7 @@ _BUILTIN_MODULES = (
     "autoopt.techniques.transformer_pruning",
     "autoopt.techniques.quantization",
     "autoopt.techniques.nncf_quantization",
+    "autoopt.techniques.nncf_weights",
     "autoopt.techniques.precision",
     "autoopt.techniques.float8",
     "autoopt.backends.torch_eager",

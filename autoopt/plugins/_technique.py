@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar, Generic
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from autoopt.plugins._config import ConfigT
 
@@ -40,6 +40,10 @@ class Technique(ABC, Generic[ConfigT]):
     #: int8), as opposed to which layers or how much: the host self-test runs every
     #: combination of their declared choices (:mod:`autoopt.selftest`).
     kernel_fields: ClassVar[tuple[str, ...]] = ()
+    #: Config values the host self-test builds this method's paths with, whatever the space
+    #: gives those fields: a training method trains a step or two there (its kernels do not
+    #: depend on how long it trains, and the probe's train split is its calibration rows).
+    selftest_config: ClassVar[dict[str, Any]] = {}
 
     def check(self, config: ConfigT, ctx: Context) -> str | None:
         """A reason this method cannot build this candidate here, or None."""

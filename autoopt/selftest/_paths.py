@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from autoopt import plugins
@@ -58,7 +59,7 @@ def enumerate_paths(space: SearchSpace, teacher_kind: ArtifactKind = "torch") ->
             grown.extend({**sampled, name: value} for value in _values(name, spec))
         combos = grown
     recipes = [baseline_recipe(teacher_kind)]
-    recipes.extend(recipe_from_params(params, space) for params in combos)
+    recipes.extend(_for_selftest(recipe_from_params(params, space)) for params in combos)
     unique: dict[str, Recipe] = {}
     for recipe in recipes:
         # The recipe itself, not its bare path: a fixed non-kernel field may be what makes
@@ -149,6 +150,16 @@ def _representative(key: str, field: str, spec: ParameterSpec) -> Any:
         if low <= default <= high:  # type: ignore[operator]
             return default
     return spec.example_values()[0]
+
+
+def _for_selftest(recipe: Recipe) -> Recipe:
+    """``recipe`` with its quantization method's ``selftest_config`` applied (a QAT path
+    trains two steps, not the space's hundreds: the same kernels either way)."""
+    step = recipe.quantization
+    overrides = plugins.get_technique(step.key).selftest_config if step is not None else {}
+    if step is None or not overrides:
+        return recipe
+    return replace(recipe, quantization=make_step(step.key, {**step.params, **overrides}))
 
 
 def _kernel_step(step: Step) -> Step:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoopt.artifacts import OpenVinoArtifact
-from autoopt.techniques.quantization import onnx_layer_path
+from autoopt.techniques.quantization._graph import onnx_layer_path
 
 if TYPE_CHECKING:
     import openvino as ov

@@ -58,7 +58,8 @@ class Built:
 class TechniqueTestSuite(ConfigContract):
     key: ClassVar[str]
     config: ClassVar[dict[str, Any]] = {}
-    #: The recipe's backend: it decides whether the input is the teacher or its ONNX export.
+    #: The recipe's backend: it decides whether the input is the teacher or its ONNX export
+    #: (or IR), as the pipeline decides: the module for a method that accepts only PyTorch.
     backend: ClassVar[str] = "backend.torch_eager"
     backend_config: ClassVar[dict[str, Any]] = {}
     #: Steps of other families in the recipe: ``{family: (key, config)}``.
@@ -96,7 +97,12 @@ class TechniqueTestSuite(ConfigContract):
         )
         technique = plugins.get_technique(self.key)()
         config = technique.Config(**self.config)
-        source = teacher_artifact(ctx.backend_kind, workload, workdir)
+        # What the pipeline hands the method: the backend's form where the method takes it,
+        # else the PyTorch module (a method that converts the model itself, as QAT does).
+        kind = ctx.backend_kind
+        if kind not in technique.accepts or technique.needs_torch(config):
+            kind = "torch"
+        source = teacher_artifact(kind, workload, workdir)
         before = fingerprint(source)
         output = technique.apply(source, config, ctx)
         return Built(technique, config, ctx, source, before, output)

@@ -38,9 +38,15 @@ def test_enumerate_paths_minilm_has_static_int8_under_both_compile_modes(
     assert "onnxruntime(flush_denormals) + static_int8(per_channel)" in labels
     assert "torch_compile + bf16" in labels
     assert "openvino(static_shapes) + nncf_int8" in labels
+    assert "torch_compile(max-autotune-no-cudagraphs, freezing) + qat_int8" in labels
+    assert "openvino(static_shapes) + nncf_weights(int4_sym)" in labels
+    assert "torch_eager + codebook" in labels
     # 18 paths on the first three backends and 12 on openvino, plus the 6 where nncf_int8 is
-    # declared off openvino (refused by check(), without a build).
-    assert len(labels) == len(set(labels)) == 36
+    # declared off openvino (refused by check(), without a build): 36; then qat_int8 on the 4
+    # frozen compile paths, 2 openvino ones and 2 refused backends (8), codebook on eager and
+    # torch.compile and 3 refused (5), nncf_weights' 2 modes on 2 openvino paths and 3
+    # refused backends (10).
+    assert len(labels) == len(set(labels)) == 36 + 8 + 5 + 10
 
 
 def test_enumerate_paths_starts_with_the_baseline(
@@ -61,10 +67,11 @@ def test_enumerate_paths_minilm_has_no_combination_its_conditions_forbid(
             assert recipe.precision.method == "fp32"
             assert not backend.get("transformer_fusions", False)
         if recipe.backend.method == "torch_compile":
-            static = (
-                recipe.quantization is not None and recipe.quantization.method == "static_int8"
+            static = recipe.quantization is not None and recipe.quantization.method in (
+                "static_int8",
+                "qat_int8",
             )
-            # freezing, modes and the C++ wrapper are declared for static int8 only
+            # freezing, modes and the C++ wrapper are declared for (QAT) static int8 only
             assert backend["freezing"] is static
             if not static:
                 assert backend["mode"] == "default" and not backend["cpp_wrapper"]
@@ -87,10 +94,14 @@ def test_enumerate_paths_digits_crosses_precisions_levels_and_quantizations(
     for recipe in digits_paths:
         if recipe.quantization is not None:
             assert recipe.precision.method == "fp32"
-    # 3 precisions + 2 int8 methods x 2 per_channel + NNCF's 2 presets, on eager, ONNX Runtime
-    # at 2 levels and OpenVINO with and without static shapes (the int8 methods a backend does
-    # not run are refused by check(), without a build)
-    assert len(digits_paths) == (3 + 4 + 2) * 5
+    # 3 precisions + 2 int8 methods x 2 per_channel + NNCF's 2 presets + QAT int8 + codebook
+    # + NNCF weights' 2 modes, on eager, ONNX Runtime at 2 levels and OpenVINO with and
+    # without static shapes (the methods a backend does not run are refused by check(),
+    # without a build)
+    assert len(digits_paths) == (3 + 4 + 2 + 1 + 1 + 2) * 5
+    # A QAT path trains two steps on the probe, whatever the space says: same kernels.
+    qat = [r for r in digits_paths if r.quantization and r.quantization.method == "qat_int8"]
+    assert qat and all(r.quantization.params["steps"] == 2 for r in qat)  # type: ignore[union-attr]
 
 
 def test_enumerate_paths_sets_distillation_and_pruning_to_none_for_when_conditions() -> None:

@@ -81,7 +81,14 @@ def test_registry_lists_every_technique_method() -> None:
 
     assert builtin("distillation") == ["kd"]
     assert builtin("pruning") == ["attention_ffn", "structured", "unstructured"]
-    assert builtin("quantization") == ["dynamic_int8", "nncf_int8", "static_int8"]
+    assert sorted(builtin("quantization")) == [
+        "codebook",
+        "dynamic_int8",
+        "nncf_int8",
+        "nncf_weights",
+        "qat_int8",
+        "static_int8",
+    ]
     assert builtin("precision") == ["bf16", "fp16", "fp32", "fp8"]
 
 

@@ -69,6 +69,26 @@ class StaticInt8Config(QuantizationConfig):
     calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
 
 
+class QatInt8Config(QuantizationConfig):
+    #: Weights per output channel: the only scheme Inductor's int8 path takes.
+    per_channel: bool = True
+    #: Fine-tuning: Adam steps (cosine-decayed learning rate) on the train split.
+    steps: int = Field(default=300, ge=1, le=1_000_000)
+    lr: float = Field(default=1e-5, gt=0.0, le=1.0)
+    batch_size: int = Field(default=32, ge=1, le=65_536)
+    #: The distillation loss against the fp32 teacher, as ``distillation.kd`` takes it.
+    temperature: float = Field(default=4.0, ge=1.0, le=20.0)
+    alpha: float = Field(default=0.9, ge=0.0, le=1.0)
+    #: After this fraction of the steps the observers stop (activation and weight ranges are
+    #: then fixed and the weights adapt to them); 1: never.
+    freeze_observers: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: After this fraction of the steps batch norm normalizes with its running statistics
+    #: and stops updating them (models without batch norm ignore it); 1: never.
+    freeze_batchnorm: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Calibration samples that set the initial ranges before training.
+    calibration_samples: int = Field(default=128, ge=1, le=100_000)
+
+
 def int8_refusal(config: QuantizationConfig, ctx: Context) -> str | None:
     """What every ONNX Runtime / PyTorch int8 method refuses: backend openvino (NNCF's), a
     precision it cannot combine with, exclusions by a role the model cannot name."""
