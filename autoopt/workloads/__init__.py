@@ -17,6 +17,7 @@ from autoopt.workloads._base import (
     predict_torch,
     top1_accuracy,
 )
+from autoopt.workloads.grouped import grouped_fidelity, neighbour_agreement
 
 BUNDLED: dict[str, str] = {
     "digits_cnn": "autoopt.workloads.digits_cnn:load",
@@ -103,7 +104,9 @@ __all__ = [
     "asset_dir",
     "check_workload_ref",
     "cosine_similarity",
+    "grouped_fidelity",
     "load_workload",
+    "neighbour_agreement",
     "predict_torch",
     "resolve_factory",
     "top1_accuracy",
