@@ -34,12 +34,32 @@ if TYPE_CHECKING:
     from autoopt.selftest import HostInfo, PathResult
 
 
-def validate(experiment: str | Path) -> Experiment:
+def validate(experiment: str | Path | Experiment, *, sampler: str | None = None) -> Experiment:
     """Load and check an experiment, its search space and its workload's entry point.
 
-    Nothing is trained or run. Raises :class:`autoopt.ConfigError` with a one-line message.
+    ``sampler`` overrides the experiment's sampler (as ``--sampler`` does) and is checked with
+    it. Nothing is trained or run. Raises :class:`autoopt.ConfigError` with a one-line message.
     """
-    return load_experiment(experiment)
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    if sampler is None:
+        return exp
+    import difflib
+    import typing
+
+    from autoopt.config import SamplerConfig
+    from autoopt.config._load import check_experiment
+
+    allowed = typing.get_args(SamplerConfig.model_fields["name"].annotation)
+    if sampler not in allowed:
+        hint = difflib.get_close_matches(sampler, allowed, n=1)
+        raise ConfigError(
+            f"--sampler: unknown sampler '{sampler}'; allowed: {', '.join(allowed)}"
+            + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        )
+    chosen = SamplerConfig.model_validate({**exp.sampler.model_dump(), "name": sampler})
+    exp = exp.model_copy(update={"sampler": chosen})
+    check_experiment(exp, "--sampler")
+    return exp
 
 
 def run(
@@ -56,20 +76,7 @@ def run(
     write_results: bool = True,
 ) -> RunSummary:
     """Run (or continue) a sweep; ``n_trials`` more trials, as in Optuna's ``optimize``."""
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
-    if sampler is not None:
-        from autoopt.config import SamplerConfig
-        from autoopt.config._load import check_experiment
-        from autoopt.errors import ConfigError
-
-        try:
-            SamplerConfig(name=sampler)  # type: ignore[arg-type]
-        except Exception as e:  # noqa: BLE001
-            raise ConfigError(
-                f"--sampler: unknown sampler '{sampler}'; allowed: tpe, nsga2, random, grid"
-            ) from e
-        exp = exp.model_copy(update={"sampler": exp.sampler.model_copy(update={"name": sampler})})
-        check_experiment(exp, "--sampler")
+    exp = validate(experiment, sampler=sampler)
     from autoopt.execution import check_targets, ensure_ray
 
     ensure_ray(
@@ -295,12 +302,15 @@ def export(
     cache_dir: str | Path | None = None,
     accuracy_tolerance: float = DEFAULT_ACCURACY_TOLERANCE,
     overwrite: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Rebuild one trial (by number, or chosen by a policy), write a bundle to ``out``, verify it.
 
     The bundle is re-scored on the evaluation split and re-timed here; an accuracy further
     than ``accuracy_tolerance`` from the recorded one raises :class:`autoopt.ExportError`
-    and leaves nothing in ``out``. Load the bundle with :func:`autoopt.load`.
+    and leaves nothing in ``out``. Load the bundle with :func:`autoopt.load`. ``on_start`` is
+    called with the trial's number once the arguments are checked and the trial is known to
+    be exportable, before the (slow) rebuild.
     """
     options = {
         "max_drop": max_drop,
@@ -320,6 +330,9 @@ def export(
     elif any(v is not None and v is not False for v in options.values()):
         raise ConfigError("policy options (max_drop, max_latency_ms, ...) need --policy")
     assert trial is not None  # noqa: S101 - guaranteed by the checks above
+    _export_module.exportable_trial(record, trial)
+    if on_start is not None:
+        on_start(trial)
     return _export_module.export_trial(
         record,
         trial,

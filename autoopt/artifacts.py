@@ -34,9 +34,15 @@ class TorchArtifact:
 
     @classmethod
     def load(cls, directory: Path) -> TorchArtifact:
+        import warnings
+
         import torch
 
-        model = torch.load(directory / cls.FILENAME, weights_only=False, map_location="cpu")
+        with warnings.catch_warnings():
+            # Unpickling a quantized module's packed weights goes through torch's own
+            # TypedStorage, which warns that TypedStorage is deprecated: torch's business.
+            warnings.filterwarnings("ignore", "TypedStorage is deprecated", UserWarning)
+            model = torch.load(directory / cls.FILENAME, weights_only=False, map_location="cpu")
         model.eval()
         return cls(model)
 

@@ -35,9 +35,7 @@ machines' mirrors keep their copies, which is harmless since a key always names 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -63,14 +61,12 @@ _EVICTING = ".evict-"
 BUILD_LOCK_TIMEOUT_S = 6 * 3600.0
 
 
-@functools.cache
 def code_version(obj: Any) -> str:
-    """Hash of the source file that implements a stage: editing the code invalidates its cache."""
-    try:
-        source = Path(inspect.getsourcefile(obj) or "").read_bytes()  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        source = repr(obj).encode()
-    return hashlib.sha256(source).hexdigest()[:12]
+    """The code a stage runs, hashed with every module it imports (:mod:`autoopt.fingerprint`):
+    editing any of it invalidates the stages it builds."""
+    from autoopt.fingerprint import code_fingerprint
+
+    return code_fingerprint(obj)
 
 
 def stage_key(parent: str, stage: str, config: Mapping[str, Any], code: str) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
+import threading
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from autoopt import api
@@ -27,9 +30,15 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Find the fastest deployable version of a trained model within an accuracy budget.",
 )
-# Not a terminal (a pipe, a file): do not fold long recipes at 80 columns.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+# Not a terminal (a pipe, a file): lines and tables are never folded (rich would otherwise
+# fold them at 80 columns), so a recipe or a reason stays one line a program can grep.
+_UNFOLDED = 100_000
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _UNFOLDED)
+err = Console(
+    stderr=True,
+    soft_wrap=not sys.stderr.isatty(),
+    width=None if sys.stderr.isatty() else _UNFOLDED,
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -52,10 +61,10 @@ def _errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (ConfigError, StorageError) as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
             raise typer.Exit(2) from None
         except AutoOptError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             # A sweep records what was in flight and returns; this is Ctrl-C before that.
@@ -66,7 +75,16 @@ def _errors(fn: F) -> F:
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print informational log messages (autoopt's and its libraries').",
+        ),
+    ] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -82,7 +100,14 @@ def run(
         int | None, typer.Option("--n-trials", min=1, help="Trials to add.")
     ] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", min=1, help="Seconds.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Trials in flight at once (default: the experiment's execution.workers).",
+        ),
+    ] = None,
     sampler: Annotated[
         str | None, typer.Option("--sampler", help="tpe, nsga2, random, grid")
     ] = None,
@@ -94,87 +119,18 @@ def run(
     ] = None,
 ) -> None:
     """Run (or continue) a sweep and print its feasible Pareto front."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    exp = api.validate(experiment)
+    exp = api.validate(experiment, sampler=sampler)  # bad input fails before anything is drawn
     total = n_trials or exp.budget.n_trials
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(f"sweep {study or exp.name}", total=total)
-
-        def on_event(e: dict[str, Any]) -> None:
-            kind = e["type"]
-            tag = f"[{e['target']}] " if len(exp.targets) > 1 else ""
-            if kind == "complete":
-                mark = (
-                    "[green]feasible[/green]" if e["feasible"] else "[yellow]infeasible[/yellow]"
-                )
-                progress.console.print(
-                    f"{tag}trial {e['trial']:>3} {mark} {e['metric']}={e['accuracy']:.4f} "
-                    f"p50={e['latency_p50_ms']:.3f}ms x{e['speedup']:.2f}  {e['recipe']}",
-                    highlight=False,
-                )
-            elif kind in ("failed", "rejected"):
-                progress.console.print(
-                    f"{tag}trial {e['trial']:>3} [red]{kind}[/red] [{e['stage']}] "
-                    f"{e['reason'][:160]}",
-                    highlight=False,
-                )
-            elif kind == "duplicate":
-                progress.console.print(
-                    f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
-                    f"measurement reused  {e['recipe']}",
-                    highlight=False,
-                )
-            elif kind == "recombined":
-                progress.console.print(
-                    f"{tag}queued: the model of trial {e['model_from']} with the post-training "
-                    f"settings of trial {e['settings_from']}",
-                    highlight=False,
-                )
-            elif kind == "recovered":
-                progress.console.print(
-                    f"[{e['study']}] {e['count']} trial(s) left RUNNING by a stopped controller: "
-                    "marked failed and re-queued"
-                )
-            elif kind == "selftest":
-                counts = ", ".join(f"{n} {status}" for status, n in sorted(e["counts"].items()))
-                cached = " (cached for this host)" if e["cached"] else ""
-                progress.console.print(
-                    f"{tag}host self-test of the space's paths: {counts}{cached}"
-                    + (f"; refusing {', '.join(e['failed'])}" if e["failed"] else ""),
-                    highlight=False,
-                )
-            elif kind == "resumed":
-                progress.console.print(
-                    f"[{e['study']}] resuming interrupted run {e['run']}: {e['done']} of "
-                    f"{e['budget']} trials already done"
-                )
-            if kind in ("complete", "failed", "duplicate"):  # refused ones do not count
-                progress.advance(bar)
-
+    with _RunLog(err, total, len(exp.targets), study or exp.name) as log:
         summary = api.run(
             exp,
             n_trials=n_trials,
             timeout=timeout,
             workers=workers,
-            sampler=sampler,
             storage=storage,
             study=study,
             ray_address=ray_address,
-            on_event=on_event,
+            on_event=log.on_event,
         )
     for s in [summary, *summary.siblings]:
         _print_summary(s)
@@ -182,57 +138,245 @@ def run(
         raise typer.Exit(130)
 
 
+class _RunLog:
+    """A sweep's progress on stderr: a line per trial and, on a terminal, a live bar.
+
+    Without a terminal (a file, a pipe) a bar would only be drawn once, at the end: each line
+    then carries the count instead. A start-up step that takes a while (a workload training
+    its teacher on first use, the host self-test) says what it is doing once it has taken
+    longer than :attr:`NOTICE_AFTER_S`; a quick one prints nothing.
+    """
+
+    NOTICE_AFTER_S = 5.0
+
+    def __init__(self, console: Console, total: int | None, targets: int, name: str) -> None:
+        self.console = console
+        self.total = total * targets if total else None
+        self.targets = targets
+        self.done = 0
+        self.progress: Any = None
+        self.name = name
+        self._timer: threading.Timer | None = None
+        self._shown: set[str] = set()
+
+    def __enter__(self) -> _RunLog:
+        if self.console.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self.progress.start()
+            self.bar = self.progress.add_task(f"sweep {self.name}", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cancel()
+        if self.progress is not None:
+            self.progress.stop()
+
+    # ---- output ---------------------------------------------------------------------------
+    def line(self, text: str, *, counted: bool = False) -> None:
+        """One line of progress; ``text`` is rich markup with every value already escaped."""
+        if counted:
+            self.done += 1
+            if self.progress is not None:
+                self.progress.advance(self.bar)
+        if self.progress is None:
+            width = len(str(self.total or self.done))
+            count = f"{self.done:>{width}}" + (f"/{self.total}" if self.total else "")
+            pad = " " * len(count)
+            text = f"[{count}] {text}" if counted else f" {pad} {text}"
+        self.console.print(text, highlight=False)
+
+    def _later(self, key: str, text: str) -> None:
+        """Print ``text`` if the step ``key`` is still going after NOTICE_AFTER_S."""
+        self._cancel()
+
+        def show() -> None:
+            self._shown.add(key)
+            self.line(text)
+
+        self._timer = threading.Timer(self.NOTICE_AFTER_S, show)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()
+            self._timer = None
+
+    # ---- events ---------------------------------------------------------------------------
+    def on_event(self, e: dict[str, Any]) -> None:
+        kind = e["type"]
+        tag = f"[{escape(e['target'])}] " if self.targets > 1 else ""
+        recipe = escape(e.get("recipe", ""))
+        if kind == "workload":
+            name = escape(e["name"])
+            if e["phase"] == "loading":
+                self._later(
+                    "workload",
+                    f"{tag}loading workload '{name}': a workload that trains or downloads its "
+                    "model does so on first use, which can take a few minutes...",
+                )
+            else:
+                self._cancel()
+                if "workload" in self._shown:
+                    self.line(f"{tag}workload '{name}' ready after {e['seconds']:.0f}s")
+        elif kind == "study":
+            where = escape(f"'{e['study']}' in {e['storage']}")
+            if e["created"]:
+                self.line(f"{tag}new study {where}")
+            else:
+                self.line(
+                    f"{tag}continuing study {where}: {e['trials']} trials so far "
+                    f"({e['complete']} complete); this run adds to them "
+                    "(--study NAME starts a new study)"
+                )
+        elif kind == "selftest":
+            if e["phase"] == "start":
+                self._later(
+                    "selftest",
+                    f"{tag}self-testing each of the space's paths on this host before any "
+                    "candidate is built (the first run on a host and library versions does; "
+                    "later ones read its results)...",
+                )
+                return
+            self._cancel()
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(e["counts"].items()))
+            cached = " (cached for this host)" if e["cached"] else ""
+            refusing = f"; refusing {escape(', '.join(e['failed']))}" if e["failed"] else ""
+            self.line(f"{tag}host self-test of the space's paths: {counts}{cached}{refusing}")
+        elif kind == "complete":
+            if e["baseline"]:
+                mark = "[bold]baseline[/bold]"
+            elif e["feasible"]:
+                mark = "[green]feasible[/green]"
+            else:
+                mark = "[yellow]infeasible[/yellow]"
+            self.line(
+                f"{tag}trial {e['trial']:>3} {mark} {escape(e['metric'])}={e['accuracy']:.4f} "
+                f"p50={e['latency_p50_ms']:.3f}ms x{e['speedup']:.2f}  {recipe}",
+                counted=True,
+            )
+        elif kind in ("failed", "rejected"):
+            # The whole reason: it is the user's fix ("use fp32 or fp16 on ...").
+            self.line(
+                f"{tag}trial {e['trial']:>3} [red]{kind}[/red] "
+                f"{escape('[' + e['stage'] + ']')} {escape(e['reason'])}",
+                counted=kind == "failed",
+            )
+        elif kind == "duplicate":
+            self.line(
+                f"{tag}trial {e['trial']:>3} [cyan]repeat[/cyan] of trial {e['of']}: its "
+                f"measurement reused  {recipe}",
+                counted=True,
+            )
+        elif kind == "recombined":
+            self.line(
+                f"{tag}queued: the model of trial {e['model_from']} with the post-training "
+                f"settings of trial {e['settings_from']}"
+            )
+        elif kind == "recovered":
+            self.line(
+                f"{tag}{e['count']} trial(s) left RUNNING by a stopped controller: marked "
+                "failed and re-queued"
+            )
+        elif kind == "resumed":
+            self.line(
+                f"{tag}resuming interrupted run {escape(e['run'])}: {e['done']} of "
+                f"{e['budget']} trials already done"
+            )
+
+
 def _print_summary(summary: Any) -> None:
     record = summary.study
-    table = Table(title=f"Feasible Pareto front of '{summary.study_name}'")
-    for col in (
-        "trial",
-        record.metric_name,
-        "p50 ms",
-        "p90 ms",
-        "size MB",
-        "speedup",
-        "smaller",
-        "host",
-        "recipe",
-    ):
-        table.add_column(col, overflow="fold")
+    name = record.metric_name
+    # A terminal narrower than a recipe leaves the recipe column a few letters wide: list the
+    # recipes under the table instead. Files and pipes are not folded at all.
+    inline = not out.is_terminal or out.width >= 140
+    table = Table(title=f"Feasible Pareto front of '{summary.study_name}' (fastest first)")
+    for col in ("trial", name, "p50 ms", "p90 ms", "size MB", "speedup", "smaller", "host"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "trial" else "right")
+    if inline:
+        table.add_column("recipe", overflow="fold")
+    notes = []
     for t in summary.front:
         r = record.ratios(t)
-        table.add_row(
+        speedup = r.get("speedup")
+        slower = speedup is not None and speedup < 1
+        if slower:
+            notes.append(_slower_note(record, t, speedup, r.get("size_ratio")))
+        row = [
             str(t.number),
             f"{t.metrics['accuracy']:.4f}",
             f"{t.metrics['latency_p50_ms']:.3f}",
             f"{t.metrics['latency_p90_ms']:.3f}",
             f"{t.metrics['size_mb']:.3f}",
-            f"{r.get('speedup', 0):.2f}x",
-            f"{r.get('size_ratio', 0):.2f}x",
+            "–" if speedup is None else f"{speedup:.2f}x" + ("*" if slower else ""),
+            f"{r['size_ratio']:.2f}x" if "size_ratio" in r else "–",
             t.load_note,
-            t.recipe_str,
-        )
+        ]
+        table.add_row(*row, *([escape(t.recipe_str)] if inline else []))
     out.print(table)
+    if summary.front and not inline:
+        width = max(len(str(t.number)) for t in summary.front)
+        for t in summary.front:
+            out.print(f"  {t.number:>{width}}  {t.recipe_str}", highlight=False, markup=False)
+    for note in notes:
+        out.print(f"* {note}", highlight=False, markup=False)
     if not summary.front:
         out.print(
-            f"No trial met the {record.metric_name} floor; the best trials found are in "
-            "trials.csv."
+            f"No trial met the {name} floor; the best trials found are in trials.csv.",
+            highlight=False,
         )
+    d = summary.duplicates
+    repeats = f" ({d} {'a repeat' if d == 1 else 'repeats'} of a measured candidate)" if d else ""
     out.print(
-        f"{summary.trials_run} trials this run ({summary.completed} complete, {summary.failed} "
-        f"failed, {summary.rejected} rejected"
-        + (
-            f", {summary.duplicates} repeats told their earlier measurement"
-            if summary.duplicates
-            else ""
-        )
-        + f") in {summary.elapsed_s:.0f}s; stopped: "
-        f"{summary.stopped}. Stage cache: {summary.cache_hits} stage builds reused "
-        f"(saved {summary.cache_saved_s:.1f}s), {summary.cache_builds} built."
+        f"{summary.trials_run} trials this run ({summary.completed} complete{repeats}, "
+        f"{summary.failed} failed, {summary.rejected} rejected) in {summary.elapsed_s:.0f}s; "
+        f"stopped: {summary.stopped}. Stage cache: {summary.cache_hits} stage builds reused "
+        f"(saved {summary.cache_saved_s:.1f}s), {summary.cache_builds} built.",
+        highlight=False,
     )
     if summary.results_dir:
-        out.print(f"Results: {summary.results_dir}/ (trials.csv, pareto.csv, pareto.png)")
+        out.print(
+            f"Results: {summary.results_dir}/ (trials.csv, pareto.csv, pareto.png)",
+            highlight=False,
+            markup=False,
+        )
     for warning in summary.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    out.print(f"Study: {summary.study_name} in {summary.storage} (target {summary.target})")
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    out.print(
+        f"Study: {summary.study_name} in {summary.storage} (target {summary.target})",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _slower_note(record: Any, t: Any, speedup: float, size_ratio: float | None) -> str:
+    """Why a trial slower than the baseline is on the front: an objective besides speed."""
+    others = [o for o in record.objectives if o != "accuracy" and not o.startswith("latency")]
+    wins = [
+        f"{o} ({size_ratio:.2f}x smaller)" if o == "size_mb" and size_ratio else o for o in others
+    ]
+    return (
+        f"trial {t.number} is slower than the baseline ({speedup:.2f}x); it is on the front for "
+        f"{' and '.join(wins) or 'another objective'}, an objective of this study. "
+        "`autoopt best --policy fastest` chooses by speed."
+    )
 
 
 def _emit(frame: Any, fmt: Format, title: str) -> None:
@@ -241,24 +385,27 @@ def _emit(frame: Any, fmt: Format, title: str) -> None:
     elif fmt is Format.json:
         sys.stdout.write(frame.to_json(orient="records", indent=1, default_handler=str) + "\n")
     else:
-        table = Table(title=title)
+        table = Table(title=escape(title))
         for col in frame.columns:
-            table.add_column(str(col), overflow="fold")
+            table.add_column(escape(str(col)), overflow="fold")
         for _, row in frame.iterrows():
-            table.add_row(*(_cell(v) for v in row))
+            table.add_row(*(escape(_cell(v)) for v in row))
         out.print(table)
 
 
 def _cell(v: Any) -> str:
+    """A table cell: missing values (None, NaN: a metric a failed trial never had) blank."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
     if isinstance(v, float):
         return f"{v:.4g}"
-    return "" if v is None else str(v)
+    return str(v)
 
 
+#: The columns a trials table shows (csv and json carry every column).
 _SHORT = [
     "trial",
     "state",
-    "status",
     "feasible",
     "pareto",
     "accuracy",
@@ -271,13 +418,46 @@ _SHORT = [
     "recipe",
     "failure_reason",
 ]
+#: Optuna's state names as the dashboard shows them (a refused candidate is told PRUNED).
+_STATES = {
+    "COMPLETE": "complete",
+    "FAIL": "failed",
+    "PRUNED": "rejected",
+    "RUNNING": "running",
+    "WAITING": "queued",
+}
+
+
+def _state_label(state: str, repeat_of: Any) -> str:
+    if state == "COMPLETE" and isinstance(repeat_of, int | float) and math.isfinite(repeat_of):
+        return f"repeat of {int(repeat_of)}"
+    return _STATES.get(state, state.lower())
 
 
 def _emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
-    """A table shows the main columns (and marks trials timed on a busy host); csv and json
-    carry every metric."""
+    """A table shows the main columns, in words (and marks trials timed on a busy host); csv and json carry every column as stored
+    (``state`` is Optuna's, ``status`` autoopt's, ``duplicate_of`` names the trial a repeat
+    reused)."""
     if fmt is Format.table and len(frame):
         frame = frame.assign(host=[load_note(row) for row in frame.to_dict("records")])
+        measured = frame["state"] == "COMPLETE"
+        frame["state"] = [
+            _state_label(state, repeat_of)
+            for state, repeat_of in zip(frame["state"], frame["duplicate_of"], strict=True)
+        ]
+        # Feasibility means nothing for a trial that measured nothing: blank, not "False".
+        for col in ("feasible", "pareto"):
+            frame[col] = [
+                ("yes" if v else "no") if m else ""
+                for v, m in zip(frame[col], measured, strict=True)
+            ]
+        if "failure_stage" in frame:
+            frame["failure_reason"] = [
+                f"[{stage}] {reason}" if reason else ""
+                for stage, reason in zip(
+                    frame["failure_stage"], frame["failure_reason"], strict=True
+                )
+            ]
         short = [record.metric_name if c == "accuracy" else c for c in _SHORT]
         frame = frame[[c for c in short if c in frame.columns]]
     _emit(frame, fmt, title)
@@ -291,7 +471,13 @@ def pareto(study: StudyOpt, storage: StorageOpt = None, format: FormatOpt = Form
     frame = record.frame(labelled=True)
     if len(frame):
         frame = frame[frame["pareto"]].sort_values("latency_p50_ms")
-    _emit_trials(frame, format, f"Pareto front of '{study}'", record)
+    _emit_trials(frame, format, f"Pareto front of '{study}' (fastest first)", record)
+    if format is Format.table:
+        for t in record.front():
+            r = record.ratios(t)
+            if r.get("speedup") is not None and r["speedup"] < 1:
+                note = _slower_note(record, t, r["speedup"], r.get("size_ratio"))
+                out.print(f"* {note}", highlight=False, markup=False)
 
 
 @app.command()
@@ -313,7 +499,7 @@ def studies(storage: StorageOpt = None, format: FormatOpt = Format.table) -> Non
             "study": s.name,
             "workload": s.workload,
             "trials": s.n_trials,
-            **{k.lower(): v for k, v in s.counts.items()},
+            **{_STATES.get(k, k.lower()): v for k, v in s.counts.items()},
             "best_speedup": s.best_speedup,
             "last_activity": s.last_activity.isoformat(timespec="seconds")
             if s.last_activity
@@ -332,7 +518,9 @@ def validate(experiment: Annotated[Path, typer.Argument(help="Experiment YAML fi
     n = len(exp.space.parameters)
     out.print(
         f"{experiment}: ok — workload '{exp.workload.name}', {n} parameters, objectives "
-        f"{', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage {exp.storage}"
+        f"{', '.join(exp.objectives)}, sampler {exp.sampler.name}, storage {exp.storage}",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -365,28 +553,30 @@ def doctor(
 
     def on_result(r: Any) -> None:
         tag = " (cached)" if r.cached else f" ({r.seconds:.1f}s)"
-        err.print(f"{_STATUS_STYLE[r.status]} {r.label}{tag}", highlight=False)
+        err.print(f"{_STATUS_STYLE[r.status]} {escape(r.label)}{tag}", highlight=False)
 
     report = api.doctor(experiment, refresh=refresh, on_result=on_result)
     if format is ReportFormat.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=1) + "\n")
         return
     out.print(
-        f"Host: {report.host.describe()}; {report.host.describe_versions()}", highlight=False
+        f"Host: {report.host.describe()}; {report.host.describe_versions()}",
+        highlight=False,
+        markup=False,
     )
     if report.probe:
-        out.print(f"Probe: {report.probe} (from {report.workload})", highlight=False)
-    table = Table(title=f"Host self-test of '{report.experiment}' ({report.device})")
+        out.print(f"Probe: {report.probe} (from {report.workload})", highlight=False, markup=False)
+    table = Table(title=escape(f"Host self-test of '{report.experiment}' ({report.device})"))
     for col in ("path", "status", "mean cos", "min cos", "speed vs fp32 eager", "reason, notes"):
         table.add_column(col, overflow="fold")
     for r in report.results:
         table.add_row(
-            r.label,
+            escape(r.label),
             _STATUS_STYLE[r.status],
             "" if r.mean_cosine is None else f"{r.mean_cosine:.4f}",
             "" if r.min_cosine is None else f"{r.min_cosine:.4f}",
             "" if r.speedup is None else f"{r.speedup:.2f}x",
-            "; ".join([*([] if r.status == "pass" else [r.reason]), *r.notes]),
+            escape("; ".join([*([] if r.status == "pass" else [r.reason]), *r.notes])),
         )
     out.print(table)
     counts = {s: sum(r.status == s for r in report.results) for s in _STATUS_STYLE}
@@ -421,7 +611,7 @@ LatencyMetricOpt = Annotated[
 ]
 
 
-def _selection_rows(selection: Any) -> list[dict[str, Any]]:
+def _selection_rows(selection: Any, metric_name: str) -> list[dict[str, Any]]:
     lat = selection.policy.latency_metric
     rows = []
     entries = [("chosen", selection.trial, "")] if selection.trial is not None else []
@@ -432,7 +622,7 @@ def _selection_rows(selection: Any) -> list[dict[str, Any]]:
             {
                 "role": role,
                 "trial": t.number,
-                "accuracy": t.metrics.get("accuracy"),
+                metric_name: t.metrics.get("accuracy"),
                 lat: t.metrics.get(lat),
                 "size_mb": t.metrics.get("size_mb"),
                 "feasible": t.feasible,
@@ -473,8 +663,8 @@ def best(
         sys.stdout.write(json.dumps(selection.to_dict(), indent=1, default=str) + "\n")
     else:
         if format is Format.table:
-            out.print(selection.reason, highlight=False)
-        frame = pd.DataFrame(_selection_rows(selection))
+            out.print(selection.reason, highlight=False, markup=False)
+        frame = pd.DataFrame(_selection_rows(selection, selection.metric_name))
         if len(frame):
             _emit(frame, format, f"{selection.policy.describe()} in '{study}'")
     if not selection.found:
@@ -514,11 +704,15 @@ def export(
     ] = False,
 ) -> None:
     """Rebuild a trial, write a deployable bundle, re-measure it, and fail if it differs."""
-    which = f"trial {trial}" if trial is not None else f"the trial chosen by policy {policy}"
-    err.print(
-        f"exporting {which} of '{study}' to {out_dir} (rebuild, verify, re-time)...",
-        highlight=False,
-    )
+
+    def started(number: int) -> None:
+        # Said once the arguments are checked and the trial is known to be exportable.
+        err.print(
+            f"exporting trial {number} of '{study}' to {out_dir} (rebuild, verify, re-time)...",
+            highlight=False,
+            markup=False,
+        )
+
     result = api.export(
         study,
         storage,
@@ -534,10 +728,11 @@ def export(
         cache_dir=cache_dir,
         accuracy_tolerance=accuracy_tolerance,
         overwrite=overwrite,
+        on_start=started,
     )
     if result.selection is not None:
-        out.print(result.selection.summary(), highlight=False)
-    out.print(result.summary(), highlight=False)
+        out.print(result.selection.summary(), highlight=False, markup=False)
+    out.print(result.summary(), highlight=False, markup=False)
 
 
 @app.command()

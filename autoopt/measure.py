@@ -23,6 +23,7 @@ from autoopt import hardware, plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, OpenVinoArtifact, artifact_size_bytes
 from autoopt.errors import CandidateError
 from autoopt.pairing import cpu_share, host_loaded, paired_ratio, time_rounds
+from autoopt.related import relation
 
 if TYPE_CHECKING:
     from autoopt.config import LatencyConfig, VerifyConfig
@@ -101,13 +102,15 @@ def teacher_outputs(workload: Workload) -> np.ndarray:
     """The fp32 teacher's outputs on the evaluation split, computed once per machine.
 
     Every measurement runs in a fresh process, and for a transformer this pass costs more
-    than timing the candidate; the file is keyed by the workload's version (weights + data).
+    than timing the candidate; the file is keyed by the workload's version (weights + data)
+    and its model's code.
     """
     from autoopt.cache import autoopt_home
     from autoopt.workloads import predict_torch
 
-    if workload.version not in _TEACHER_OUTPUTS:
-        path = autoopt_home() / "teacher-outputs" / f"{workload.name}-{workload.version}.npy"
+    key = f"{workload.name}-{workload.version}-{workload.model_code}"
+    if key not in _TEACHER_OUTPUTS:
+        path = autoopt_home() / "teacher-outputs" / f"{key}.npy"
         try:
             outputs = np.load(path)
         except (OSError, ValueError):
@@ -116,8 +119,8 @@ def teacher_outputs(workload: Workload) -> np.ndarray:
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
             np.save(tmp, outputs)
             os.replace(tmp, path)  # atomic: concurrent measurers never read half a file
-        _TEACHER_OUTPUTS[workload.version] = outputs
-    return _TEACHER_OUTPUTS[workload.version]
+        _TEACHER_OUTPUTS[key] = outputs
+    return _TEACHER_OUTPUTS[key]
 
 
 def predict(runner: Runner, workload: Workload, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -154,11 +157,19 @@ def verify(runner: Runner, workload: Workload, settings: VerifyConfig) -> float:
     bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
     if bad:
         raise CandidateError(f"{bad} non-finite values (NaN/inf) in the outputs", stage="verify")
+    # An inaccurate candidate is measured (an infeasible trial the search learns from); only
+    # one whose outputs carry nothing of the teacher's is a broken build (autoopt.related).
+    found = relation(reference, out, workload.output_kind)
+    if not found.related:
+        raise CandidateError(
+            f"outputs unrelated to the teacher's ({found.detail}): the build is broken",
+            stage="verify",
+        )
     agreement = workload.agreement(reference, out)
     if agreement < settings.min_agreement:
         raise CandidateError(
             f"agrees with the teacher on {agreement:.1%} of reference inputs, below the "
-            f"minimum {settings.min_agreement:.1%}: the build is broken",
+            f"experiment's verify.min_agreement {settings.min_agreement:.1%}",
             stage="verify",
         )
     return agreement
@@ -274,6 +285,20 @@ def time_candidate(
     return metrics
 
 
+def _compiled(
+    backend: Any, artifact: Artifact, recipe: Recipe, threads: int, device: str
+) -> Runner:
+    try:
+        runner: Runner = backend.compile(artifact, recipe.backend.config, threads, device)
+    except CandidateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
+        raise CandidateError(
+            f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
+        ) from e
+    return runner
+
+
 def measure(
     artifact: Artifact,
     recipe: Recipe,
@@ -293,14 +318,7 @@ def measure(
 
         torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mb()
-    try:
-        runner = backend.compile(artifact, recipe.backend.config, latency.threads, device)
-    except CandidateError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a backend that cannot load the artifact fails it
-        raise CandidateError(
-            f"{recipe.backend.key} compile failed: {type(e).__name__}: {e}", stage="compile"
-        ) from e
+    runner = _compiled(backend, artifact, recipe, latency.threads, device)
     agreement = verify(runner, workload, verify_settings)
 
     metrics = score(runner, workload)

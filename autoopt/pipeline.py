@@ -168,7 +168,8 @@ class _Stages:
 
     @classmethod
     def from_teacher(cls, cache: StageCache, workload: Workload) -> _Stages:
-        key = stage_key("", f"teacher:{workload.name}", {"version": workload.version}, "")
+        config = {"version": workload.version, "model_code": workload.model_code}
+        key = stage_key("", f"teacher:{workload.name}", config, "")
         entry = cache.lookup(key) or cache.publish(
             key, TorchArtifact(workload.model), {"stage": "teacher", "seconds": 0.0}
         )

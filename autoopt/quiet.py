@@ -23,3 +23,36 @@ def logger_level(name: str, level: int) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(previous)
+
+
+@contextlib.contextmanager
+def without_records(name: str, *fragments: str) -> Iterator[None]:
+    """Logger ``name`` drops, for the duration, the records whose message contains one of
+    ``fragments``: one known notice silenced, every other record of that logger kept."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f in message for f in fragments)
+
+    logger = logging.getLogger(name)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def torchao_import() -> Iterator[None]:
+    """Around the first import of torchao (directly, or through transformers' quantizers).
+
+    torchao logs a warning per CUDA/Triton extension it cannot load ("Failed to load
+    _C_mxfp8...so", "Detected no triton") and torch one per Enum torchao registers with pytree
+    (a deprecation): kernels and registrations autoopt does not use, printed by every process
+    that imports it. Other warnings of torchao and torch are kept.
+    """
+    with (
+        logger_level("torchao", logging.ERROR),
+        logger_level("torch.utils._pytree", logging.ERROR),
+    ):
+        yield

@@ -24,17 +24,28 @@ def write_results(study: StudyRecord, results_dir: str | Path) -> Path:
 
 
 def plot_pareto(study: StudyRecord, path: Path) -> None:
+    """The metric against p50 latency: every measured candidate once (repeats are the trial
+    they repeat), the feasible front labelled with its trial numbers, the floor, the baseline.
+
+    The metric axis shows the feasible band and a margin below it
+    (:meth:`StudyRecord.accuracy_view`): trials further down are marked on the lower edge and
+    named in a note, so one collapsed trial does not squash every other point into the top.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     # A Figure on its own Agg canvas, not pyplot: the process's matplotlib backend is untouched.
-    fig = Figure(figsize=(7.5, 5), dpi=120)
+    fig = Figure(figsize=(9.5, 5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    done = [t for t in study.trials if t.state == "COMPLETE" and t.metrics]
-    feasible = [t for t in done if t.feasible and not t.is_baseline]
-    infeasible = [t for t in done if not t.feasible]
-    front = study.front()
+    done = study.measured()
+    view = study.accuracy_view()
+    hidden = {t.number for t in view.below} if view else set()
+    shown = [t for t in done if t.number not in hidden]
+    feasible = [t for t in shown if t.feasible and not t.is_baseline and not t.on_front]
+    infeasible = [t for t in shown if not t.feasible]
+    front = [t for t in study.front() if t.number not in hidden]
     x = lambda ts: [t.metrics["latency_p50_ms"] for t in ts]  # noqa: E731
     y = lambda ts: [t.metrics["accuracy"] for t in ts]  # noqa: E731
     if infeasible:
@@ -46,6 +57,16 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
         style = "-o" if len(study.objectives) <= 2 else "o"
         label = "Pareto front" + (f" ({', '.join(study.objectives)})" if style == "o" else "")
         ax.plot(x(front), y(front), style, c="#dd8452", ms=8, label=label, zorder=3)
+        for t in front:
+            ax.annotate(
+                f"#{t.number}",
+                (t.metrics["latency_p50_ms"], t.metrics["accuracy"]),
+                xytext=(5, 5),
+                textcoords="offset points",
+                fontsize=8,
+                color="#8c4a1c",
+                zorder=5,
+            )
     base = study.baseline
     if base is not None:
         ax.scatter(
@@ -55,13 +76,44 @@ def plot_pareto(study: StudyRecord, path: Path) -> None:
         if floor is not None:
             label = f"{study.metric_name} floor ({floor:.4g})"
             ax.axhline(floor, ls="--", c="#c44e52", lw=1, label=label)
+    if view is not None:
+        pad = max((view.high - view.low) * 0.06, 0.002)
+        ax.set_ylim(view.low - pad, view.high + pad)
+        if view.below:
+            # On the lower edge at their latency, so where they are in speed still shows.
+            ax.scatter(
+                x(view.below),
+                [view.low - pad] * len(view.below),
+                marker="v",
+                c="#999999",
+                clip_on=False,
+                zorder=4,
+                label=f"below {view.low:.3g}\n(on the edge, not to scale)",
+            )
+            lowest = view.below[0]
+            ax.text(
+                0.01,
+                0.035,
+                f"{len(view.below)} trial(s) below {view.low:.3g}, marked on the lower edge; "
+                f"lowest: #{lowest.number} at {lowest.metrics['accuracy']:.3g}",
+                transform=ax.transAxes,
+                fontsize=7.5,
+                color="#555555",
+            )
     ax.set_xscale("log")
+    # Plain milliseconds (0.01, 0.02, 0.05) rather than powers of ten.
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("p50 latency (ms, log scale)")
     ax.set_ylabel(study.metric_name)
     failed = sum(t.state == "FAIL" for t in study.trials)
     rejected = sum(t.status == "rejected" for t in study.trials)
-    ax.set_title(f"{study.name}: {len(done)} complete, {failed} failed, {rejected} rejected")
+    repeats = sum(t.is_repeat for t in study.trials)
+    title = f"{study.name}: {len(done)} measured, {failed} failed, {rejected} rejected"
+    ax.set_title(title + (f", {repeats} repeats" if repeats else ""), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    # Outside the axes: inside, it would cover the trials marked on the lower edge.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path)

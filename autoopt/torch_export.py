@@ -8,20 +8,17 @@ that loads it share it without importing each other.
 from __future__ import annotations
 
 import io
-import logging
 from typing import Any
 
 import torch
 
-from autoopt.quiet import logger_level
+from autoopt.quiet import torchao_import
 
 
 def register_inductor_passes() -> None:
     """Importing torchao's x86 quantizer registers Inductor's int8 fusion passes: needed
     before compiling a quantized graph in any process, including one that only loads it."""
-    # torchao logs a warning per CUDA/Triton extension it cannot load on a CPU-only host at
-    # import: kernels this path does not use.
-    with logger_level("torchao", logging.ERROR):
+    with torchao_import():
         import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer  # noqa: F401
 
 

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from autoopt.study import schema as R
 
-Kind = Literal["normal", "empty", "all_failed", "none_feasible", "running"]
+Kind = Literal["normal", "empty", "all_failed", "none_feasible", "running", "outliers"]
 
 OBJECTIVES = ["accuracy", "latency_p50_ms"]
 MAX_DROP = 0.01
@@ -64,7 +64,11 @@ def create_synthetic_study(
     ``normal`` mixes feasible, infeasible, rejected and failed candidates (one with a NaN
     metric); ``none_feasible`` has only infeasible candidates besides the baseline;
     ``all_failed`` has every trial, the baseline included, failed; ``running`` ends with two
-    trials still RUNNING, as a sweep in flight leaves them.
+    trials still RUNNING, as a sweep in flight leaves them. ``outliers`` is ``normal`` plus
+    what a real TPE sweep on a small categorical space leaves: a collapsed candidate (trial 3,
+    accuracy 0.44), repeats of measured candidates (every fourth trial from 6 on, told the
+    measurement of the trial they repeat), a candidate refused by a method's check (trial 2)
+    and one timed on a busy host (trial 5, load average 20.6 on 2 cores).
     """
     study = optuna.create_study(
         study_name=name, storage=storage, directions=["maximize", "minimize"]
@@ -77,12 +81,152 @@ def create_synthetic_study(
     trials, seen = [], set[str]()
     for number in range(n_trials - (2 if kind == "running" else 0)):
         when = start + dt.timedelta(seconds=20 * number)
-        trials.append(synthetic_trial(number, rng, kind=kind, started=when, seen=seen))
+        if kind == "outliers":
+            trials.append(_outlier_case(number, rng, trials, when, seen))
+        else:
+            trials.append(synthetic_trial(number, rng, kind=kind, started=when, seen=seen))
     study.add_trials(trials)
     if kind == "running":
         for _ in range(2):
             add_running_trial(study, rng)
     return study
+
+
+#: A structured-pruned student that lost most of its accuracy (a collapsed candidate).
+COLLAPSED = {
+    "distillation.method": "kd",
+    "distillation.kd.width": 0.25,
+    "pruning.method": "structured",
+    "pruning.structured.amount": 0.7,
+    "quantization.method": "none",
+    "precision.method": "fp32",
+    "backend.method": "torch_eager",
+}
+#: A candidate timed while the host was busy.
+BUSY = {
+    "distillation.method": "none",
+    "pruning.method": "structured",
+    "pruning.structured.amount": 0.3,
+    "quantization.method": "none",
+    "precision.method": "fp32",
+    "backend.method": "onnxruntime",
+}
+#: A combination a method's check refuses on a CPU (ONNX Runtime has no bf16 kernels there).
+REFUSED = {
+    "distillation.method": "none",
+    "pruning.method": "none",
+    "quantization.method": "none",
+    "precision.method": "bf16",
+    "backend.method": "onnxruntime",
+}
+REFUSED_REASON = (
+    "backend.onnxruntime: onnxruntime's CPUExecutionProvider has no bf16 kernels for "
+    "Conv/MatMul/Gemm; use fp32/fp16 on onnxruntime or bf16 on a PyTorch backend"
+)
+
+
+def _outlier_case(
+    number: int,
+    rng: random.Random,
+    earlier: list[optuna.trial.FrozenTrial],
+    started: dt.datetime,
+    seen: set[str],
+) -> optuna.trial.FrozenTrial:
+    if number == 2:
+        return rejected_trial(REFUSED, "check", REFUSED_REASON, started)
+    if number == 3:
+        trial = synthetic_trial(
+            number, rng, started=started, params=COLLAPSED, seen=seen, fail_rate=0
+        )
+        return _with_metrics(trial, accuracy=0.44)
+    if number == 5:
+        trial = synthetic_trial(number, rng, started=started, params=BUSY, seen=seen, fail_rate=0)
+        trial.user_attrs[R.ATTR_HARDWARE] = {**HARDWARE, "load_avg_1m": 20.6}
+        trial.user_attrs.update({"load_avg_1m": 20.6, "cpu_share": 0.4, "host_loaded": 1.0})
+        return trial
+    # Trials made by create_trial have no number until the study adds them: their position.
+    measured = [
+        n
+        for n, t in enumerate(earlier)
+        if t.state == TrialState.COMPLETE and R.ATTR_DUPLICATE_OF not in t.user_attrs
+    ]
+    if number >= 6 and number % 4 == 2 and measured:
+        prior = rng.choice(measured)
+        return repeat_trial(earlier[prior], prior, started)
+    return synthetic_trial(number, rng, started=started, seen=seen)
+
+
+def _with_metrics(trial: optuna.trial.FrozenTrial, **changes: float) -> optuna.trial.FrozenTrial:
+    """``trial`` with some measured metrics replaced and the derived ones recomputed."""
+    attrs = dict(trial.user_attrs)
+    measured = {
+        k: attrs[k]
+        for k in attrs[R.ATTR_METRIC_NAMES]
+        if k not in R.METRICS or not R.METRICS[k].derived
+    }
+    measured.update(changes)
+    derived = R.derive(measured, BASE, relative=False)
+    attrs.update({**measured, **derived})
+    metrics = {**measured, **derived}
+    out = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        values=[metrics[o] for o in OBJECTIVES],
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs=attrs,
+        constraints={R.CONSTRAINT_KEY: metrics["accuracy_drop"] - MAX_DROP},
+    )
+    out.datetime_start, out.datetime_complete = trial.datetime_start, trial.datetime_complete
+    return out
+
+
+def repeat_trial(
+    prior: optuna.trial.FrozenTrial, number: int, started: dt.datetime
+) -> optuna.trial.FrozenTrial:
+    """A trial told the measurement of ``prior`` (trial ``number``), as the controller tells a
+    candidate it has measured already (:meth:`autoopt.study.recorder.TrialRecorder.repeat`)."""
+    attrs = {k: v for k, v in prior.user_attrs.items() if k != R.ATTR_BASELINE}
+    attrs.update(
+        {R.ATTR_DUPLICATE_OF: number, R.ATTR_STAGES: [], "build_s": 0.0, "measure_s": 0.0}
+    )
+    trial = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        values=prior.values,
+        params=prior.params,
+        distributions=prior.distributions,
+        user_attrs=attrs,
+        constraints=prior.constraints,
+    )
+    trial.datetime_start = started
+    trial.datetime_complete = started + dt.timedelta(seconds=0.1)
+    return trial
+
+
+def rejected_trial(
+    params: dict[str, Any], stage: str, reason: str, started: dt.datetime
+) -> optuna.trial.FrozenTrial:
+    """A candidate refused before anything ran, told PRUNED with its reason and recipe."""
+    recipe, recipe_str = _recipe(params)
+    attrs = {
+        R.ATTR_RECIPE: recipe,
+        R.ATTR_RECIPE_STR: recipe_str,
+        R.ATTR_STATUS: "rejected",
+        R.ATTR_FAILURE_STAGE: stage,
+        R.ATTR_FAILURE_REASON: reason,
+        "controller": "synthetic:1:0",
+        "run_id": "synthetic",
+        R.ATTR_TARGET: "local",
+        "retries": 0,
+    }
+    trial = optuna.trial.create_trial(
+        state=TrialState.PRUNED,
+        params=params,
+        distributions={k: DISTRIBUTIONS[k] for k in params},
+        user_attrs=attrs,
+    )
+    trial.datetime_start = started
+    trial.datetime_complete = started
+    return trial
 
 
 def set_study_attrs(study: optuna.Study, name: str, resources: dict[str, float]) -> None:
@@ -280,7 +424,9 @@ def synthetic_trial(
     elif not is_baseline and rng.random() < fail_rate:
         failure = (
             "verify",
-            "outputs disagree with the teacher on 71% of reference inputs (min_agreement 0.5)",
+            "outputs unrelated to the teacher's (top-1 agreement 9.4% on 64 reference "
+            "inputs, where independent predictions with the same class frequencies agree "
+            "10.1% of the time by chance): the build is broken",
         )
     distributions = {k: DISTRIBUTIONS[k] for k in params}
     # A refused candidate builds nothing; any other marks its stages as built (or reused).

@@ -67,18 +67,21 @@ def trial_page(request: Request, name: str, number: int) -> Response:
     fams = V.families(record)
     numbers = [t.number for t in record.trials]
     i = numbers.index(number)
+    # Only a measured trial has a model to export; a repeat's is its original trial's.
+    exported = trial.duplicate_of if trial.is_repeat else number
     command = [
         "autoopt",
         "export",
         "--study",
         name,
         "--trial",
-        str(number),
+        str(exported),
         "--out",
-        f"deploy/{name}-trial{number}",
+        f"deploy/{name}-trial{exported}",
     ]
     if site.storage:
         command += ["--storage", api.storage_url(site.storage)]
+    exportable = trial.state == "COMPLETE" and bool(trial.recipe)
     return site.page(
         request,
         "trial.html",
@@ -92,7 +95,7 @@ def trial_page(request: Request, name: str, number: int) -> Response:
         hardware=V.flat("", trial.hardware),
         runner=V.flat("", trial.runner),
         category=V.trial_category(trial),
-        export_command=shlex.join(command),
+        export_command=shlex.join(command) if exportable else None,
         prev=numbers[i - 1] if i > 0 else None,
         next=numbers[i + 1] if i + 1 < len(numbers) else None,
         extra={

@@ -77,7 +77,8 @@ STATE_LABELS = {
 
 def trial_category(t: TrialRecord) -> str:
     """How the Pareto chart draws a trial: baseline, front, feasible, infeasible; or, with no
-    measurements to plot (listed beside the chart), failed, rejected, running, queued."""
+    measurement of its own to plot (listed beside the chart), repeat, failed, rejected,
+    running, queued."""
     if t.state == "RUNNING":
         return "running"
     if t.state == "WAITING":
@@ -86,6 +87,9 @@ def trial_category(t: TrialRecord) -> str:
         return "rejected"
     if t.state != "COMPLETE" or num(t.metrics.get("latency_p50_ms")) is None:
         return "failed"
+    if t.is_repeat:
+        # Told the measurement of the trial it repeats: one candidate is one point.
+        return "repeat"
     if t.is_baseline:
         return "baseline"
     if t.on_front:
@@ -105,7 +109,9 @@ def study_row(
         {
             # The baseline is always feasible; say so when it is the only feasible trial.
             "baseline_only": record.baseline is not None
-            and not any(t.feasible and not t.is_baseline for t in record.trials),
+            and not any(
+                t.feasible and not t.is_baseline and not t.is_repeat for t in record.trials
+            ),
             "name": summary.name,
             "workload": summary.workload,
             "metric": summary.metric_name,
@@ -130,6 +136,7 @@ def trial_row(record: StudyRecord, t: TrialRecord, fams: list[str]) -> dict[str,
         "base": t.is_baseline,
         "feas": t.feasible,
         "front": t.on_front,
+        "repeat_of": t.duplicate_of,
         "recipe": t.recipe_str,
         "tech": [t.technique(f) for f in fams],
         "acc": num(m.get("accuracy")),
@@ -230,7 +237,9 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
     for family in fams:
         groups: dict[str, list[TrialRecord]] = {}
         for t in record.trials:
-            if not t.is_baseline and t.state not in ("RUNNING", "WAITING"):
+            # A repeat is its candidate's earlier trial again: counting it would weigh that
+            # candidate twice in the medians.
+            if not t.is_baseline and not t.is_repeat and t.state not in ("RUNNING", "WAITING"):
                 groups.setdefault(t.technique(family), []).append(t)
         for method, trials in sorted(groups.items()):
             measured = [record.ratios(t) for t in trials if t.state == "COMPLETE"]
@@ -247,7 +256,10 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
                     "method": method,
                     "n": len(trials),
                     "measured": len(measured),
-                    "failed": sum(t.state in ("FAIL", "PRUNED") for t in trials),
+                    "failed": sum(t.state == "FAIL" for t in trials),
+                    # Refused before anything ran (told PRUNED): what every other view calls
+                    # rejected.
+                    "rejected": sum(t.state == "PRUNED" for t in trials),
                     "feasible": sum(t.feasible for t in trials),
                     "median_speedup": statistics.median(speed) if speed else None,
                     "median_dacc": statistics.median(dacc) if dacc else None,
@@ -255,6 +267,19 @@ def contributions(record: StudyRecord, fams: list[str]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def axis_view(record: StudyRecord) -> dict[str, Any] | None:
+    """The metric range the chart shows, and the trials it leaves below it (see
+    :meth:`StudyRecord.accuracy_view`)."""
+    view = record.accuracy_view()
+    if view is None:
+        return None
+    return {
+        "low": view.low,
+        "high": view.high,
+        "below": [t.number for t in view.below],
+    }
 
 
 def study_payload(record: StudyRecord, target: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +307,11 @@ def study_payload(record: StudyRecord, target: dict[str, Any]) -> dict[str, Any]
             "counts": counts,
             "n_trials": len(record.trials),
             "running": counts.get("RUNNING", 0),
-            "n_feasible": sum(t.feasible and not t.is_baseline for t in record.trials),
+            "n_feasible": sum(
+                t.feasible and not t.is_baseline and not t.is_repeat for t in record.trials
+            ),
+            "n_repeats": sum(t.is_repeat for t in record.trials),
+            "view": axis_view(record),
             "families": fams,
             "trials": [trial_row(record, t, fams) for t in record.trials],
             "progress": progress(record),
@@ -300,27 +329,44 @@ def metric_rows(record: StudyRecord, t: TrialRecord) -> list[dict[str, Any]]:
     for k in S.ordered(list(t.metrics)):
         spec = S.spec(k, record.metric_name)
         v, bv = num(t.metrics.get(k)), num(b.get(k))
-        change = _change(k, v, bv)
+        change = None if base is t else _change(k, v, bv)
         rows.append({"name": k, "label": spec.label, "value": v, "baseline": bv, "change": change})
     return rows
 
 
 def _change(metric: str, v: float | None, bv: float | None) -> str | None:
     """How a metric moved from the baseline's value, in words: points, or a ratio that says
-    which way is better."""
+    which way is better. Every ratio reads "N× better-word" (N ≥ 1), so a row never shows a
+    bare 0.07× beside rows that say 5.12× faster.
+    """
     spec = S.spec(metric)
-    if v is None or bv is None or not spec.comparable or metric == "latency_runs":
+    if v is None or metric == "latency_runs":
         return None
     head = S.base_name(metric)[0]
+    if head == "speedup":
+        # Already a ratio to the baseline (at this row's batch size), higher is faster.
+        if v <= 0:
+            return None
+        return f"{v:.2f}× faster" if v >= 1 else f"{1 / v:.2f}× slower"
+    if head == "size_ratio":
+        if v <= 0:
+            return None
+        return f"{v:.2f}× smaller" if v >= 1 else f"{1 / v:.2f}× larger"
+    if bv is None or spec.derived or not spec.comparable:
+        return None
     if head == "accuracy" or head.endswith("agreement"):
         return f"{(v - bv) * 100:+.2f} pts"
     if v == bv:
         return "same"
-    if lower_is_better(metric) and v > 0 and bv > 0:
-        latency = head.startswith("latency")
-        better, worse = ("faster", "slower") if latency else ("smaller", "larger")
-        return f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
-    return f"{v / bv:.2f}×" if bv else None
+    if spec.direction is None or v <= 0 or bv <= 0:
+        # A metric without a better direction (a workload's own, a flag): no ratio to read.
+        return None
+    latency = head.startswith("latency")
+    better, worse = ("faster", "slower") if latency else ("smaller", "larger")
+    if spec.direction == "maximize":
+        better, worse = "higher", "lower"
+        return f"{v / bv:.2f}× {better}" if v > bv else f"{bv / v:.2f}× {worse}"
+    return f"{bv / v:.2f}× {better}" if v < bv else f"{v / bv:.2f}× {worse}"
 
 
 def timing_facts(t: TrialRecord) -> dict[str, Any]:
@@ -380,8 +426,9 @@ def recipe_rows(t: TrialRecord, fams: list[str]) -> list[dict[str, Any]]:
 
 
 def flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    """Nested dicts as dotted key/value pairs (hardware.versions.torch = 2.13.0)."""
-    if isinstance(value, dict) and value:
+    """Nested dicts as dotted key/value pairs (hardware.versions.torch = 2.13.0); an empty
+    dict gives no pair (a trial that measured nothing has no hardware, not a "{}" row)."""
+    if isinstance(value, dict):
         out = []
         for k, v in value.items():
             out.extend(flat(f"{prefix}.{k}" if prefix else str(k), v))
@@ -422,7 +469,7 @@ def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[st
             }
         )
 
-    add("trial", "state", [t.status or t.state.lower() for t in trials])
+    add("trial", "state", [_state_word(t) for t in trials])
     add("trial", "feasible", ["yes" if t.feasible else "no" for t in trials])
     add("trial", "on Pareto front", ["yes" if t.on_front else "no" for t in trials])
     for family in fams:
@@ -431,9 +478,16 @@ def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[st
     for k in names:
         label = S.spec(k, record.metric_name).label
         add("metrics", label, [num(t.metrics.get(k)) for t in trials], metric=k, key=k)
-    for k in ("speedup", "accuracy_change"):
+    labels = {"speedup": "speedup", "accuracy_change": f"{record.metric_name} change"}
+    for k, label in labels.items():
         if k not in names:
-            add("vs baseline", k, [num(record.ratios(t).get(k)) for t in trials], metric=k)
+            add(
+                "vs baseline",
+                label,
+                [num(record.ratios(t).get(k)) for t in trials],
+                metric=k,
+                key=k,
+            )
     add(
         "build",
         "stages reused",
@@ -449,6 +503,12 @@ def compare_rows(record: StudyRecord, trials: list[TrialRecord]) -> list[dict[st
         [f"[{t.failure_stage}] {t.failure_reason}" if t.failure_reason else "" for t in trials],
     )
     return rows
+
+
+def _state_word(t: TrialRecord) -> str:
+    if t.is_repeat:
+        return f"repeat of #{t.duplicate_of}"
+    return STATE_LABELS.get(t.state, t.state.lower())
 
 
 def _step_label(step: dict[str, Any] | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 #: The Ray resource each node offers once: latency measurements on a node never overlap.
 MEASURE_SLOT = "autoopt_measure"
+_RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> None:
@@ -32,8 +33,14 @@ def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        # address="local": never attach to a stale cluster a killed run left behind.
-        ray.init(address="local", num_cpus=num_cpus, resources={MEASURE_SLOT: 1}, **kwargs)
+        from autoopt.quiet import without_records
+
+        # address="local": never attach to a stale cluster a killed run left behind. Ray
+        # announces that it turned token authentication on for this cluster, which lives and
+        # dies with the sweep's process: nothing for the user to do (its warning that
+        # authentication is *off* is kept).
+        with without_records(_RAY_AUTH_LOGGER, "Token authentication is enabled"):
+            ray.init(address="local", num_cpus=num_cpus, resources={MEASURE_SLOT: 1}, **kwargs)
 
 
 def split_resources(resources: dict[str, float]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Export: rebuild a trial as it was measured, write it as a self-verifying bundle, load one."""
 
-from autoopt.export._export import ExportResult, export_trial
+from autoopt.export._export import ExportResult, export_trial, exportable_trial
 from autoopt.export._verify import DEFAULT_ACCURACY_TOLERANCE, Verification
 from autoopt.export.bundle import BundleRunner, load
 from autoopt.export.manifest import Manifest
@@ -12,5 +12,6 @@ __all__ = [
     "Manifest",
     "Verification",
     "export_trial",
+    "exportable_trial",
     "load",
 ]

@@ -188,7 +188,7 @@ def _resolve(
     from autoopt.execution.worker import prepare
     from autoopt.resolve import recipe_from_dict
 
-    record = _trial(study, number)
+    record = exportable_trial(study, number)
     snap = snapshot_of(study, record)
     try:
         workload = prepare(
@@ -315,6 +315,7 @@ def _manifest(
             output_kind=workload.output_kind,
             input_names=list(workload.input_names),
             output_names=list(workload.output_names),
+            input_description=workload.input_description,
         ),
         recipe=job.recipe.to_dict(),
         recipe_str=job.recipe.describe(),
@@ -385,17 +386,24 @@ def _triton(job: _Job, staging: Path, model: ModelInfo) -> TritonInfo | None:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def _trial(study: StudyRecord, number: int) -> TrialRecord:
+def exportable_trial(study: StudyRecord, number: int) -> TrialRecord:
+    """Trial ``number`` of ``study`` if it can be exported; ConfigError (bad input) naming what
+    it is and which trials can be exported, if not."""
     t = study.trial(number)
     if t is None:
         numbers = [t.number for t in study.trials]
         span = f"{min(numbers)}..{max(numbers)}" if numbers else "none"
         raise ConfigError(f"--trial: study '{study.name}' has no trial {number}; trials: {span}")
     if t.state != "COMPLETE" or not t.recipe:
-        why = f": [{t.failure_stage}] {t.failure_reason}" if t.failure_reason else ""
-        raise ExportError(
-            f"trial {number} of study '{study.name}' is {t.state}{why}; only complete trials "
-            "can be exported"
+        what = {"rejected": "was rejected", "failed": "failed"}.get(
+            t.status, {"RUNNING": "is still running", "WAITING": "is queued"}.get(t.state, "")
+        )
+        why = f" ([{t.failure_stage}] {t.failure_reason})" if t.failure_reason else ""
+        front = ", ".join(str(f.number) for f in study.front())
+        raise ConfigError(
+            f"--trial: trial {number} of study '{study.name}' {what or t.state.lower()}{why}, "
+            "so it has no model to export; only complete trials can be exported"
+            + (f" (the feasible Pareto front: {front})" if front else "")
         )
     if not isinstance(t.metrics.get("accuracy"), int | float):
         raise ExportError(f"trial {number} of study '{study.name}' has no recorded accuracy")

@@ -107,14 +107,7 @@ def verify_bundle(
         runs=latency.runs,
         same_hardware=same_hardware(trial.hardware, here),
     )
-    if not abs(measured - recorded) <= tolerance:
-        raise ExportError(
-            f"trial {trial.number}: the exported bundle scores {workload.metric_name} "
-            f"{measured:.4f} on the evaluation split but the study recorded {recorded:.4f} "
-            f"(difference {measured - recorded:+.4f}, tolerance {tolerance:g}); the rebuild "
-            "does not reproduce the trial (code or library versions changed since the sweep?), "
-            "so nothing was exported"
-        )
+    _check_reproduced(trial.number, workload.metric_name, measured, recorded, tolerance)
     if math.isfinite(ratio) and ratio > LATENCY_WARN_RATIO:
         log.warning(
             "trial %d: re-timed %s %.4g ms is %.2fx the recorded %.4g ms%s",
@@ -126,3 +119,16 @@ def verify_bundle(
             "" if result.same_hardware else " (measured on different hardware)",
         )
     return result
+
+
+def _check_reproduced(
+    number: int, metric: str, measured: float, recorded: float, tolerance: float
+) -> None:
+    if not abs(measured - recorded) <= tolerance:
+        raise ExportError(
+            f"trial {number}: the exported bundle scores {metric} {measured:.4f} on the "
+            f"evaluation split but the study recorded {recorded:.4f} (difference "
+            f"{measured - recorded:+.4f}, tolerance {tolerance:g}); the rebuild does not "
+            "reproduce the trial (code or library versions changed since the sweep?), so "
+            "nothing was exported"
+        )

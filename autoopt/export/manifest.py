@@ -43,6 +43,8 @@ class WorkloadInfo(_Part):
     output_kind: str
     input_names: list[str]
     output_names: list[str]
+    #: What the inputs hold and how raw data becomes them (the workload's own words).
+    input_description: str = ""
 
 
 class BackendInfo(_Part):
@@ -140,6 +142,11 @@ class Manifest(_Part):
             "The runner takes the workload's model inputs (one array per input, batch first, as "
             "in the workload's data splits) and returns the first output as float32.",
             "",
+            *(
+                [f"Inputs and outputs: {w.input_description}.", ""]
+                if w.input_description
+                else [f"Inputs: {self._signature_text()}.", ""]
+            ),
             *self._without_autoopt(),
         ]
         if self.triton:
@@ -151,6 +158,11 @@ class Manifest(_Part):
                 f"model `{self.triton.model_name}`.",
             ]
         return "\n".join(lines) + "\n"
+
+    def _signature_text(self) -> str:
+        inputs = self.signature.get("inputs") or []
+        parts = [f"{i['name']}: {i['dtype']} {tuple(i['shape'])}" for i in inputs]
+        return "; ".join(parts) or ", ".join(self.workload.input_names)
 
     def _without_autoopt(self) -> list[str]:
         model, names = self.model, self.workload.input_names

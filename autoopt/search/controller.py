@@ -157,10 +157,17 @@ class Controller:
         from autoopt.workloads import load_workload
 
         # Loaded here first so a workload that trains its teacher does it once, not per worker.
-        self._workload = load_workload(self.exp.workload.name, self.exp.workload.options)
+        # That may take minutes on first use: say so before, and how long it took after.
+        name = self.exp.workload.name
+        self.on_event({"type": "workload", "phase": "loading", "name": name})
+        t0 = time.monotonic()
+        self._workload = load_workload(name, self.exp.workload.options)
+        seconds = time.monotonic() - t0
+        self.on_event({"type": "workload", "phase": "ready", "name": name, "seconds": seconds})
         ensure_ray(num_cpus=max(self.workers, os.cpu_count() or 1), address=self.ray_address)
         check_targets([self.target], self.exp.task_cpus)
         study = self.ledger.open(n_trials, self._workload.version, self._workload.metric_name)
+        self.on_event(self._study_event(study))
         self.recorder = TrialRecorder(study, self.exp.constraint, self.exp.objectives)
         stale = self.ledger.recover_stale(study, self.recorder)
         if stale:
@@ -191,8 +198,23 @@ class Controller:
                 self._measured.setdefault(_recipe_key(record.recipe), record)
         return study, run.budget, run.done, run.resumed or run.done > 0
 
+    def _study_event(self, study: optuna.Study) -> dict[str, Any]:
+        """Whether this run starts the study or continues one, and what it holds already: a
+        second run of the same command adds to the first one's study."""
+        done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+        trials = study.get_trials(deepcopy=False, states=done)
+        return {
+            "type": "study",
+            "created": self.ledger.created,
+            "storage": self.storage_url,
+            "trials": len(trials),
+            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        }
+
     def _check_host(self, study: optuna.Study, executor: Executor) -> None:
         """Self-test the space's paths on the target before any candidate is built."""
+        if self.exp.execution.self_test:
+            self.on_event({"type": "selftest", "phase": "start"})
         host = HostCheck.run(self.exp, self.target, executor)
         host.record(study)
         self.proposals.host = host
@@ -201,7 +223,8 @@ class Controller:
         if host.results:
             failed = [r.label for r in host.results if r.status == "fail"]
             cached = all(r.cached for r in host.results)
-            event = {"type": "selftest", "counts": host.counts(), "failed": failed}
+            event = {"type": "selftest", "phase": "done", "counts": host.counts()}
+            event["failed"] = failed
             self.on_event({**event, "cached": cached})
 
     def _snapshot_content(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -28,6 +29,7 @@ from optuna.trial import TrialState
 from autoopt.cache import resolve_root
 from autoopt.config._space import encode_choice
 from autoopt.errors import ConfigError
+from autoopt.quiet import logger_level
 from autoopt.resolve import baseline_params
 from autoopt.search.sampling import make_sampler
 from autoopt.study import schema as S
@@ -87,6 +89,8 @@ class RunLedger:
         self.storage_url = storage_url
         self.study_name = study_name
         self.owner = owner
+        #: Whether :meth:`open` created the study (False: it continues an existing one).
+        self.created = False
 
     # ---- the study ------------------------------------------------------------------------
     def open(self, n_trials: int | None, workload_version: str, metric_name: str) -> optuna.Study:
@@ -95,16 +99,19 @@ class RunLedger:
         storage = open_storage(self.storage_url, create=True)
         sampler = make_sampler(self.exp.sampler, self.exp.space, n_trials)
         try:
-            study = optuna.create_study(
-                study_name=self.study_name,
-                storage=storage,
-                directions=self.exp.directions,
-                sampler=sampler,
-            )
+            # Optuna logs "A new study created in RDB" at INFO; the run reports it itself.
+            with logger_level("optuna", logging.WARNING):
+                study = optuna.create_study(
+                    study_name=self.study_name,
+                    storage=storage,
+                    directions=self.exp.directions,
+                    sampler=sampler,
+                )
             created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler)
             created = False
+        self.created = created
         self._reseed(study, n_trials)
         self._check_continuable(study, workload_version)
         if created or not study.user_attrs.get(S.STUDY_OBJECTIVES):

@@ -164,7 +164,8 @@ class RunLoop:
                 execution.baseline_timeout_s if asked.is_baseline else execution.trial_timeout_s
             )
             self.executor.submit(c.proposals.task(trial.number, recipe), limit)
-            c.on_event({"type": "start", "trial": trial.number, "recipe": recipe.describe()})
+            event = {"type": "start", "trial": trial.number, "recipe": recipe.describe()}
+            c.on_event({**event, "baseline": asked.is_baseline})
         if c.exp.sampler.name == "grid" and _grid_exhausted(self.study):
             self.exhausted = True
 

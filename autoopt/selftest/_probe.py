@@ -127,12 +127,13 @@ def probe_batch_sizes(
 
 def probe_identity(workload: Workload, batch_sizes: Sequence[int]) -> dict[str, Any]:
     """What determines the probe, known without building it: the workload's version (its
-    weights and data), the block and the batch sizes it is caught at."""
+    weights and data) and model code, the block and the batch sizes it is caught at."""
     found = find_block(workload.model)
     path, block = found if found is not None else ("", workload.model)
     return {
         "workload": workload.name,
         "version": workload.version,
+        "model_code": workload.model_code,
         "block": path,
         "block_class": f"{type(block).__module__}.{type(block).__qualname__}",
         "batch_sizes": sorted(set(batch_sizes)),
@@ -161,32 +162,48 @@ def build_probe(workload: Workload, batch_sizes: Sequence[int], whole: bool = Fa
         return _build(workload, batch_sizes, found[0], 1)
 
 
-def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: int) -> Probe:
-    """The probe of ``length`` consecutive blocks from ``path`` ("": the whole teacher)."""
-    teacher = workload.model.eval()
-    blocks = block_run(teacher, path, length) if path else [teacher]
-    block, last = blocks[0], blocks[-1]
-    name = type(block).__name__
-    sizes = sorted(set(batch_sizes))
-    offset = 0
+class _Catcher:
+    """Runs the teacher on calibration rows (a fresh slice each time) and catches what the
+    probe's first block receives and what its last block returns."""
 
-    def catch(n: int) -> tuple[list[Any], pytree.TreeSpec, torch.Tensor]:
-        nonlocal offset
-        rows = _rows(workload.calibration, offset, n)
-        args, kwargs, output = catch_block_io(teacher, block, rows, last)
-        offset += n
+    def __init__(self, workload: Workload, teacher: Any, block: Any, last: Any) -> None:
+        self.workload, self.teacher, self.block, self.last = workload, teacher, block, last
+        self.offset = 0
+        self.spec: pytree.TreeSpec | None = None
+        self.batched: list[bool] = []
+
+    def catch(self, n: int) -> tuple[list[Any], pytree.TreeSpec, torch.Tensor]:
+        rows = _rows(self.workload.calibration, self.offset, n)
+        args, kwargs, output = catch_block_io(self.teacher, self.block, rows, self.last)
+        self.offset += n
         leaves, spec = pytree.tree_flatten((args, kwargs))
         return leaves, spec, output
 
-    # Which arguments carry the batch: caught at the largest batch, those whose first axis is
-    # that batch (at a batch of 1, a batched tensor and a constant look alike).
-    widest = max(*sizes, 2)
-    leaves, spec, _ = catch(widest)
+    def inputs(self, leaves: list[Any], got: pytree.TreeSpec) -> list[np.ndarray]:
+        """The batched arguments of one catch, as the probe's inputs."""
+        if got != self.spec:
+            raise WorkloadError(
+                f"workload '{self.workload.name}': {type(self.block).__name__} receives "
+                "different arguments at different batch sizes"
+            )
+        return [leaf.numpy() for leaf, b in zip(leaves, self.batched, strict=True) if b]
+
+
+def _signature(
+    catcher: _Catcher, widest: int, path: str
+) -> tuple[list[Any], pytree.TreeSpec, list[str], dict[str, torch.Tensor]]:
+    """Which arguments carry the batch (caught at the largest batch: those whose first axis
+    is that batch; at a batch of 1 a batched tensor and a constant look alike), and the
+    probe's replay of the arguments: inputs, constant tensors as buffers, other values fixed."""
+    workload, block = catcher.workload, catcher.block
+    leaves, spec, _ = catcher.catch(widest)
     batched = [
         isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == widest for x in leaves
     ]
     if not any(batched):
+        name = type(block).__name__
         raise WorkloadError(f"workload '{workload.name}': no argument of {name} has a batch axis")
+    catcher.spec, catcher.batched = spec, batched
     names = argument_names(block, *pytree.tree_unflatten(leaves, spec))
     marks: list[Any] = []
     buffers: dict[str, torch.Tensor] = {}
@@ -202,18 +219,13 @@ def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: in
             marks.append(leaf)
     if not path and len(input_names) == len(workload.input_names):
         input_names = list(workload.input_names)  # the whole model: the names it declared
-    args, kwargs = pytree.tree_unflatten(marks, spec)
-    target = BlockChain(blocks) if len(blocks) > 1 else block
-    module = block_probe(copy.deepcopy(target).eval(), args, kwargs, input_names, buffers)
+    return marks, spec, input_names, buffers
 
-    def inputs_of(leaves: list[Any], got: pytree.TreeSpec) -> list[np.ndarray]:
-        if got != spec:
-            raise WorkloadError(
-                f"workload '{workload.name}': {name} receives different arguments at "
-                "different batch sizes"
-            )
-        return [leaf.numpy() for leaf, b in zip(leaves, batched, strict=True) if b]
 
+def _evaluation(
+    catcher: _Catcher, sizes: list[int]
+) -> tuple[Split, np.ndarray, tuple[ProbeGroup, ...]]:
+    """Enough rows at each batch size, with what the blocks returned inside the model."""
     groups: list[ProbeGroup] = []
     evaluation: list[list[np.ndarray]] = []
     inside: list[np.ndarray] = []
@@ -221,27 +233,40 @@ def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: in
     for size in sizes:
         start = row
         for _ in range(math.ceil(MIN_ROWS_PER_BATCH / size)):
-            leaves, got, output = catch(size)
-            evaluation.append(inputs_of(leaves, got))
+            leaves, got, output = catcher.catch(size)
+            evaluation.append(catcher.inputs(leaves, got))
             inside.append(output.float().numpy())
             row += size
         groups.append(ProbeGroup(size, start, row))
-    calibration = inputs_of(*catch(CALIBRATION_ROWS)[:2])
     try:
-        eval_split = Split(tuple(np.concatenate(xs) for xs in zip(*evaluation, strict=True)))
-        inside_outputs = np.concatenate(inside)
+        split = Split(tuple(np.concatenate(xs) for xs in zip(*evaluation, strict=True)))
+        return split, np.concatenate(inside), tuple(groups)
     except ValueError as e:
         raise WorkloadError(
-            f"workload '{workload.name}': {name}'s arguments change shape with the batch size "
-            f"({e}); the probe needs one shape per sample"
+            f"workload '{catcher.workload.name}': {type(catcher.block).__name__}'s arguments "
+            f"change shape with the batch size ({e}); the probe needs one shape per sample"
         ) from e
-    calib_split = Split(tuple(calibration))
+
+
+def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: int) -> Probe:
+    """The probe of ``length`` consecutive blocks from ``path`` ("": the whole teacher)."""
+    teacher = workload.model.eval()
+    blocks = block_run(teacher, path, length) if path else [teacher]
+    catcher = _Catcher(workload, teacher, blocks[0], blocks[-1])
+    sizes = sorted(set(batch_sizes))
+    marks, spec, input_names, buffers = _signature(catcher, max(*sizes, 2), path)
+    args, kwargs = pytree.tree_unflatten(marks, spec)
+    target = BlockChain(blocks) if len(blocks) > 1 else blocks[0]
+    module = block_probe(copy.deepcopy(target).eval(), args, kwargs, input_names, buffers)
+    eval_split, inside, groups = _evaluation(catcher, sizes)
+    calibration = Split(tuple(catcher.inputs(*catcher.catch(CALIBRATION_ROWS)[:2])))
+    name = type(blocks[0]).__name__
     probe = Probe(
         workload=Workload(
             name=f"{workload.name}-probe",
             model=module,
-            train=calib_split,
-            calibration=calib_split,
+            train=calibration,
+            calibration=calibration,
             evaluation=eval_split,
             metric=cosine_metric,
             metric_name="cosine",
@@ -253,9 +278,9 @@ def _build(workload: Workload, batch_sizes: Sequence[int], path: str, length: in
         block=path,
         block_class=name,
         blocks=len(blocks),
-        groups=tuple(groups),
+        groups=groups,
         reference=run_groups(module, eval_split, groups),
-        inside=inside_outputs,
+        inside=inside,
         source=workload.name,
     )
     _require_faithful(probe)

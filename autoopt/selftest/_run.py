@@ -267,31 +267,52 @@ class _Session:
             # ONNX Runtime's flush_denormals sets FTZ/DAZ on this thread, where it would speed
             # up every later path's denormals: back to a fresh process's state.
             torch.set_flush_denormal(False)
-        cls = _verdict.precision_class(recipe)
-        threshold = _verdict.THRESHOLDS[cls]
-        status, reason = _verdict.judge(batches, threshold)
-        notes = (
-            (
-                "it wrote into its input arrays (harmless here: each call got a copy; a "
-                "caller reusing its buffers would see them change)",
-            )
-            if mutated
-            else ()
-        )
-        return _result(
+        return _judged(
             recipe,
-            status,
-            reason,
+            batches,
             self.host,
-            mean_cosine=min(b.mean_cosine for b in batches),
-            min_cosine=min(b.min_cosine for b in batches),
-            nonfinite=sum(b.nonfinite for b in batches),
-            batches=batches,
             speedup=speedup,
             seconds=time.perf_counter() - start,
-            notes=notes,
+            mutated=mutated,
             **extra,
         )
+
+
+def _judged(
+    recipe: Recipe,
+    batches: tuple[BatchResult, ...],
+    host: HostInfo,
+    *,
+    speedup: float | None,
+    seconds: float,
+    mutated: bool,
+    **extra: Any,
+) -> PathResult:
+    """The path's verdict from its comparison with the fp32 probe at every batch size."""
+    threshold = _verdict.THRESHOLDS[_verdict.precision_class(recipe)]
+    status, reason = _verdict.judge(batches, threshold)
+    notes = (
+        (
+            "it wrote into its input arrays (harmless here: each call got a copy; a caller "
+            "reusing its buffers would see them change)",
+        )
+        if mutated
+        else ()
+    )
+    return _result(
+        recipe,
+        status,
+        reason,
+        host,
+        mean_cosine=min(b.mean_cosine for b in batches),
+        min_cosine=min(b.min_cosine for b in batches),
+        nonfinite=sum(b.nonfinite for b in batches),
+        batches=batches,
+        speedup=speedup,
+        seconds=seconds,
+        notes=notes,
+        **extra,
+    )
 
 
 @contextlib.contextmanager

@@ -153,6 +153,21 @@ def trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     )
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class AccuracyView:
+    """The range of the metric a chart shows (:meth:`StudyRecord.accuracy_view`)."""
+
+    low: float
+    high: float
+    #: Measured trials under ``low``, lowest first: left off the chart, marked on its edge.
+    below: list[TrialRecord]
+    floor: float | None = None
+
+
 @dataclass
 class StudyRecord:
     name: str
@@ -218,6 +233,49 @@ class StudyRecord:
         if base is None or "max_drop" not in self.constraint:
             return None
         return AccuracyConstraint.model_validate(self.constraint).floor(base.metrics["accuracy"])
+
+    def measured(self) -> list[TrialRecord]:
+        """Trials with a measurement to plot (finite metric and p50 latency), each candidate
+        once: a repeat carries the measurement of the trial it repeats."""
+        return [
+            t
+            for t in self.trials
+            if t.state == "COMPLETE"
+            and not t.is_repeat
+            and _finite(t.metrics.get("accuracy"))
+            and _finite(t.metrics.get("latency_p50_ms"))
+        ]
+
+    def accuracy_view(self) -> AccuracyView | None:
+        """The metric axis a chart should show: the feasible band and a margin below it.
+
+        A collapsed trial (0.44 where the floor is 0.97) would otherwise stretch the axis so
+        far that every trial worth comparing sits in its top few pixels. The view keeps the
+        feasible band (from the best value down to the floor) and three bands below the floor,
+        for the trials that miss it, and ends at the lowest trial it keeps; trials further
+        down are listed in ``below`` for the chart to mark on its lower edge. When every
+        measured trial fits in those four bands, nothing is left out.
+        """
+        measured = self.measured()
+        if not measured:
+            return None
+        values = [t.metrics["accuracy"] for t in measured]
+        floor = self.accuracy_floor
+        high, low = max(values), min(values)
+        if floor is None:
+            return AccuracyView(low, high, [], floor)
+        high = max(high, floor)
+        band = max(high - floor, 1e-3)
+        if high - low <= 4 * band:
+            return AccuracyView(min(low, floor), high, [], floor)
+        cut = floor - 3 * band
+        below = sorted(
+            (t for t in measured if t.metrics["accuracy"] < cut),
+            key=lambda t: t.metrics["accuracy"],
+        )
+        # Down to the lowest trial kept (or the floor), not to the cut: no empty strip.
+        kept = [v for v in values if v >= cut]
+        return AccuracyView(min([*kept, floor]), high, below, floor)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -206,7 +206,12 @@ def spec(name: str, metric_name: str = "accuracy") -> MetricSpec:
     known = METRICS.get(head)
     if known is None:
         return MetricSpec(name, name)
-    label = metric_name if head == "accuracy" else known.label
+    # The workload's name for its metric: "fidelity", "fidelity drop".
+    label = (
+        known.label.replace("accuracy", metric_name)
+        if head.startswith("accuracy")
+        else known.label
+    )
     if batch is not None:
         label = f"{label} (batch {batch})"
     return MetricSpec(

@@ -21,6 +21,7 @@ those that meet the budget but miss the accuracy bound (``less_accurate``).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Callable, Sequence
@@ -160,6 +161,8 @@ class Selection:
     less_accurate: tuple[Near, ...] = ()
     #: Trials that met the policy (the chosen one among them).
     candidates: int = 0
+    #: The workload's name for its metric (``accuracy`` in the records), as views label it.
+    metric_name: str = "accuracy"
 
     @property
     def found(self) -> bool:
@@ -178,6 +181,7 @@ class Selection:
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
+            "metric_name": self.metric_name,
             "policy": self.policy.model_dump(),
             "found": self.found,
             "reason": self.reason,
@@ -258,6 +262,15 @@ def most_accurate(
 
 
 def knee(study: StudyRecord, *, nearest: int = NEAREST) -> Selection:
+    """The knee of the study's feasible Pareto front (see :func:`_knee`)."""
+    return _named(study, _knee(study, nearest=nearest))
+
+
+def _named(study: StudyRecord, selection: Selection) -> Selection:
+    return dataclasses.replace(selection, metric_name=study.metric_name)
+
+
+def _knee(study: StudyRecord, *, nearest: int = NEAREST) -> Selection:
     """The knee of the study's feasible Pareto front.
 
     Objectives are scaled to [0, 1] over the front (0 = best). With two objectives and at
@@ -292,12 +305,15 @@ def knee(study: StudyRecord, *, nearest: int = NEAREST) -> Selection:
     faster = [(t.metrics.get("latency_p50_ms", math.inf), t.number) for t in front]
     index, how = _knee_index(scaled, faster)
     chosen = front[index]
-    metric_text = ", ".join(f"{o} {chosen.metrics[o]:.4g}" for o in objectives)
+    names = [study.metric_name if o == "accuracy" else o for o in objectives]
+    metric_text = ", ".join(
+        f"{n} {chosen.metrics[o]:.4g}" for n, o in zip(names, objectives, strict=True)
+    )
     return Selection(
         study.name,
         policy,
         chosen,
-        f"knee of the {len(front)}-trial feasible front over ({', '.join(objectives)}): {how}; "
+        f"knee of the {len(front)}-trial feasible front over ({', '.join(names)}): {how}; "
         f"{metric_text}",
         candidates=len(front),
     )
@@ -307,7 +323,8 @@ def select(study: StudyRecord, policy: Policy, *, nearest: int = NEAREST) -> Sel
     """Apply ``policy`` to ``study``."""
     if policy.name == "knee":
         return knee(study, nearest=nearest)
-    return _bounded(study, policy, _ORDER[policy.name](policy.latency_metric), nearest)
+    order = _ORDER[policy.name](policy.latency_metric)
+    return _named(study, _bounded(study, policy, order, nearest))
 
 
 _ORDER: dict[str, Callable[[str], Callable[[TrialRecord], tuple[Any, ...]]]] = {
@@ -331,7 +348,9 @@ def _finite(t: TrialRecord, names: Sequence[str]) -> bool:
 
 
 def _complete(study: StudyRecord) -> list[TrialRecord]:
-    return [t for t in study.trials if t.state == "COMPLETE"]
+    """The measured trials, each candidate once: a repeat carries the measurement of the
+    trial it repeats, which is already among them."""
+    return [t for t in study.trials if t.state == "COMPLETE" and not t.is_repeat]
 
 
 def _empty_reason(study: StudyRecord) -> str:
@@ -340,7 +359,7 @@ def _empty_reason(study: StudyRecord) -> str:
     if not _complete(study):
         counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.counts().items()))
         last = next((t for t in reversed(study.trials) if t.failure_reason), None)
-        why = f"; last failure: [{last.failure_stage}] {last.failure_reason[:160]}" if last else ""
+        why = f"; last failure: [{last.failure_stage}] {last.failure_reason}" if last else ""
         return f"study '{study.name}' has no complete trial ({counts}){why}"
     return ""
 

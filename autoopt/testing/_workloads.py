@@ -26,7 +26,10 @@ def tiny_bert(seq_len: int = 16, hidden: int = 32, layers: int = 2, heads: int =
 
     Entry point ``autoopt.testing:tiny_bert``.
     """
-    from transformers import BertConfig, BertModel
+    from autoopt.quiet import torchao_import
+
+    with torchao_import():  # transformers' model code imports torchao's quantizers
+        from transformers import BertConfig, BertModel
 
     settings: dict[str, Any] = {
         "vocab_size": 128,

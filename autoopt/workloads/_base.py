@@ -118,9 +118,13 @@ class Workload:
     #: 128 real tokens do); :meth:`latency_inputs` draws from them. Never scored, and never
     #: traced: a tracer may specialize on them (an attention mask of ones is dropped).
     latency_split: Split | None = None
+    #: What the model's inputs hold and how raw data becomes them (scaling, tokenization):
+    #: an exported bundle's README tells its user, who feeds it data the workload never saw.
+    input_description: str = ""
     #: Arbitrary workload-specific objects techniques may use (e.g. a tokenizer).
     extras: dict[str, Any] = field(default_factory=dict)
     _version: str = ""
+    _model_code: str = ""
 
     @property
     def version(self) -> str:
@@ -139,6 +143,16 @@ class Workload:
                 h.update(self.latency_split.fingerprint().encode())
             self._version = h.hexdigest()[:16]
         return self._version
+
+    @property
+    def model_code(self) -> str:
+        """Fingerprint of the teacher's code and configuration (its module classes' source,
+        its Hugging Face config): what cached teacher results are keyed by with the version."""
+        if not self._model_code:
+            from autoopt.fingerprint import model_fingerprint
+
+            self._model_code = model_fingerprint(self.model)
+        return self._model_code
 
     def example_inputs(self, batch_size: int) -> tuple[np.ndarray, ...]:
         """A batch of real evaluation inputs of the given size (tiled if the split is small):

@@ -115,4 +115,9 @@ def load() -> Workload:
         output_names=("logits",),
         make_student=make_student,
         description="sklearn digits (8x8, 1797 images), CNN teacher, top-1 accuracy",
+        input_description=(
+            "image: float32, shape (batch, 1, 8, 8): an 8x8 grey-level digit as scikit-learn's "
+            "load_digits gives it (pixel values 0-16), divided by 16 so that values lie in "
+            "[0, 1]; logits: float32 (batch, 10), one per digit 0-9"
+        ),
     )

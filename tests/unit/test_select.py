@@ -316,3 +316,62 @@ def test_api_select_on_record_with_keywords(sweep: StudyRecord) -> None:
     assert sel.trial.number == 4
     with pytest.raises(ConfigError):
         autoopt.select(sweep, policy=make_policy("knee"), max_drop=0.1)
+
+
+# ---- repeats of a measured candidate ----------------------------------------------------
+
+
+def repeat_of(number: int, prior: TrialRecord) -> TrialRecord:
+    """A trial told ``prior``'s measurement, as the controller tells a repeated candidate."""
+    import dataclasses
+
+    return dataclasses.replace(prior, number=number, duplicate_of=prior.number, on_front=False)
+
+
+def test_repeats_are_neither_counted_nor_listed_twice() -> None:
+    """TPE proposes a measured candidate again: `best` counts it once and never lists it
+    among the nearest trials more than once."""
+    slow = trial(1, 0.975, 0.50, on_front=True)
+    lossy = trial(2, 0.90, 0.05)
+    record = study(baseline(), slow, lossy, repeat_of(3, slow), repeat_of(4, lossy))
+    record.trials.append(repeat_of(5, lossy))
+    chosen = fastest(record)
+    assert chosen.trial.number == 1 and chosen.candidates == 2  # baseline + trial 1
+    assert "best of 2 trial(s)" in chosen.reason
+    missed = most_accurate(record, max_latency_ms=0.1)
+    assert [n.trial.number for n in missed.less_accurate] == [2]
+
+
+def test_selection_labels_the_workloads_metric(sweep: StudyRecord) -> None:
+    sweep.metric_name = "fidelity"
+    assert fastest(sweep).metric_name == "fidelity"
+    assert "fidelity" in knee(sweep).reason and "accuracy" not in knee(sweep).reason
+
+
+# ---- the chart's metric axis ----------------------------------------------------------------
+
+
+def test_accuracy_view_leaves_a_collapsed_trial_below_the_feasible_band() -> None:
+    collapsed = trial(3, 0.44, 0.3)
+    record = study(baseline(), trial(1, 0.975, 0.5, on_front=True), trial(2, 0.95, 0.2), collapsed)
+    view = record.accuracy_view()
+    floor = BASE_ACC - MAX_DROP
+    assert view.floor == pytest.approx(floor) and view.high == pytest.approx(BASE_ACC)
+    # Three feasible bands below the floor (down to 0.90) stay in view, for the trials that
+    # miss it; the view ends at the lowest of them (0.95), the collapsed one is left below.
+    assert view.low == pytest.approx(0.95)
+    assert [t.number for t in view.below] == [3]
+
+
+def test_accuracy_view_keeps_every_trial_when_they_fit() -> None:
+    record = study(baseline(), trial(1, 0.975, 0.5, on_front=True), trial(2, 0.93, 0.2))
+    view = record.accuracy_view()
+    assert view.below == [] and view.low == pytest.approx(0.93)
+
+
+def test_accuracy_view_ignores_repeats_and_unmeasured_trials() -> None:
+    collapsed = trial(2, 0.3, 0.2)
+    record = study(baseline(), trial(1, 0.975, 0.5), collapsed, repeat_of(3, collapsed))
+    record.trials.append(trial(4, 0.0, 0.0, state="FAIL", failure="boom"))
+    assert [t.number for t in record.accuracy_view().below] == [2]
+    assert study().accuracy_view() is None

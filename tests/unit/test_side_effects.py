@@ -54,3 +54,39 @@ def test_plot_pareto_does_not_switch_matplotlibs_backend(tmp_path: Path) -> None
     assert dict.__getitem__(matplotlib.rcParams, "backend") == backend
     if "matplotlib.pyplot" in sys.modules:
         assert not sys.modules["matplotlib.pyplot"].get_fignums()
+
+
+def test_without_records_drops_only_the_named_notice(caplog: pytest.LogCaptureFixture) -> None:
+    from autoopt.quiet import without_records
+
+    log = logging.getLogger("autoopt.tests.notices")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        with without_records(log.name, "is enabled for this cluster"):
+            log.warning("Token authentication is enabled for this cluster. Set X to opt out.")
+            log.warning("Token authentication is disabled: anyone can run code")
+        log.warning("Token authentication is enabled for this cluster, again")
+    assert [r.getMessage()[:30] for r in caplog.records] == [
+        "Token authentication is disabl",
+        "Token authentication is enable",
+    ]
+    assert not log.filters
+
+
+def test_torchao_import_puts_both_loggers_back() -> None:
+    from autoopt.quiet import torchao_import
+
+    before = {n: logging.getLogger(n).level for n in ("torchao", "torch.utils._pytree")}
+    with torchao_import():
+        assert logging.getLogger("torchao").level == logging.ERROR
+    assert {n: logging.getLogger(n).level for n in before} == before
+
+
+def test_plot_pareto_draws_a_collapsed_trial_and_repeats(tmp_path: Path) -> None:
+    import dataclasses
+
+    collapsed = trial(2, 0.3, 0.2)
+    again = dataclasses.replace(collapsed, number=3, duplicate_of=2)
+    record = study(baseline(), trial(1, 0.97, 0.5, on_front=True), collapsed, again)
+    assert [t.number for t in record.accuracy_view().below] == [2]
+    plot_pareto(record, tmp_path / "pareto.png")
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"

@@ -16,12 +16,13 @@
   const LABELS = {
     baseline: "baseline", front: "Pareto front", feasible: "feasible",
     infeasible: "infeasible (below the floor)", failed: "failed", rejected: "rejected",
-    running: "running", queued: "queued",
+    running: "running", queued: "queued", repeat: "repeat",
   };
   // Optuna's state names as people read them (the controller tells a refused candidate PRUNED).
   const STATES = { COMPLETE: "complete", FAIL: "failed", PRUNED: "rejected", RUNNING: "running", WAITING: "queued" };
   // Trials without measurements: listed under the chart instead of plotted.
   const UNPLOTTED = {
+    repeat: ["↻", "the same candidate as an earlier trial: its measurement was reused, so it is plotted once, as that trial"],
     failed: ["✕", "not measured, so not plotted"], rejected: ["⊘", "refused before building"],
     running: ["◌", "in flight"], queued: ["…", "waiting to start"],
   };
@@ -44,7 +45,8 @@
   // A trial timed on a busy host: its latencies are suspect (its paired speedup less so).
   const loaded = (t) => (t.loaded
     ? ` <span class="pill loaded" title="${esc(t.loaded)}">loaded${t.load === null ? "" : ` ${t.load.toFixed(1)}`}</span>` : "");
-  const pill = (cat) => `<span class="pill cat-${cat}">${esc(LABELS[cat] ? LABELS[cat].split(" (")[0] : cat)}</span>`;
+  const pill = (t) => `<span class="pill cat-${t.cat}">${esc(t.cat === "repeat" ? `repeat of #${t.repeat_of}`
+    : (LABELS[t.cat] ? LABELS[t.cat].split(" (")[0] : t.cat))}</span>`;
 
   // ---- header ---------------------------------------------------------------------------
   function renderHead() {
@@ -55,7 +57,7 @@
       ? `<a href="${trialUrl(b.n)}">#${b.n}</a> ${esc(data.metric)} ${fmt(b.acc)} · p50 ${fmt(b.p50)} ms · ${fmt(b.size, 3)} MB`
       : '<span class="muted">not measured yet</span>';
     const c = data.counts;
-    const parts = Object.keys(c).sort().map((s) => `<span class="pill state-${s.toLowerCase()}">${c[s]} ${STATES[s] || s.toLowerCase()}</span>`);
+    const parts = Object.keys(c).sort().map((s) => `<span class="pill state-${s.toLowerCase()}">${c[s]} ${STATES[s] || s.toLowerCase()}${s === "COMPLETE" && data.n_repeats ? ` (${data.n_repeats} repeats)` : ""}</span>`);
     $("#counts").innerHTML = `<b>${data.n_trials}</b> ${parts.join(" ")}`;
     const front = data.trials.filter((t) => t.front && !t.base && t.speedup !== null);
     const best = front.reduce((a, t) => (a === null || t.speedup > a.speedup ? t : a), null);
@@ -89,11 +91,17 @@
   function renderPareto() {
     const el = $("#pareto");
     const plotted = data.trials.filter((t) => t.p50 !== null && t.acc !== null && !UNPLOTTED[t.cat]);
+    // The metric axis shows the feasible band and a margin below it (the server's view):
+    // trials further down would squash every other point into the top of the chart, so they
+    // are marked on the lower edge instead, at their latency.
+    const view = data.view;
+    const below = new Set(view ? view.below : []);
+    const inView = plotted.filter((t) => !below.has(t.n));
     const maxSize = Math.max(1e-12, ...plotted.map((t) => t.size || 0));
     const diameter = (t) => 7 + 17 * Math.sqrt((t.size || 0) / maxSize);
     const traces = [];
     for (const cat of ["infeasible", "feasible", "front", "baseline"]) {
-      const ts = plotted.filter((t) => t.cat === cat);
+      const ts = inView.filter((t) => t.cat === cat);
       if (!ts.length) continue;
       const marker = {
         size: ts.map((t) => (cat === "baseline" ? Math.max(16, diameter(t) + 4) : diameter(t))),
@@ -103,13 +111,19 @@
       if (cat === "feasible") marker.opacity = 0.85;
       if (cat === "front") marker.line = { color: "#0b2e59", width: 1.5 };
       if (cat === "baseline") Object.assign(marker, { symbol: "star", line: { color: "#ffffff", width: 1 } });
-      traces.push({
+      const trace = {
         type: "scatter", mode: "markers", name: LABELS[cat], x: ts.map((t) => t.p50),
-        y: ts.map((t) => t.acc), customdata: ts.map((t) => t.n), text: ts.map(hover),
-        hovertemplate: "%{text}<extra></extra>", marker, cliponaxis: false,
-      });
+        y: ts.map((t) => t.acc), customdata: ts.map((t) => t.n), hovertext: ts.map(hover),
+        hovertemplate: "%{hovertext}<extra></extra>", marker, cliponaxis: false,
+      };
+      if (cat === "front") {
+        // The front's trial numbers, so the chart can be read against the table and `best`.
+        Object.assign(trace, { mode: "markers+text", text: ts.map((t) => `#${t.n}`), textposition: "middle right",
+          textfont: { size: 11, color: "#0b2e59" } });
+      }
+      traces.push(trace);
     }
-    const front = plotted.filter((t) => t.front).sort((a, b) => a.p50 - b.p50);
+    const front = inView.filter((t) => t.front).sort((a, b) => a.p50 - b.p50);
     if (front.length > 1) {
       traces.unshift({
         type: "scatter", mode: "lines", name: "front", x: front.map((t) => t.p50),
@@ -118,14 +132,14 @@
       });
     }
     const xs = plotted.map((t) => t.p50).filter((v) => v > 0);
-    const ys = plotted.map((t) => t.acc);
+    const ys = inView.map((t) => t.acc);
     if (data.floor !== null) ys.push(data.floor);
     const logX = xs.length > 1 && Math.max(...xs) / Math.min(...xs) > 4;
     const ticks = logX ? logTicks(Math.min(...xs), Math.max(...xs)) : null;
     const layout = {
       margin: { l: 64, r: 84, t: 16, b: 52 }, height: 420,
       xaxis: { title: { text: "p50 latency (ms)" + (logX ? " — log scale" : "") }, type: logX ? "log" : "linear", zeroline: false, gridcolor: "#eceff3",
-        ...(ticks ? { tickvals: ticks, ticktext: ticks.map((v) => fmt(v, 2)) } : {}) },
+        exponentformat: "none", ...(ticks ? { tickvals: ticks, ticktext: ticks.map((v) => fmt(v, 2)) } : {}) },
       yaxis: { title: { text: data.metric }, zeroline: false, gridcolor: "#eceff3" },
       legend: { orientation: "h", y: 1.0, yanchor: "bottom", x: 0 },
       hovermode: "closest", hoverlabel: { align: "left", bgcolor: "#fff", font: { size: 12 } },
@@ -133,8 +147,21 @@
       shapes: [], annotations: [],
     };
     if (ys.length) {
-      const lo = Math.min(...ys), hi = Math.max(...ys), pad = Math.max((hi - lo) * 0.08, 0.002);
+      const lo = view ? view.low : Math.min(...ys), hi = Math.max(...ys);
+      const pad = Math.max((hi - lo) * 0.08, 0.002);
       layout.yaxis.range = [lo - pad, hi + pad];
+      const out = plotted.filter((t) => below.has(t.n)).sort((a, b) => a.acc - b.acc);
+      if (out.length) {
+        traces.push({
+          type: "scatter", mode: "markers", name: `below ${fmt(lo, 3)} (on the edge)`, x: out.map((t) => t.p50),
+          y: out.map(() => lo - pad), customdata: out.map((t) => t.n), hovertext: out.map(hover),
+          hovertemplate: "%{hovertext}<extra>below the chart</extra>", cliponaxis: false,
+          marker: { symbol: "triangle-down", size: 11, color: "#9ca3af", line: { color: "#fff", width: 1 } },
+        });
+        el.dataset.below = out.map((t) => t.n).join(",");
+      } else {
+        delete el.dataset.below;
+      }
     }
     if (data.floor !== null) {
       layout.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.floor, y1: data.floor, line: { color: COLORS.floor, width: 1.5, dash: "dash" } });
@@ -155,7 +182,8 @@
       });
     }
     el.dataset.points = String(plotted.length);
-    renderUnplotted();
+    if (layout.yaxis.range) el.dataset.yrange = layout.yaxis.range.map((v) => v.toFixed(4)).join(",");
+    renderUnplotted(plotted.filter((t) => below.has(t.n)).sort((a, b) => a.acc - b.acc), view);
   }
 
   // 1-2-3-5 ticks with full labels (plotly's own log ticks label 0.02..0.09 as "2".."9").
@@ -170,16 +198,22 @@
     return out;
   }
 
-  function renderUnplotted() {
+  function renderUnplotted(out, view) {
     const box = $("#unplotted");
     const parts = [];
+    if (out.length) {
+      // Where the trials left off the chart went: named, with their values, one click away.
+      const chips = out.map((t) => `<a class="chip cat-below" href="${trialUrl(t.n)}" title="${esc(t.recipe)}">▼ #${t.n} ${fmt(t.acc, 3)}</a>`).join("");
+      parts.push(`<div data-testid="below"><span class="label">${out.length} below ${fmt(view.low, 3)}</span> <span class="muted small">(${esc(data.metric)} too far under the floor to share the chart's scale: marked ▼ on its lower edge, at their latency)</span> ${chips}</div>`);
+    }
     for (const [cat, [mark, why]] of Object.entries(UNPLOTTED)) {
       const ts = data.trials.filter((t) => t.cat === cat);
       if (!ts.length) continue;
-      const title = (t) => (t.reason ? `[${t.stage}] ${t.reason}` : t.recipe);
-      const shown = ts.slice(-40).map((t) => `<a class="chip cat-${cat}" href="${trialUrl(t.n)}" title="${esc(title(t))}">${mark} #${t.n}</a>`).join("");
+      const title = (t) => (t.reason ? `[${t.stage}] ${t.reason}` : (t.cat === "repeat" ? `repeat of #${t.repeat_of}: ${t.recipe}` : t.recipe));
+      const shown = ts.slice(-40).map((t) => `<a class="chip cat-${cat}" href="${trialUrl(t.n)}" title="${esc(title(t))}">${mark} #${t.n}${t.cat === "repeat" ? ` = #${t.repeat_of}` : ""}</a>`).join("");
       const more = ts.length > 40 ? `<span class="muted"> and ${ts.length - 40} earlier</span>` : "";
-      parts.push(`<div><span class="label">${ts.length} ${cat}</span> <span class="muted small">(${why})</span> ${shown}${more}</div>`);
+      const noun = cat === "repeat" && ts.length > 1 ? "repeats" : cat;
+      parts.push(`<div><span class="label">${ts.length} ${noun}</span> <span class="muted small">(${why})</span> ${shown}${more}</div>`);
     }
     box.innerHTML = parts.join("");
   }
@@ -229,7 +263,8 @@
       const w = r.median_speedup ? Math.round((100 * r.median_speedup) / maxS) : 0;
       const bar = r.median_speedup === null ? '<span class="muted">—</span>'
         : `<span class="bar"><span style="width:${w}%"></span></span> ${times(r.median_speedup)}`;
-      const failed = r.failed ? ` <span class="muted small">(${r.failed} failed)</span>` : "";
+      const lost = [r.failed ? `${r.failed} failed` : "", r.rejected ? `${r.rejected} rejected` : ""].filter(Boolean).join(", ");
+      const failed = lost ? ` <span class="muted small">(${lost})</span>` : "";
       html += `<tr class="${fam ? "group" : ""}"><td>${fam}</td><td>${esc(r.method)}</td><td class="num">${r.n}${failed}</td><td class="num">${r.feasible}</td><td class="barcell">${bar}</td><td class="num ${r.median_dacc < -0.001 ? "neg" : ""}">${pts(r.median_dacc)}</td><td class="num">${times(r.best_feasible_speedup)}</td></tr>`;
     }
     box.innerHTML = html + "</tbody></table>";
@@ -270,8 +305,9 @@
     const rows = data.trials.filter((t) => {
       if (f.state && t.state !== f.state) return false;
       if (f.cat === "front" && !t.front) return false;
-      if (f.cat === "feasible" && !t.feas) return false;
+      if (f.cat === "feasible" && (!t.feas || t.cat === "repeat")) return false;
       if (f.cat === "infeasible" && (t.feas || t.state !== "COMPLETE")) return false;
+      if (f.cat === "repeat" && t.cat !== "repeat") return false;
       for (let i = 0; i < f.tech.length; i++) if (f.tech[i] && t.tech[i] !== f.tech[i]) return false;
       if (f.min !== null || f.max !== null) {
         const v = t[f.metric];
@@ -283,7 +319,7 @@
       return true;
     });
     const { key, dir } = sort;
-    const order = { baseline: 0, front: 1, feasible: 2, infeasible: 3, running: 4, queued: 5, rejected: 6, failed: 7 };
+    const order = { baseline: 0, front: 1, feasible: 2, infeasible: 3, repeat: 4, running: 5, queued: 6, rejected: 7, failed: 8 };
     rows.sort((a, b) => {
       let x = a[key], y = b[key];
       if (key === "cat") { x = order[x]; y = order[y]; }
@@ -303,7 +339,7 @@
       return `<tr data-n="${t.n}" class="cat-${t.cat}">`
         + `<td class="sel"><input type="checkbox" value="${t.n}" ${selected.has(t.n) ? "checked" : ""} aria-label="select trial ${t.n}"></td>`
         + `<td class="num"><a href="${trialUrl(t.n)}">${t.n}</a></td>`
-        + `<td>${pill(t.cat)}${loaded(t)}</td>`
+        + `<td>${pill(t)}${loaded(t)}</td>`
         + `<td class="recipe"><span title="${esc(t.recipe)}">${esc(t.recipe || "—")}</span>${reason}</td>`
         + `<td class="num">${fmt(t.acc)}</td><td class="num ${t.dacc < -0.0005 ? "neg" : ""}">${t.base ? "" : pts(t.dacc)}</td>`
         + `<td class="num">${fmt(t.p50)}</td><td class="num">${fmt(t.p90)}</td>`

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autoopt.errors import CandidateError
+from autoopt.quiet import without_records
 from autoopt.techniques._names import matches
 from autoopt.techniques.quantization._layers import unknown_layers_error
 
@@ -139,10 +140,17 @@ def quiet() -> Iterator[None]:
     It prints progress and notices (the histogram calibrators, odd initializer names) with
     ``print``: they go to the debug log instead of stdout, which carries results in the CLI (a
     Ray worker's stdout reaches the driver's). The entropy calibrator's numpy warnings (the log
-    of empty histogram bins) are dropped.
+    of empty histogram bins) are dropped, and so is its advice, logged on the root logger at
+    every call, to run its pre-processing (``quant_pre_process``) first: a suggestion, not a
+    fault, repeated for every candidate; verification and the host self-test judge what the
+    quantizer makes.
     """
     buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+    with (
+        contextlib.redirect_stdout(buffer),
+        warnings.catch_warnings(),
+        without_records("", "Please consider to run pre-processing before quantization"),
+    ):
         warnings.simplefilter("ignore")
         yield
     if buffer.getvalue().strip():
