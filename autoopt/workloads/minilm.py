@@ -43,7 +43,9 @@ from autoopt.workloads.minilm_corpus import (
     TRAIN_SOURCES,
     augmented_rows,
     corpus,
+    read_eval_file,
     split_texts,
+    without,
 )
 
 if TYPE_CHECKING:
@@ -259,11 +261,16 @@ def load(
     seq_len: int = 128,
     train_sources: Sequence[str] = TRAIN_SOURCES,
     augment: Mapping[str, float] | None = None,
+    eval_file: str | None = None,
 ) -> Workload:
     """The workload. ``train_sources`` are the sources training and calibration draw from
     (any of :data:`~autoopt.workloads.minilm_corpus.TRAIN_SOURCES`); ``augment`` replaces
     shares of the train split by augmented or synthetic texts made from its own sentences
-    (``{"crop": 0.1, "random_tokens": 0.05}``; :mod:`autoopt.workloads.text_augment`)."""
+    (``{"crop": 0.1, "random_tokens": 0.05}``; :mod:`autoopt.workloads.text_augment`).
+
+    ``eval_file``: the user's own evaluation sentences, grouped as they name them (JSON
+    Lines, :func:`~autoopt.workloads.minilm_corpus.read_eval_file`), in place of the held-out
+    sources (``eval_size`` is then unused); none of them is trained or calibrated on."""
     for name, value, low in (
         ("eval_size", eval_size, 500),
         ("train_size", train_size, 1),
@@ -287,12 +294,22 @@ def load(
             f"workload 'minilm': train_sources must be a non-empty list of "
             f"{', '.join(TRAIN_SOURCES)}; got {train_sources!r}"
         )
+    user_rows = read_eval_file(eval_file) if eval_file is not None else None
+    sizes = {"evaluation": eval_size, "calibration": calibration_size, "train": train_size}
+    if user_rows is not None:
+        del sizes["evaluation"]
     texts = split_texts(
-        corpus(),
-        {"evaluation": eval_size, "calibration": calibration_size, "train": train_size},
-        train_sources=list(train_sources),
-        eval_sources=EVAL_SOURCES,
+        corpus(), sizes, train_sources=list(train_sources), eval_sources=EVAL_SOURCES
     )
+    if user_rows is not None:
+        texts = {name: without(rows, (s for _, s in user_rows)) for name, rows in texts.items()}
+        texts = {"evaluation": user_rows, **texts}
+    groups = sorted({src for src, _ in texts["evaluation"]})
+    if augment is not None and not isinstance(augment, Mapping):
+        raise WorkloadError(
+            "workload 'minilm': augment must be a mapping of augmentation name to share of "
+            f"the train split, e.g. {{crop: 0.1}}; got {augment!r}"
+        )
     if augment:
         texts["train"] = augmented_rows(texts["train"], dict(augment), vocabulary(tokenizer))
     splits = {
@@ -332,8 +349,9 @@ def load(
         layer_features=layer_features,
         description=(
             f"all-MiniLM-L6-v2 sentence embeddings (seq {seq_len}), cosine fidelity to the fp32 "
-            f"teacher on the worst of {len(EVAL_SOURCES)} held-out sources "
-            f"({', '.join(EVAL_SOURCES)}; {eval_size} sentences), trained on "
+            f"teacher on the worst of {len(groups)} evaluation groups "
+            f"({', '.join(groups)}; {len(texts['evaluation'])} sentences"
+            f"{f' from {eval_file}' if eval_file else ', held-out sources'}), trained on "
             f"{', '.join(train_sources)}"
         ),
         input_description=(

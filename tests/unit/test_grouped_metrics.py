@@ -63,3 +63,41 @@ def test_group_metrics_are_labelled_after_the_workload_metric_and_group() -> Non
     assert spec("fidelity_mean", "fidelity").label == "fidelity, overall mean"
     assert spec("knn_agreement/dialog", "fidelity").direction == "maximize"
     assert spec("latency_p50_ms@b64").label == "p50 latency (batch 64)"
+
+
+def test_measured_accuracy_and_the_floor_are_the_worst_groups() -> None:
+    """Through what a trial's measurement and its record do: ``score`` makes the worst
+    group's fidelity the accuracy, and the recorder's constraint holds that one to the floor
+    while the overall mean would pass it."""
+    import dataclasses
+
+    from autoopt.backends.torch_eager import TorchRunner
+    from autoopt.config import AccuracyConstraint
+    from autoopt.measure import score
+    from autoopt.study.recorder import TrialRecorder
+    from autoopt.testing import tiny_bert
+
+    workload = tiny_bert(layers=3)
+    groups = np.array(["short" if m.sum() <= 9 else "long" for m in workload.evaluation.inputs[1]],
+                      dtype=object)  # fmt: skip
+    assert set(groups) == {"short", "long"}
+    workload = dataclasses.replace(
+        workload, evaluation=dataclasses.replace(workload.evaluation, groups=groups)
+    )
+    baseline = score(TorchRunner(workload.model, threads=1), workload)
+    assert baseline["accuracy"] == pytest.approx(1.0)
+    student = workload.make_student({"keep": [0, 2]})
+    m = score(TorchRunner(student, threads=1), workload)
+    worst = min(m["fidelity/short"], m["fidelity/long"])
+    assert m["accuracy"] == m["fidelity"] == worst < m["fidelity_mean"]
+    m.update(derive(m, baseline, relative=False))
+    # A floor between the worst group's drop and the overall mean's: the worst group fails it.
+    top = baseline["accuracy"]
+    assert m["accuracy_drop"] == pytest.approx(top - worst)
+
+    def feasible(max_drop: float) -> bool:
+        recorder = TrialRecorder(None, AccuracyConstraint(max_drop=max_drop), ["accuracy"])  # type: ignore[arg-type]
+        return recorder.feasible(m)
+
+    assert not feasible(((top - worst) + (top - m["fidelity_mean"])) / 2)
+    assert feasible(top - worst + 1e-9)

@@ -229,7 +229,10 @@ def test_minilm_teacher_fidelity_against_itself_is_one(
     workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
 ) -> None:
     scores = workload.metric(teacher_embeddings, check_split, teacher_embeddings)
-    assert set(scores) == {"fidelity", "fidelity_min", "fidelity_p5"}
+    # No groups on this split: the metric is the overall mean.
+    assert set(scores) == {
+        "fidelity", "fidelity_mean", "fidelity_min", "fidelity_p5", "knn_agreement"
+    }  # fmt: skip
     for value in scores.values():
         assert value == pytest.approx(1.0, abs=1e-6)
     worse = workload.metric(
@@ -333,10 +336,12 @@ def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
 
 
 def test_minilm_layer_distillation_pulls_kept_layers_towards_their_teacher_layers(
-    workload: Workload, check_split: Split, tmp_path: Path
+    workload: Workload, tmp_path: Path
 ) -> None:
     assert workload.make_student is not None and workload.layer_features is not None
-    inputs = tuple(torch.from_numpy(x) for x in check_split.inputs[:2])
+    # Sentences it trains on: what the loss does to the layers, apart from how far 30 steps
+    # carry to the held-out sources' prose (results/students/ measures that).
+    inputs = tuple(torch.from_numpy(x[:N_CHECK]) for x in workload.train.inputs[:2])
     with torch.inference_mode():
         *_, teacher_states, teacher_layers = workload.layer_features(workload.model, inputs)
     assert teacher_layers == list(range(6)) and len(teacher_states) == 6
@@ -384,6 +389,33 @@ def test_minilm_onnx_export_matches_pytorch(
     assert out.shape == (N_CHECK, 384)
     cos = np.sum(out * teacher_embeddings, axis=1)
     assert cos.min() > 0.9999
+
+
+def test_minilm_eval_file_names_the_groups_and_is_never_trained_on(tmp_path: Path) -> None:
+    import json
+
+    # The first Wikipedia sentences: a default calibration and train split would hold them.
+    wiki = minilm_corpus.corpus()["pools"]["wikipedia"][:20]
+    dealt = minilm_corpus.split_texts(
+        minilm_corpus.corpus(), {"calibration": CALIBRATION, "train": TRAIN}
+    )
+    assert set(wiki) & {s for rows in dealt.values() for _, s in rows}
+    chat = [f"Hi, could you move my meeting to {h} o'clock tomorrow?" for h in range(1, 21)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(
+        [json.dumps({"text": t, "group": "wiki"}) for t in wiki]
+        + [json.dumps({"text": t, "group": "chat"}) for t in chat]
+    ))  # fmt: skip
+    w = load_workload("minilm", {"eval_file": str(path), "train_size": TRAIN,
+                                 "calibration_size": CALIBRATION})  # fmt: skip
+    assert w.extras["texts"]["evaluation"] == wiki + chat
+    assert list(w.evaluation.groups) == ["wiki"] * 20 + ["chat"] * 20
+    trained = {s.casefold() for split in ("train", "calibration") for s in _texts(w, split)}
+    assert not trained & {s.casefold() for s in wiki}
+    teacher = predict_torch(w.model, w.evaluation, trim=minilm.trim_padding)
+    scores = w.metric(teacher, w.evaluation, teacher)
+    assert {"fidelity/wiki", "fidelity/chat", "knn_agreement/chat"} <= set(scores)
+    assert "chat, wiki" in w.description and str(path) in w.description
 
 
 def test_minilm_load_rejects_an_evaluation_set_under_500() -> None:

@@ -52,6 +52,37 @@ def test_relation_loss_is_zero_for_identical_models_and_positive_otherwise(
     assert _relations(other, teacher, batch).item() > 1e-2
 
 
+def test_relation_kl_matches_the_definition_on_a_tiny_case() -> None:
+    """MiniLM v2's relation KL written out position by position: per relation head h, query
+    position i, softmax over the unpadded j of x_h[i] . x_h[j] / sqrt(d), KL(teacher ||
+    student) summed over j, averaged over heads and unpadded i."""
+    import math
+
+    torch.manual_seed(0)
+    s, t = torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    mask = torch.tensor([[True, True, False]])
+    heads, d = 2, 2
+
+    def dist(x: torch.Tensor, h: int, i: int) -> list[float]:
+        xh = x[0, :, h * d : (h + 1) * d]
+        scores = [float(xh[i] @ xh[j]) / math.sqrt(d) for j in range(2)]  # positions 0, 1
+        z = sum(math.exp(v) for v in scores)
+        return [math.exp(v) / z for v in scores]
+
+    want = 0.0
+    for h in range(heads):
+        for i in range(2):
+            p, q = dist(t, h, i), dist(s, h, i)
+            want += sum(pj * math.log(pj / qj) for pj, qj in zip(p, q, strict=True))
+    want /= heads * 2
+    assert relation_kl(s, t, mask, heads).item() == pytest.approx(want, rel=1e-5)
+    # The loss over blocks is the mean of the query, key and value relations' KLs.
+    pair = [(s, s, t)], [(t, t, t)]
+    assert relation_loss(*pair, [(0, 0)], mask, heads).item() == pytest.approx(
+        2 * want / 3, rel=1e-5
+    )
+
+
 def test_relation_kl_ignores_padded_positions() -> None:
     torch.manual_seed(0)
     s, t = torch.randn(2, 6, 8), torch.randn(2, 6, 8)
