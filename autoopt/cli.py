@@ -435,9 +435,9 @@ def _state_label(state: str, repeat_of: Any) -> str:
 
 
 def _emit_trials(frame: Any, fmt: Format, title: str, record: Any) -> None:
-    """A table shows the main columns, in words (and marks trials timed on a busy host); csv and json carry every column as stored
-    (``state`` is Optuna's, ``status`` autoopt's, ``duplicate_of`` names the trial a repeat
-    reused)."""
+    """A table shows the main columns, in words, and marks trials timed on a busy host; csv and
+    json carry every column as stored (``state`` is Optuna's, ``status`` autoopt's,
+    ``duplicate_of`` names the trial a repeat reused)."""
     if fmt is Format.table and len(frame):
         frame = frame.assign(host=[load_note(row) for row in frame.to_dict("records")])
         measured = frame["state"] == "COMPLETE"
