@@ -18,7 +18,8 @@ The metric, ``fidelity``, is the mean cosine similarity between a candidate's em
 the fp32 teacher's on the evaluation source where it is lowest, so the accuracy floor holds on
 every source; the overall mean, 5th percentile and minimum, and per source the mean, the 5th
 percentile and the nearest-neighbour agreement are recorded beside it
-(:func:`autoopt.workloads.grouped_fidelity`).
+(:func:`autoopt.workloads.grouped_fidelity`). A user's own evaluation sentences, in groups
+they name, can take the held-out sources' place (``eval_file``).
 """
 
 from __future__ import annotations
