@@ -69,7 +69,8 @@ def _cpuinfo() -> tuple[str, tuple[str, ...]]:
     return model, tuple(f for f in _FLAGS_OF_INTEREST if f in flags)
 
 
-def _version(name: str) -> str:
+def package_version(name: str) -> str:
+    """An installed distribution's version, or ``not installed``."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -98,6 +99,6 @@ def current() -> Hardware:
         hostname=socket.gethostname(),
         platform=platform.platform(),
         python=platform.python_version(),
-        versions={p: _version(p) for p in _PACKAGES},
+        versions={p: package_version(p) for p in _PACKAGES},
         cuda_devices=cuda,
     )

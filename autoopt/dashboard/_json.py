@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
+from autoopt.dashboard import _trial_views as T
 from autoopt.dashboard import _views as V
 from autoopt.dashboard._site import site_of
 from autoopt.errors import StorageError
@@ -62,7 +63,7 @@ def trial_json(request: Request, name: str, number: int) -> JSONResponse:
         completed=V._iso(trial.completed),
         duration_s=trial.duration_s,
         ratios=record.ratios(trial),
-        timing=V.timing_facts(trial),
+        timing=T.timing_facts(trial),
         category=V.trial_category(trial),
     )
     return JSONResponse(jsonable_encoder(V.clean(data)))

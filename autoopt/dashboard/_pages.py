@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from autoopt import api
+from autoopt.dashboard import _trial_views as T
 from autoopt.dashboard import _views as V
 from autoopt.dashboard._files import RESULT_FILES, safe_artifact
 from autoopt.dashboard._site import site_of
@@ -88,12 +89,12 @@ def trial_page(request: Request, name: str, number: int) -> Response:
         study=record,
         t=trial,
         ratios=record.ratios(trial),
-        timing=V.timing_facts(trial),
-        recipe=V.recipe_rows(trial, fams),
-        metrics=V.metric_rows(record, trial),
-        stages=V.stage_rows(record, trial),
-        hardware=V.flat("", trial.hardware),
-        runner=V.flat("", trial.runner),
+        timing=T.timing_facts(trial),
+        recipe=T.recipe_rows(trial, fams),
+        metrics=T.metric_rows(record, trial),
+        stages=T.stage_rows(record, trial),
+        hardware=T.flat("", trial.hardware),
+        runner=T.flat("", trial.runner),
         category=V.trial_category(trial),
         export_command=shlex.join(command) if exportable else None,
         prev=numbers[i - 1] if i > 0 else None,
@@ -122,7 +123,7 @@ def compare_page(request: Request, name: str, trials: str = "") -> Response:
             unknown.append(n)
         elif t not in chosen:
             chosen.append(t)
-    rows = V.compare_rows(record, chosen) if chosen else []
+    rows = T.compare_rows(record, chosen) if chosen else []
     return site.page(
         request,
         "compare.html",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from autoopt import hardware
@@ -63,20 +62,13 @@ class HostInfo:
         return {**self.fingerprint(), "description": self.describe()}
 
 
-def _version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 @functools.cache
 def current_host(device: str = "cpu") -> HostInfo:
     hw = hardware.current()
     return HostInfo(
         cpu_model=hw.cpu_model,
         cpu_flags=tuple(hw.cpu_flags),
-        versions={name: _version(name) for name in LIBRARIES},
+        versions={name: hardware.package_version(name) for name in LIBRARIES},
         device=device,
         cuda_devices=tuple(hw.cuda_devices) if device == "cuda" else (),
     )

@@ -22,118 +22,26 @@ those that meet the budget but miss the accuracy bound (``less_accurate``).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
-
-from autoopt.config._strict import Strict
-from autoopt.errors import ConfigError
+from autoopt.study.knee_point import knee_index, scale
+from autoopt.study.policy import (
+    LATENCY_METRICS,
+    POLICIES,
+    LatencyMetric,
+    Policy,
+    PolicyName,
+    make_policy,
+)
 from autoopt.study.records import StudyRecord, TrialRecord
 
-PolicyName = Literal["fastest", "smallest", "most-accurate", "knee"]
-LatencyMetric = Literal["latency_p50_ms", "latency_p90_ms", "latency_p99_ms"]
-POLICIES: tuple[str, ...] = ("fastest", "smallest", "most-accurate", "knee")
-LATENCY_METRICS: tuple[str, ...] = ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms")
 #: How many trials on each side a selection that found nothing shows.
 NEAREST = 3
 #: Slack for comparing recorded floats with a bound (0.99 - 0.98 > 0.01 in binary floats).
 _EPS = 1e-9
-
-
-class Policy(Strict):
-    """A selection policy and its options (see the module docstring for what each means)."""
-
-    name: PolicyName
-    #: Largest accuracy drop from the baseline; None: the study's own constraint.
-    max_drop: float | None = Field(default=None, ge=0.0)
-    #: ``max_drop`` is a fraction of the baseline's accuracy rather than absolute points.
-    relative: bool = False
-    #: Latency budget in milliseconds, on ``latency_metric``.
-    max_latency_ms: float | None = Field(default=None, gt=0.0)
-    latency_metric: LatencyMetric = "latency_p50_ms"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _normalize_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("name"), str):
-            data = {**data, "name": data["name"].replace("_", "-").lower()}
-        return data
-
-    @model_validator(mode="after")
-    def _options_fit_the_policy(self) -> Policy:
-        if self.name in ("smallest", "most-accurate") and self.max_latency_ms is None:
-            raise ValueError(f"policy '{self.name}' needs a latency budget (max_latency_ms)")
-        if self.name == "fastest" and self.max_latency_ms is not None:
-            raise ValueError(
-                "policy 'fastest' takes no latency budget; use 'smallest' or 'most-accurate' "
-                "to choose within a budget"
-            )
-        if self.name == "knee" and (self.max_drop is not None or self.max_latency_ms is not None):
-            raise ValueError("policy 'knee' takes no options: it reads the study's feasible front")
-        if self.relative and self.max_drop is None:
-            raise ValueError("'relative' needs 'max_drop'")
-        return self
-
-    def accuracy_bound(self, study: StudyRecord) -> str:
-        name = study.metric_name
-        if self.max_drop is None:
-            c = study.constraint
-            if "max_drop" in c:
-                return (
-                    f"the study's {name} constraint (drop <= {c['max_drop']:g} "
-                    f"{c.get('mode', 'absolute')})"
-                )
-            return f"the study's {name} constraint"
-        return f"{name} drop <= {self.max_drop:g} {'relative' if self.relative else 'absolute'}"
-
-    def describe(self, study: StudyRecord | None = None) -> str:
-        acc = (
-            self.accuracy_bound(study)
-            if study is not None
-            else (
-                "the study's accuracy constraint"
-                if self.max_drop is None
-                else f"accuracy drop <= {self.max_drop:g}{' relative' if self.relative else ''}"
-            )
-        )
-        lat = self.latency_metric
-        if self.name == "fastest":
-            return f"fastest ({lat}) within {acc}"
-        if self.name == "smallest":
-            return f"smallest (size_mb) with {lat} <= {self.max_latency_ms:g} ms within {acc}"
-        if self.name == "most-accurate":
-            return f"most accurate with {lat} <= {self.max_latency_ms:g} ms within {acc}"
-        return "knee of the feasible Pareto front"
-
-
-def make_policy(name: str, **options: Any) -> Policy:
-    """Build a :class:`Policy` from a name and options; ConfigError in one line if invalid.
-
-    ``None`` options are dropped, so CLI flags that were not given can be passed through.
-    """
-    normalized = str(name).replace("_", "-").lower()
-    if normalized not in POLICIES:
-        hint = difflib.get_close_matches(normalized, POLICIES, n=1)
-        did = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise ConfigError(
-            f"--policy: unknown policy '{name}'{did}; allowed: {', '.join(POLICIES)}"
-        )
-    data = {
-        k: v for k, v in options.items() if v is not None and not (k == "relative" and v is False)
-    }
-    try:
-        return Policy.model_validate({"name": normalized, **data})
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        where = f"--policy {normalized}" + (f": {loc}" if loc else "")
-        msg = err["msg"].removeprefix("Value error, ")
-        got = f"; got {err['input']!r}" if loc else ""
-        raise ConfigError(f"{where}: {msg}{got}") from e
 
 
 @dataclass(frozen=True)
@@ -301,9 +209,9 @@ def _knee(study: StudyRecord, *, nearest: int = NEAREST) -> Selection:
             "feasible front is empty",
             less_accurate=tuple(Near(t, _accuracy_miss(study, policy, t)) for t in below),
         )
-    scaled = _scale(front, objectives, directions)
+    scaled = scale([[t.metrics[o] for t in front] for o in objectives], directions)
     faster = [(t.metrics.get("latency_p50_ms", math.inf), t.number) for t in front]
-    index, how = _knee_index(scaled, faster)
+    index, how = knee_index(scaled, faster)
     chosen = front[index]
     names = [study.metric_name if o == "accuracy" else o for o in objectives]
     metric_text = ", ".join(
@@ -418,52 +326,14 @@ def _bounded(
     nearest: int,
 ) -> Selection:
     """Choose the best trial (by ``order``) among those that meet both bounds."""
-    empty = _empty_reason(study)
-    if empty:
-        return Selection(study.name, policy, None, empty)
-    if policy.max_drop is not None and (
-        study.baseline is None or not _finite(study.baseline, ["accuracy"])
-    ):
-        return Selection(
-            study.name,
-            policy,
-            None,
-            f"study '{study.name}' has no complete baseline trial, so an accuracy drop cannot "
-            "be measured; omit max_drop to use the study's own constraint",
-        )
-    needed = ["accuracy", policy.latency_metric] + (
-        ["size_mb"] if policy.name == "smallest" else []
-    )
-    pool = [t for t in _complete(study) if _finite(t, needed)]
+    pool, why = _pool(study, policy)
     if not pool:
-        return Selection(
-            study.name,
-            policy,
-            None,
-            f"no complete trial of study '{study.name}' has finite {', '.join(needed)}",
-        )
+        return Selection(study.name, policy, None, why)
     acc_ok = {t.number: _accuracy_ok(study, policy, t) for t in pool}
     lat_ok = {t.number: _latency_ok(policy, t) for t in pool}
     meets = [t for t in pool if acc_ok[t.number] and lat_ok[t.number]]
     if meets:
-        chosen = min(meets, key=order)
-        r = study.ratios(chosen)
-        extras = [
-            f"{study.metric_name} {_acc(chosen):.4f}",
-            f"{policy.latency_metric} {chosen.metrics[policy.latency_metric]:.4g} ms",
-        ]
-        if "size_mb" in chosen.metrics:
-            extras.append(f"size {chosen.metrics['size_mb']:.3g} MB")
-        if r.get("speedup"):
-            extras.append(f"{r['speedup']:.2f}x faster than the baseline")
-        return Selection(
-            study.name,
-            policy,
-            chosen,
-            f"{policy.describe(study)}: best of {len(meets)} trial(s) that meet it; "
-            + ", ".join(extras),
-            candidates=len(meets),
-        )
+        return _chosen(study, policy, min(meets, key=order), len(meets))
     slower = [t for t in pool if acc_ok[t.number] and not lat_ok[t.number]]
     less = [t for t in pool if lat_ok[t.number] and not acc_ok[t.number]]
     if not slower and not less:  # every trial misses both: show the nearest on each bound
@@ -492,43 +362,42 @@ def _bounded(
     )
 
 
-def _scale(
-    front: list[TrialRecord], objectives: list[str], directions: list[str]
-) -> list[list[float]]:
-    """Each objective scaled to [0, 1] over the front, 0 being the best value."""
-    columns = []
-    for o, d in zip(objectives, directions, strict=True):
-        values = [t.metrics[o] for t in front]
-        sign = -1.0 if d == "maximize" else 1.0
-        values = [sign * v for v in values]
-        lo, hi = min(values), max(values)
-        span = hi - lo
-        columns.append([(v - lo) / span if span > 0 else 0.0 for v in values])
-    return [list(p) for p in zip(*columns, strict=True)]
+def _pool(study: StudyRecord, policy: Policy) -> tuple[list[TrialRecord], str]:
+    """The trials a bounded policy can judge, or none and why."""
+    empty = _empty_reason(study)
+    if empty:
+        return [], empty
+    if policy.max_drop is not None and (
+        study.baseline is None or not _finite(study.baseline, ["accuracy"])
+    ):
+        return [], (
+            f"study '{study.name}' has no complete baseline trial, so an accuracy drop cannot "
+            "be measured; omit max_drop to use the study's own constraint"
+        )
+    needed = ["accuracy", policy.latency_metric] + (
+        ["size_mb"] if policy.name == "smallest" else []
+    )
+    pool = [t for t in _complete(study) if _finite(t, needed)]
+    why = f"no complete trial of study '{study.name}' has finite {', '.join(needed)}"
+    return pool, "" if pool else why
 
 
-def _knee_index(points: list[list[float]], tiebreak: list[tuple[float, int]]) -> tuple[int, str]:
-    def tie(i: int) -> tuple[float, int]:
-        return tiebreak[i]
-
-    if len(points) >= 3 and len(points[0]) == 2:
-        a = min(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
-        b = min(range(len(points)), key=lambda i: (points[i][1], points[i][0]))
-        (x1, y1), (x2, y2) = points[a], points[b]
-        dx, dy = x2 - x1, y2 - y1
-        norm = math.hypot(dx, dy)
-        if norm > 0:
-            # Signed distance; positive on the side of the ideal corner (0, 0).
-            sign = 1.0 if (dx * (0 - y1) - dy * (0 - x1)) > 0 else -1.0
-            dist = [sign * (dx * (p[1] - y1) - dy * (p[0] - x1)) / norm for p in points]
-            best = min(range(len(points)), key=lambda i: (-round(dist[i], 12), tie(i)))
-            if dist[best] > 1e-12:
-                return best, "farthest from the line joining its extremes"
-    dist = [math.hypot(*p) for p in points]
-    best = min(range(len(points)), key=lambda i: (round(dist[i], 12), tie(i)))
-    ties = sum(round(d, 12) == round(dist[best], 12) for d in dist)
-    return best, "nearest the ideal point" + (
-        f" (a tie of {ties}: the fastest)" if ties > 1 else ""
+def _chosen(study: StudyRecord, policy: Policy, chosen: TrialRecord, meets: int) -> Selection:
+    r = study.ratios(chosen)
+    extras = [
+        f"{study.metric_name} {_acc(chosen):.4f}",
+        f"{policy.latency_metric} {chosen.metrics[policy.latency_metric]:.4g} ms",
+    ]
+    if "size_mb" in chosen.metrics:
+        extras.append(f"size {chosen.metrics['size_mb']:.3g} MB")
+    if r.get("speedup"):
+        extras.append(f"{r['speedup']:.2f}x faster than the baseline")
+    return Selection(
+        study.name,
+        policy,
+        chosen,
+        f"{policy.describe(study)}: best of {meets} trial(s) that meet it; " + ", ".join(extras),
+        candidates=meets,
     )
 
 

@@ -450,18 +450,23 @@ def test_export_rebuilds_evicted_stages_and_still_verifies(swept: Swept, tmp_pat
     assert all(cache.lookup(k) is not None for k in keys)  # published again
 
 
-def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path) -> None:
+def _copy_of_the_study(swept: Swept, tmp_path: Path) -> str:
+    """A copy of the module's study database, for a test that edits it. The study file is in
+    WAL mode: a consistent copy goes through SQLite, not the file system."""
     db = tmp_path / "study.db"
-    # The study file is in WAL mode: a consistent copy goes through SQLite, not the file system.
     with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
         src.backup(dst)
-    storage = f"sqlite:///{db}"
+    return f"sqlite:///{db}"
+
+
+def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path) -> None:
+    storage = _copy_of_the_study(swept, tmp_path)
     chosen = autoopt.select(swept.name, storage, **swept.case.policy).trial
     raw = optuna.load_study(study_name=swept.name, storage=storage)
     trial_id = next(t._trial_id for t in raw.get_trials() if t.number == chosen.number)
     wrong = chosen.metrics["accuracy"] - 0.05
     # Optuna refuses to edit a finished trial; the recorded value is rewritten in SQL.
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(storage.removeprefix("sqlite:///")) as conn:
         changed = conn.execute(
             "UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = ?",
             (json.dumps(wrong), trial_id, "accuracy"),
@@ -481,10 +486,7 @@ def test_export_fails_loudly_when_accuracy_differs(swept: Swept, tmp_path: Path)
 def test_export_rebuilds_an_old_trial_with_the_settings_it_was_measured_with(
     swept: Swept, tmp_path: Path
 ) -> None:
-    db = tmp_path / "study.db"
-    with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
-        src.backup(dst)
-    storage = f"sqlite:///{db}"
+    storage = _copy_of_the_study(swept, tmp_path)
     raw = optuna.load_study(study_name=swept.name, storage=storage)
     # The experiment file changed after the sweep, and a later run recorded it: another seed,
     # other latency settings, a plugin that no longer imports.
@@ -513,10 +515,7 @@ def test_export_rebuilds_an_old_trial_with_the_settings_it_was_measured_with(
 def test_export_refuses_a_study_measured_with_another_teacher(
     swept: Swept, tmp_path: Path
 ) -> None:
-    db = tmp_path / "study.db"
-    with sqlite3.connect(swept.root / "study.db") as src, sqlite3.connect(db) as dst:
-        src.backup(dst)
-    storage = f"sqlite:///{db}"
+    storage = _copy_of_the_study(swept, tmp_path)
     raw = optuna.load_study(study_name=swept.name, storage=storage)
     here = raw.user_attrs["workload_version"]  # recorded when the sweep created the study
     assert here == load_workload(swept.case.workload, swept.case.options).version

@@ -6,6 +6,7 @@ import dataclasses
 
 from test_select import BASE_ACC, baseline, study, trial  # tests/unit/test_select.py
 
+from autoopt.dashboard import _trial_views as T
 from autoopt.dashboard import _views as V
 from autoopt.study.records import TrialRecord
 
@@ -55,33 +56,33 @@ def test_contributions_count_rejected_apart_from_failed_and_skip_repeats() -> No
 
 
 def test_flat_gives_no_row_for_empty_hardware() -> None:
-    assert V.flat("", {}) == []
-    assert V.flat("", {"versions": {}, "cpu": "x"}) == [("cpu", "x")]
+    assert T.flat("", {}) == []
+    assert T.flat("", {"versions": {}, "cpu": "x"}) == [("cpu", "x")]
 
 
 def test_metric_changes_read_as_words_and_never_as_an_inverted_ratio() -> None:
-    assert V._change("latency_p50_ms@b64", 0.2, 0.72) == "3.60× faster"
-    assert V._change("latency_p99_ms", 0.9, 0.3) == "3.00× slower"
-    assert V._change("speedup@b64", 0.07, 1.0) == "14.29× slower"
-    assert V._change("speedup", 5.12, 1.0) == "5.12× faster"
-    assert V._change("size_ratio", 2.0, 1.0) == "2.00× smaller"
-    assert V._change("accuracy", 0.97, BASE_ACC) == "-1.00 pts"
+    assert T._change("latency_p50_ms@b64", 0.2, 0.72) == "3.60× faster"
+    assert T._change("latency_p99_ms", 0.9, 0.3) == "3.00× slower"
+    assert T._change("speedup@b64", 0.07, 1.0) == "14.29× slower"
+    assert T._change("speedup", 5.12, 1.0) == "5.12× faster"
+    assert T._change("size_ratio", 2.0, 1.0) == "2.00× smaller"
+    assert T._change("accuracy", 0.97, BASE_ACC) == "-1.00 pts"
     # A metric without a better direction (a flag, a share, a workload's own) has no ratio.
-    assert V._change("cpu_share", 0.07, 1.0) is None
-    assert V._change("host_loaded", 1.0, 0.0) is None
+    assert T._change("cpu_share", 0.07, 1.0) is None
+    assert T._change("host_loaded", 1.0, 0.0) is None
 
 
 def test_metric_rows_of_the_baseline_compare_nothing() -> None:
     base = baseline()
     record = study(base, trial(1, 0.975, 0.5))
-    assert all(r["change"] is None for r in V.metric_rows(record, base))
-    rows = {r["name"]: r for r in V.metric_rows(record, record.trial(1))}
+    assert all(r["change"] is None for r in T.metric_rows(record, base))
+    rows = {r["name"]: r for r in T.metric_rows(record, record.trial(1))}
     assert rows["latency_p50_ms"]["change"] == "2.00× faster"
 
 
 def test_compare_rows_label_the_workloads_metric() -> None:
     record = study(baseline(), trial(1, 0.975, 0.5))
     record.metric_name = "fidelity"
-    labels = [r["label"] for r in V.compare_rows(record, record.trials)]
+    labels = [r["label"] for r in T.compare_rows(record, record.trials)]
     assert "fidelity change" in labels and "fidelity" in labels
     assert not any("accuracy" in label for label in labels)

@@ -16,6 +16,7 @@ from autoopt import measure as M
 from autoopt.artifacts import TorchArtifact
 from autoopt.backends.torch_eager import TorchRunner
 from autoopt.config import LatencyConfig, VerifyConfig
+from autoopt.dashboard import _trial_views as T
 from autoopt.dashboard import _views as V
 from autoopt.pairing import (
     MIN_CPU_SHARE,
@@ -246,7 +247,7 @@ def test_records_use_the_paired_speedup_and_mark_loaded_trials() -> None:
     assert record.ratios(t)["speedup"] == t.metrics["paired_speedup"]
     row = V.trial_row(record, t, V.families(record))
     assert row["loaded"] == t.load_note and row["load"] == 3.1
-    facts = V.timing_facts(t)
+    facts = T.timing_facts(t)
     assert facts["paired"] == t.metrics["paired_speedup"] and facts["low"] < facts["high"]
     quiet = next(x for x in record.trials if x.state == "COMPLETE" and not x.host_loaded)
     assert quiet.load_note == "" and V.trial_row(record, quiet, [])["loaded"] is None
