@@ -151,6 +151,9 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("memory_delta_mb", "memory added", "MB", _LOWER),
         MetricSpec("gpu_peak_memory_mb", "peak GPU memory", "MB", _LOWER),
         MetricSpec("verify_agreement", "agreement with the teacher", "", _HIGHER),
+        # Embedding workloads' neighbour search (autoopt.workloads.grouped): the share of
+        # each sample's 10 nearest neighbours under the teacher that the candidate keeps.
+        MetricSpec("knn_agreement", "nearest-neighbour agreement", "", _HIGHER),
         MetricSpec("speedup", "speedup", "x", _HIGHER, derived=True, comparable=False),
         MetricSpec("size_ratio", "smaller by", "x", _HIGHER, derived=True, comparable=False),
         MetricSpec("accuracy_drop", "accuracy drop", "", _LOWER, derived=True, comparable=False),
@@ -184,9 +187,41 @@ def base_name(name: str) -> tuple[str, int | None]:
     return name, None
 
 
+#: Figures a workload's metric helper reports beside its metric, by suffix of the metric's
+#: name (:mod:`autoopt.workloads.grouped`): ``fidelity_mean`` is labelled "fidelity, overall
+#: mean" (the metric itself is then the worst group's).
+METRIC_FIGURES: dict[str, str] = {
+    "_mean": "overall mean",
+    "_p5": "5th percentile",
+    "_min": "minimum",
+    "_worst_p5": "worst group's 5th percentile",
+}
+
+
+def group_name(name: str) -> tuple[str, str | None]:
+    """``fidelity_p5/news`` -> (``fidelity_p5``, ``news``): a metric of one group of the
+    evaluation split; a plain name -> (name, None)."""
+    head, sep, group = name.partition("/")
+    return (head, group) if sep and group else (name, None)
+
+
 def spec(name: str, metric_name: str = "accuracy") -> MetricSpec:
     """The spec of any metric a trial may carry: a declared one, a declared one at another
-    batch size (``@b64``), or a workload's own extra metric (shown under its own name)."""
+    batch size (``@b64``), a figure of the workload's metric (``fidelity_p5``), any of those
+    for one group of the evaluation split (``fidelity_p5/news``), or a workload's own extra
+    metric (shown under its own name)."""
+    head, group = group_name(name)
+    if group is not None:
+        inner = spec(head, metric_name)
+        return MetricSpec(
+            name, f"{inner.label} ({group})", inner.unit, inner.direction, inner.derived,
+            inner.digits, inner.description, inner.comparable,
+        )  # fmt: skip
+    for suffix, figure in METRIC_FIGURES.items():
+        if name == metric_name + suffix:
+            return MetricSpec(name, f"{metric_name}, {figure}", "", _HIGHER)
+    if name == metric_name and name != "accuracy":
+        return MetricSpec(name, metric_name, "", _HIGHER)
     head, batch = base_name(name)
     known = METRICS.get(head)
     if known is None:

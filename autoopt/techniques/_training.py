@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OutputKind = Literal["logits", "embedding"]
+#: How the learning rate decays after the warm-up: to 0 along a half cosine, linearly, or not.
+Schedule = Literal["cosine", "linear", "constant"]
 
 #: Recovery fine-tuning after pruning uses the classic KD settings; the search explores the
 #: number of steps and the learning rate, which matter far more.
@@ -135,9 +137,20 @@ def feature_hooks(workload: Workload) -> tuple[FeaturesHook | None, LayerFeature
 
 
 def feature_refusal(
-    workload: Workload, feature_weight: float, layer_weight: float = 0.0
+    workload: Workload,
+    feature_weight: float,
+    layer_weight: float = 0.0,
+    attention_weight: float = 0.0,
 ) -> str | None:
-    """Why the feature or layer loss asked for cannot be computed for ``workload``, or None."""
+    """Why the feature, layer or attention-relation loss asked for cannot be computed for
+    ``workload``, or None."""
+    from autoopt.layouts import find_layout, missing_layout_reason
+
+    if attention_weight > 0 and find_layout(workload.model) is None:
+        return (
+            "attention_weight needs the model's query/key/value layers: "
+            f"{missing_layout_reason(workload.model)}; or set attention_weight to 0"
+        )
     features, layers = feature_hooks(workload)
     for name, weight, hook, what in (
         ("feature_weight", feature_weight, features, "features"),
@@ -241,8 +254,10 @@ class _Objective:
     alpha: float
     feature_weight: float
     layer_weight: float
-    #: The teacher itself, run beside the student to match layers (too large to keep).
+    #: The teacher itself, run beside the student to match layers or attention relations
+    #: (too large to keep for a whole split).
     teacher_model: torch.nn.Module | None
+    attention_weight: float = 0.0
 
     @classmethod
     def make(
@@ -254,6 +269,7 @@ class _Objective:
         alpha: float,
         feature_weight: float,
         layer_weight: float,
+        attention_weight: float = 0.0,
     ) -> _Objective:
         import torch
 
@@ -277,14 +293,59 @@ class _Objective:
             alpha,
             feature_weight if use_features else 0.0,
             layer_weight if use_layers else 0.0,
-            on_device(workload.model, device).eval() if use_layers else None,
+            on_device(workload.model, device).eval() if use_layers or attention_weight else None,
+            attention_weight,
         )
 
     def __call__(
         self, student: torch.nn.Module, batch: tuple[torch.Tensor, ...], idx: torch.Tensor
     ) -> torch.Tensor:
+        if not self.attention_weight:
+            return self._loss(student, batch, idx)
+        from autoopt.techniques._relations import capture_qkv
+
+        with capture_qkv(student) as student_qkv:
+            loss = self._loss(student, batch, idx)
+        return loss + self.attention_weight * self._relations(student, student_qkv, batch)
+
+    def _relations(
+        self,
+        student: torch.nn.Module,
+        student_qkv: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        batch: tuple[torch.Tensor, ...],
+    ) -> torch.Tensor:
+        """The attention-relation loss of the student's blocks against the teacher blocks
+        they stand for (:mod:`autoopt.techniques._relations`)."""
+        import torch
+
+        from autoopt.techniques._relations import (
+            capture_qkv,
+            relation_heads,
+            relation_loss,
+            teacher_blocks,
+        )
+
+        assert self.teacher_model is not None  # noqa: S101 - make() sets it with the weight
+        with torch.no_grad(), capture_qkv(self.teacher_model) as teacher_qkv:
+            self.teacher_model(*batch)
+        names = list(self.workload.input_names)
+        positions = student_qkv[0][0].shape[:2]
+        if "attention_mask" in names and tuple(
+            batch[names.index("attention_mask")].shape
+        ) == tuple(positions):
+            mask = batch[names.index("attention_mask")].bool()
+        else:  # no padding mask (or one of other positions): every position counts
+            mask = torch.ones(positions, dtype=torch.bool, device=batch[0].device)
+        pairs = list(enumerate(teacher_blocks(student, len(student_qkv))))
+        return relation_loss(
+            student_qkv, teacher_qkv, pairs, mask, relation_heads(self.teacher_model)
+        )
+
+    def _loss(
+        self, student: torch.nn.Module, batch: tuple[torch.Tensor, ...], idx: torch.Tensor
+    ) -> torch.Tensor:
         layer_loss = None
-        if self.teacher_model is not None:
+        if self.layer_weight:
             out, feat, mask, layer_loss = self._with_layers(student, batch)
         elif self.feature_weight:
             assert self.features is not None  # noqa: S101 - make() checked it
@@ -347,9 +408,13 @@ def train_against_teacher(
     layer_weight: float = 0.0,
     device: str = "cpu",
     session: TrainingSession | None = None,
+    attention_weight: float = 0.0,
+    schedule: Schedule = "cosine",
+    warmup_steps: int = 0,
 ) -> torch.nn.Module:
-    """Train ``student`` in place for ``steps`` Adam steps (cosine-decayed LR) against the
-    workload's fp32 teacher on its train split, and return it in eval mode.
+    """Train ``student`` in place for ``steps`` Adam steps against the workload's fp32
+    teacher on its train split, and return it in eval mode. The learning rate rises linearly
+    over ``warmup_steps``, then follows ``schedule`` (:func:`lr_factor`).
 
     With a ``session`` (:mod:`autoopt.checkpoints`), training goes on from the session's
     checkpoint (weights, Adam's moments, the LR schedule, the batch order and the random
@@ -368,7 +433,9 @@ def train_against_teacher(
     a far denser signal than the pooled output alone. With ``layer_weight`` and the workload's
     ``layer_features`` hook, each of the student's layers but its last also matches the hidden
     states of the teacher layer it stands for; the teacher runs beside the student for those
-    (they are too large to keep for a whole split).
+    (they are too large to keep for a whole split). With ``attention_weight``, each of the
+    student's blocks also matches the self-attention relations of the teacher block it
+    stands for (:mod:`autoopt.techniques._relations`; the teacher runs beside it too).
     """
     import torch
 
@@ -379,6 +446,7 @@ def train_against_teacher(
         alpha=alpha,
         feature_weight=feature_weight,
         layer_weight=layer_weight,
+        attention_weight=attention_weight,
     )
     inputs = [torch.from_numpy(np.ascontiguousarray(x)) for x in workload.train.inputs]
     student.to(device)
@@ -397,7 +465,9 @@ def train_against_teacher(
     ):
         torch.manual_seed(seed)
         opt = torch.optim.Adam(params, lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, steps, schedule, warmup_steps)
+        )
         batches = _Batches(len(workload.train), batch_size, torch.Generator().manual_seed(seed))
         start = 0
         if session is not None and session.resume is not None:
@@ -475,6 +545,23 @@ def _restore(
     if device == "cuda" and state.cuda_rng is not None:
         torch.cuda.set_rng_state(state.cuda_rng)
     return state.step
+
+
+def lr_factor(step: int, steps: int, schedule: Schedule, warmup_steps: int = 0) -> float:
+    """The learning rate at ``step`` (0-based) as a fraction of the peak: a linear warm-up
+    over ``warmup_steps`` (from 1/warmup_steps), then ``schedule`` from 1 towards 0 at
+    ``steps``. Warming up keeps Adam's first, poorly estimated steps from undoing what the
+    student copied from the teacher."""
+    import math
+
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        return 1.0 - progress
+    return 1.0
 
 
 def relative_error(

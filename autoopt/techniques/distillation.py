@@ -6,7 +6,7 @@ The student is the workload's (``make_student``), or, for a model with a layout
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,14 @@ class KnowledgeDistillationConfig(MethodConfig):
     #: or the layout's blocks); refused for other models. The teacher then runs beside the
     #: student.
     layer_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    #: Weight of matching each of the student's blocks' self-attention relations (query,
+    #: key and value scaled dot products, MiniLM v2) to those of the teacher block it stands
+    #: for; needs a model layout. The teacher then runs beside the student.
+    attention_weight: float = Field(default=0.0, ge=0.0, le=100.0)
+    #: The learning rate's decay after the warm-up.
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    #: Steps over which the learning rate rises linearly to ``lr`` (0: none).
+    warmup_steps: int = Field(default=0, ge=0, le=1_000_000)
 
     @property
     def training_steps(self) -> int:
@@ -81,7 +89,11 @@ class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
                 kept_blocks(config.model_dump(), len(found.blocks()))
             except WorkloadError as e:
                 return f"{e} (the model has {len(found.blocks())} layers)"
-        return feature_refusal(ctx.workload, config.feature_weight, config.layer_weight)
+        if config.warmup_steps >= config.steps:
+            return f"warmup_steps ({config.warmup_steps}) must be below steps ({config.steps})"
+        return feature_refusal(
+            ctx.workload, config.feature_weight, config.layer_weight, config.attention_weight
+        )
 
     def apply(
         self, artifact: Artifact, config: KnowledgeDistillationConfig, ctx: Context
@@ -114,6 +126,9 @@ class KnowledgeDistillation(Technique[KnowledgeDistillationConfig]):
             layer_weight=config.layer_weight,
             device=ctx.device,
             session=ctx.training,
+            attention_weight=config.attention_weight,
+            schedule=config.schedule,
+            warmup_steps=config.warmup_steps,
         )
         return TorchArtifact(student.eval())
 

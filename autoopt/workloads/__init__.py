@@ -18,6 +18,7 @@ from autoopt.workloads._base import (
     top1_accuracy,
 )
 from autoopt.workloads._contract import check_contract
+from autoopt.workloads.grouped import grouped_fidelity, neighbour_agreement
 
 BUNDLED: dict[str, str] = {
     "digits_cnn": "autoopt.workloads.digits_cnn:load",
@@ -101,7 +102,9 @@ __all__ = [
     "check_contract",
     "check_workload_ref",
     "cosine_similarity",
+    "grouped_fidelity",
     "load_workload",
+    "neighbour_agreement",
     "predict_torch",
     "resolve_factory",
     "top1_accuracy",

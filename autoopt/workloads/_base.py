@@ -25,17 +25,25 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Split:
-    """Model inputs (one array per model input, first axis = samples) and optional targets."""
+    """Model inputs (one array per model input, first axis = samples) and optional targets.
+
+    ``groups`` names, per sample, the group it belongs to (a source of text, a customer, a
+    domain): a metric may then report each group and hold the worst one to the floor
+    (:func:`autoopt.workloads.grouped_fidelity`).
+    """
 
     inputs: tuple[np.ndarray, ...]
     targets: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.inputs[0].shape[0])
 
     def take(self, n: int) -> Split:
         return Split(
-            tuple(x[:n] for x in self.inputs), None if self.targets is None else self.targets[:n]
+            tuple(x[:n] for x in self.inputs),
+            None if self.targets is None else self.targets[:n],
+            None if self.groups is None else self.groups[:n],
         )
 
     def batches(self, batch_size: int) -> Iterator[tuple[tuple[np.ndarray, ...], Any]]:
@@ -50,6 +58,8 @@ class Split:
             h.update(np.ascontiguousarray(x).tobytes())
         if self.targets is not None:
             h.update(np.ascontiguousarray(self.targets).tobytes())
+        if self.groups is not None:  # only where set: a split without groups keeps its print
+            h.update("\n".join(map(str, self.groups)).encode())
         return h.hexdigest()[:16]
 
 

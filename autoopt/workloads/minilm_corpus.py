@@ -1,14 +1,23 @@
-"""The MiniLM workload's text: an offline, deterministic English corpus, cached.
+"""The MiniLM workload's text: an offline, deterministic English corpus, by source, cached.
 
-English sentences from the docstrings of a fixed list of standard-library modules (natural
-prose, read in a fresh interpreter that no installed package has patched) plus sentences
-generated from templates (variety in length and vocabulary), and, for large train splits, the
-prose in the docstrings of the standard library's and the pinned torch's source files (read
-with ``ast``). The pools are deduplicated across each other (case-insensitively: the tokenizer
-is uncased), shuffled with a fixed seed, cached as JSON under ``asset_dir("minilm")``, and
-dealt into disjoint evaluation / calibration / train splits, each with the same share of
-templates while they last. The evaluation split is dealt first, so it does not change when the
-other sizes do.
+Every sentence belongs to a named *source*, and a source is either held out for evaluation
+(never trained or calibrated on: its sentences are not, and neither is any sentence of the
+same origin) or used for training and calibration, never both:
+
+- evaluation (:data:`EVAL_SOURCES`): ``docs``, the prose of the standard library's
+  docstrings (public objects, read in a fresh interpreter that no installed package has
+  patched, and its source files, read with ``ast``); ``news``, ``reviews`` and ``dialog``
+  (:mod:`autoopt.workloads.text_sources`);
+- training and calibration (:data:`TRAIN_SOURCES`): ``torch_docs``, the prose of the pinned
+  torch's source docstrings; ``wikipedia`` (:mod:`autoopt.workloads.text_sources`); and
+  ``templates``, generated sentences (variety in length and vocabulary).
+
+The pools are deduplicated across each other (case-insensitively: the tokenizer is uncased;
+held-out pools first, so a sentence that two sources share is held out), shuffled with a
+fixed seed and cached as JSON under ``asset_dir("minilm")``, in a file named after a digest of
+the corpus rules, the Python version and the versions of the packages read. The evaluation
+split takes the same number of sentences from each held-out source; the train split may add
+augmented and synthetic texts made from its own sentences (:func:`augmented_rows`).
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +41,12 @@ logger = logging.getLogger(__name__)
 
 SEED = 0
 #: Bump when the corpus rules change: the cached JSON is then rebuilt.
-CORPUS_VERSION = "v4"
-#: Share of generated sentences in every split; the rest is standard-library prose.
-TEMPLATE_FRACTION = 0.25
+CORPUS_VERSION = "v5"
+#: Share of generated sentences in the train and calibration splits at most.
+TEMPLATE_FRACTION = 0.1
+#: Sources held out for evaluation, and sources for training and calibration.
+EVAL_SOURCES: tuple[str, ...] = ("docs", "news", "reviews", "dialog")
+TRAIN_SOURCES: tuple[str, ...] = ("torch_docs", "wikipedia", "templates")
 MIN_WORDS, MAX_WORDS = 5, 60
 
 #: Standard-library modules whose docstrings are mostly prose. Modules that fail to import on
@@ -298,35 +311,62 @@ def _fresh(sentences: Iterator[str], seen: set[str]) -> list[str]:
     return out
 
 
-def build_corpus() -> dict[str, Any]:
-    """The three pools, deduplicated across each other and shuffled with a fixed seed (what is
-    cached as JSON): the standard library's public docstrings (``natural``), generated
-    sentences (``template``), and the docstrings of the standard library's and torch's source
-    files (``source``), which only the train split reaches."""
-    seen: set[str] = set()
-    natural = _fresh(prose_sentences(iter(stdlib_docstrings())), seen)
-    templates = _fresh(iter(template_sentences(len(natural) // 2)), seen)
-    source = _fresh(prose_sentences(iter(source_docstrings())), seen)
-    for i, pool in enumerate((natural, templates, source)):
-        random.Random(SEED + i).shuffle(pool)
+def _pools() -> dict[str, list[str]]:
+    """Every source's sentences, in a fixed order (held-out sources first)."""
+    from autoopt.workloads.text_sources import SOURCES
+
+    stdlib_trees = tuple(t for t in SOURCE_TREES if t[0] == "stdlib")
+    torch_trees = tuple(t for t in SOURCE_TREES if t[0] == "torch")
     return {
-        "version": CORPUS_VERSION,
-        "python": ".".join(map(str, sys.version_info[:3])),
-        "natural": natural,
-        "template": templates,
-        "source": source,
+        "docs": [
+            *prose_sentences(iter(stdlib_docstrings())),
+            *prose_sentences(iter(source_docstrings(stdlib_trees))),
+        ],
+        "news": SOURCES["news"].read(),
+        "reviews": SOURCES["reviews"].read(),
+        "dialog": SOURCES["dialog"].read(),
+        "torch_docs": list(prose_sentences(iter(source_docstrings(torch_trees)))),
+        "wikipedia": SOURCES["wikipedia"].read(),
     }
 
 
-def corpus() -> dict[str, Any]:
-    """The cached corpus, built on first use (a few seconds) under ``asset_dir("minilm")``.
+def build_corpus() -> dict[str, Any]:
+    """Every source's pool, deduplicated across all of them and shuffled with a fixed seed
+    (what is cached as JSON), with the generated ``templates``."""
+    seen: set[str] = set()
+    pools = {name: _fresh(iter(pool), seen) for name, pool in _pools().items()}
+    pools["templates"] = _fresh(iter(template_sentences(5000)), seen)
+    for i, name in enumerate(sorted(pools)):
+        random.Random(SEED + i).shuffle(pools[name])
+    return {
+        "version": CORPUS_VERSION,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "pools": pools,
+    }
 
-    The docstrings differ slightly between Python versions; the cache pins the corpus for
-    every process that shares it.
-    """
+
+def corpus_key() -> str:
+    """What the cached corpus depends on: its rules, Python's version (the standard
+    library's docstrings) and the versions of the packages whose text it reads."""
+    import hashlib
+    from importlib.metadata import version
+
+    from autoopt.workloads.text_sources import source_versions
+
+    inputs = {
+        "version": CORPUS_VERSION,
+        "python": sys.version,
+        "torch": version("torch"),
+        **source_versions(),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def corpus() -> dict[str, Any]:
+    """The cached corpus, built on first use (a minute or two) under ``asset_dir("minilm")``."""
     from autoopt.workloads import asset_dir
 
-    path = asset_dir("minilm") / f"corpus-{CORPUS_VERSION}.json"
+    path = asset_dir("minilm") / f"corpus-{CORPUS_VERSION}-{corpus_key()}.json"
     with FileLock(str(path) + ".lock"):
         if path.exists():
             return json.loads(path.read_text())
@@ -335,36 +375,75 @@ def corpus() -> dict[str, Any]:
         tmp.write_text(json.dumps(data, indent=0))
         tmp.replace(path)
         logger.info(
-            "minilm corpus: %d sentences from public docstrings, %d generated, %d from source "
-            "files, cached in %s",
-            len(data["natural"]), len(data["template"]), len(data["source"]), path,
+            "minilm corpus: %s sentences, cached in %s",
+            {name: len(pool) for name, pool in data["pools"].items()}, path,
         )  # fmt: skip
         return data
 
 
-def split_texts(
-    data: Mapping[str, Any], sizes: Mapping[str, int]
-) -> dict[str, list[tuple[str, str]]]:
-    """Deal the pools into disjoint splits, in the order given; every split is then shuffled.
-    Returns ``(pool, sentence)`` pairs.
+def _deal(
+    pools: Mapping[str, list[str]],
+    cursor: dict[str, int],
+    sources: Sequence[str],
+    size: int,
+    caps: Mapping[str, int],
+) -> list[tuple[str, str]]:
+    """``size`` rows from ``sources`` in equal shares; a source that runs out (or reaches its
+    cap) leaves the rest to the others. Advances ``cursor``."""
+    rows: list[tuple[str, str]] = []
+    open_sources = list(sources)
+    while len(rows) < size and open_sources:
+        share = max(1, (size - len(rows)) // len(open_sources))
+        for source in list(open_sources):
+            room = min(len(pools[source]), caps.get(source, len(pools[source])))
+            n = min(share, room - cursor[source], size - len(rows))
+            rows += [(source, s) for s in pools[source][cursor[source] : cursor[source] + n]]
+            cursor[source] += n
+            if cursor[source] >= room:
+                open_sources.remove(source)
+    return rows
 
-    Each split takes ``TEMPLATE_FRACTION`` of its sentences from the templates while they
-    last, and the rest from the public docstrings, then from the source files' docstrings. The
-    evaluation and calibration splits (dealt first) come from the first two pools only, so a
-    larger train split leaves them unchanged.
+
+def split_texts(
+    data: Mapping[str, Any],
+    sizes: Mapping[str, int],
+    *,
+    train_sources: Sequence[str] = TRAIN_SOURCES,
+    eval_sources: Sequence[str] = EVAL_SOURCES,
+) -> dict[str, list[tuple[str, str]]]:
+    """Deal the pools into disjoint splits; each split is then shuffled. Returns ``(source,
+    sentence)`` pairs.
+
+    ``evaluation`` takes the same number of sentences from each of ``eval_sources``;
+    every other split (``calibration`` and then ``train``, in the order given) takes equal
+    shares of ``train_sources``, with templates at most ``TEMPLATE_FRACTION`` of it. No
+    source is in both lists, so no split but evaluation ever sees a held-out source.
     """
-    pools = {name: list(data[name]) for name in ("template", "natural", "source")}
+    pools: Mapping[str, list[str]] = data["pools"]
+    unknown = [s for s in (*train_sources, *eval_sources) if s not in pools]
+    if unknown:
+        raise WorkloadError(
+            f"workload 'minilm': unknown text source(s) {unknown}; allowed: {', '.join(pools)}"
+        )
+    if shared := set(train_sources) & set(eval_sources):
+        raise WorkloadError(
+            f"workload 'minilm': sources {sorted(shared)} cannot be both trained on and "
+            "held out for evaluation"
+        )
     cursor = dict.fromkeys(pools, 0)
     out: dict[str, list[tuple[str, str]]] = {}
     for i, (name, size) in enumerate(sizes.items()):
-        wanted = {"template": round(size * TEMPLATE_FRACTION)}
-        rows: list[tuple[str, str]] = []
-        for source, pool in pools.items():
-            n = min(wanted.get(source, size - len(rows)), len(pool) - cursor[source])
-            rows += [(source, s) for s in pool[cursor[source] : cursor[source] + n]]
-            cursor[source] += n
+        if name == "evaluation":
+            each = [size // len(eval_sources) + (j < size % len(eval_sources))
+                    for j in range(len(eval_sources))]  # fmt: skip
+            rows = []
+            for source, n in zip(eval_sources, each, strict=True):
+                rows += _deal(pools, cursor, [source], n, {})
+        else:
+            caps = {"templates": cursor["templates"] + round(size * TEMPLATE_FRACTION)}
+            rows = _deal(pools, cursor, train_sources, size, caps)
         if len(rows) < size:
-            available = {k: len(v) for k, v in pools.items()}
+            available = {k: len(pools[k]) for k in (*eval_sources, *train_sources)}
             raise WorkloadError(
                 f"workload 'minilm': the corpus has {available} sentences, too few for the "
                 f"splits {dict(sizes)}; ask for smaller sizes"
@@ -372,3 +451,72 @@ def split_texts(
         random.Random(SEED + 10 + i).shuffle(rows)
         out[name] = rows
     return out
+
+
+def augmented_rows(
+    rows: Sequence[tuple[str, str]],
+    fractions: Mapping[str, float],
+    vocabulary: Sequence[str],
+    seed: int = SEED,
+) -> list[tuple[str, str]]:
+    """The train split with ``fractions`` of it replaced by augmented or synthetic texts made
+    from its own sentences (:mod:`autoopt.workloads.text_augment`), each tagged with its
+    augmentation as its source (``aug:crop``). Same size, same result for the same inputs."""
+    from autoopt.workloads.text_augment import augment, check_augmentations
+
+    check_augmentations(fractions, "workload 'minilm': augment")
+    counts = {name: round(len(rows) * share) for name, share in sorted(fractions.items())}
+    real = list(rows[: len(rows) - sum(counts.values())])
+    sentences = [s for _, s in real]
+    out = list(real)
+    for name, n in counts.items():
+        out += [(f"aug:{name}", t) for t in augment(name, sentences, n, vocabulary, seed)]
+    random.Random(seed + 20).shuffle(out)
+    return out
+
+
+#: Fewest sentences a group of a user's evaluation file may hold: its 5th percentile and each
+#: sentence's 10 nearest neighbours need a few dozen.
+MIN_GROUP = 20
+
+
+def read_eval_file(path: str | Path) -> list[tuple[str, str]]:
+    """A user's evaluation sentences as ``(group, sentence)`` rows, in file order, from JSON
+    Lines: one object a line, ``{"text": "...", "group": "support tickets"}`` (``group``
+    optional: ``all``). The workload's metric is then the worst group's."""
+    where = f"workload 'minilm': eval_file {path}"
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise WorkloadError(f"{where}: cannot be read: {e}") from e
+    rows: list[tuple[str, str]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise WorkloadError(f"{where}: line {number} is not JSON: {e.msg}") from e
+        text = item.get("text") if isinstance(item, dict) else None
+        group = item.get("group", "all") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not text.strip() or not isinstance(group, str):
+            raise WorkloadError(
+                f"{where}: line {number} must be an object with a non-empty string 'text' "
+                f"and an optional string 'group'; got {line[:80]!r}"
+            )
+        rows.append((group, text.strip()))
+    counts = Counter(group for group, _ in rows)
+    small = {group: n for group, n in sorted(counts.items()) if n < MIN_GROUP}
+    if not rows or small:
+        raise WorkloadError(
+            f"{where}: every group needs at least {MIN_GROUP} sentences; got "
+            f"{dict(small) if rows else 'none'}"
+        )
+    return rows
+
+
+def without(rows: Sequence[tuple[str, str]], held_out: Iterable[str]) -> list[tuple[str, str]]:
+    """``rows`` less any sentence of ``held_out`` (compared as the uncased tokenizer sees
+    them): a user's evaluation sentences are never trained or calibrated on."""
+    seen = {s.casefold() for s in held_out}
+    return [(src, s) for src, s in rows if s.casefold() not in seen]

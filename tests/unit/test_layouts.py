@@ -410,6 +410,9 @@ def test_model_without_layout_is_refused_with_how_to_add_one(
     for field in ("feature_weight", "layer_weight"):
         reason = _check(workload, tmp_path, "distillation.kd", {field: 1.0})
         assert reason and f"{field} needs per-block hidden states" in reason
+    reason = _check(workload, tmp_path, "distillation.kd", {"attention_weight": 1.0})
+    assert reason and "attention_weight needs the model's query/key/value layers" in reason
+    assert how_to in reason
     reason = _check(workload, tmp_path, "pruning.structured", {"recovery_feature_weight": 1.0})
     assert reason and how_to in reason
     with pytest.raises(CandidateError, match="records no model layout"):

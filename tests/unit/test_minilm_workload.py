@@ -139,17 +139,55 @@ def test_minilm_splits_are_disjoint(workload: Workload) -> None:
             assert not rows[a] & rows[b], (a, b)  # not even identical after tokenization
 
 
-def test_minilm_evaluation_has_distinct_natural_prose(workload: Workload) -> None:
+def test_minilm_evaluation_holds_every_held_out_source_in_equal_shares(
+    workload: Workload,
+) -> None:
     texts = _texts(workload, "evaluation")
     sources = workload.extras["sources"]["evaluation"]
     assert len({s.casefold() for s in texts}) == len(texts) >= 500
     assert len({r.tobytes() for r in workload.evaluation.inputs[0]}) == len(texts)
-    natural = [s for s, src in zip(texts, sources, strict=True) if src == "natural"]
-    assert len(natural) >= 0.7 * len(texts)
-    assert all(minilm_corpus.is_prose(s) for s in texts)
-    # Varied length: from a handful of words to several dozen.
+    # Each held-out source gives a quarter; the split names each sentence's source.
+    share = EVAL // len(minilm_corpus.EVAL_SOURCES)
+    assert {src: sources.count(src) for src in set(sources)} == dict.fromkeys(
+        minilm_corpus.EVAL_SOURCES, share
+    )
+    assert list(workload.evaluation.groups) == sources
+    # Varied length: from a few words to several dozen.
     words = [len(s.split()) for s in texts]
-    assert min(words) <= 6 and max(words) >= 35
+    assert min(words) <= 4 and max(words) >= 35
+
+
+def test_minilm_sources_are_disjoint_across_splits_at_the_source_level(
+    workload: Workload,
+) -> None:
+    """No sentence of a held-out source is trained or calibrated on, whatever its text."""
+    held_out = set(minilm_corpus.EVAL_SOURCES)
+    assert set(workload.extras["sources"]["evaluation"]) == held_out
+    for split in ("train", "calibration"):
+        used = set(workload.extras["sources"][split])
+        assert used and used <= set(minilm_corpus.TRAIN_SOURCES), split
+        assert not used & held_out, split
+
+
+def test_minilm_metric_is_the_worst_sources_fidelity(
+    workload: Workload, teacher_embeddings: np.ndarray
+) -> None:
+    """Perturbing one source's embeddings lowers the metric to that source's mean, and the
+    measurement records it as the accuracy the floor is applied to."""
+    from autoopt.study.schema import derive
+
+    teacher = predict_torch(workload.model, workload.evaluation, trim=minilm.trim_padding)
+    outputs = teacher.copy()
+    rows = workload.evaluation.groups == "news"
+    outputs[rows] += np.random.default_rng(0).normal(0, 0.05, outputs[rows].shape)
+    scores = workload.metric(outputs, workload.evaluation, teacher)
+    assert scores["fidelity"] == scores["fidelity/news"] < 0.99
+    assert scores["fidelity/docs"] == pytest.approx(1.0)
+    assert scores["fidelity_mean"] > scores["fidelity"]
+    baseline = workload.metric(teacher, workload.evaluation, teacher)
+    drop = derive({"accuracy": scores["fidelity"]}, {"accuracy": baseline["fidelity"]},
+                  relative=False)["accuracy_drop"]  # fmt: skip
+    assert drop == pytest.approx(1.0 - scores["fidelity/news"])
 
 
 @pytest.mark.parametrize(
@@ -192,7 +230,10 @@ def test_minilm_teacher_fidelity_against_itself_is_one(
     workload: Workload, check_split: Split, teacher_embeddings: np.ndarray
 ) -> None:
     scores = workload.metric(teacher_embeddings, check_split, teacher_embeddings)
-    assert set(scores) == {"fidelity", "fidelity_min", "fidelity_p5"}
+    # No groups on this split: the metric is the overall mean.
+    assert set(scores) == {
+        "fidelity", "fidelity_mean", "fidelity_min", "fidelity_p5", "knn_agreement"
+    }  # fmt: skip
     for value in scores.values():
         assert value == pytest.approx(1.0, abs=1e-6)
     worse = workload.metric(
@@ -296,10 +337,12 @@ def test_minilm_feature_distillation_pulls_token_states_towards_the_teacher(
 
 
 def test_minilm_layer_distillation_pulls_kept_layers_towards_their_teacher_layers(
-    workload: Workload, check_split: Split, tmp_path: Path
+    workload: Workload, tmp_path: Path
 ) -> None:
     assert workload.make_student is not None and workload.layer_features is not None
-    inputs = tuple(torch.from_numpy(x) for x in check_split.inputs[:2])
+    # Sentences it trains on: what the loss does to the layers, apart from how far 30 steps
+    # carry to the held-out sources' prose (results/students/ measures that).
+    inputs = tuple(torch.from_numpy(x[:N_CHECK]) for x in workload.train.inputs[:2])
     with torch.inference_mode():
         *_, teacher_states, teacher_layers = workload.layer_features(workload.model, inputs)
     assert teacher_layers == list(range(6)) and len(teacher_states) == 6
@@ -349,33 +392,77 @@ def test_minilm_onnx_export_matches_pytorch(
     assert cos.min() > 0.9999
 
 
+def test_minilm_eval_file_names_the_groups_and_is_never_trained_on(tmp_path: Path) -> None:
+    import json
+
+    # The first Wikipedia sentences: a default calibration and train split would hold them.
+    wiki = minilm_corpus.corpus()["pools"]["wikipedia"][:20]
+    dealt = minilm_corpus.split_texts(
+        minilm_corpus.corpus(), {"calibration": CALIBRATION, "train": TRAIN}
+    )
+    assert set(wiki) & {s for rows in dealt.values() for _, s in rows}
+    chat = [f"Hi, could you move my meeting to {h} o'clock tomorrow?" for h in range(1, 21)]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(
+        [json.dumps({"text": t, "group": "wiki"}) for t in wiki]
+        + [json.dumps({"text": t, "group": "chat"}) for t in chat]
+    ))  # fmt: skip
+    w = load_workload("minilm", {"eval_file": str(path), "train_size": TRAIN,
+                                 "calibration_size": CALIBRATION})  # fmt: skip
+    assert w.extras["texts"]["evaluation"] == wiki + chat
+    assert list(w.evaluation.groups) == ["wiki"] * 20 + ["chat"] * 20
+    trained = {s.casefold() for split in ("train", "calibration") for s in _texts(w, split)}
+    assert not trained & {s.casefold() for s in wiki}
+    teacher = predict_torch(w.model, w.evaluation, trim=minilm.trim_padding)
+    scores = w.metric(teacher, w.evaluation, teacher)
+    assert {"fidelity/wiki", "fidelity/chat", "knn_agreement/chat"} <= set(scores)
+    assert "chat, wiki" in w.description and str(path) in w.description
+
+
 def test_minilm_load_rejects_an_evaluation_set_under_500() -> None:
     with pytest.raises(WorkloadError, match="eval_size"):
         minilm.load(eval_size=100)
 
 
-def test_minilm_split_texts_overflows_train_into_source_docstrings() -> None:
-    data = {
-        "natural": [f"n{i}" for i in range(10)],
-        "template": [f"t{i}" for i in range(4)],
-        "source": [f"s{i}" for i in range(20)],
+def test_minilm_split_texts_deals_sources_by_role_in_equal_shares() -> None:
+    pools = {
+        "news": [f"n{i}" for i in range(10)],
+        "dialog": [f"d{i}" for i in range(10)],
+        "wiki": [f"w{i}" for i in range(40)],
+        "code": [f"c{i}" for i in range(6)],
+        "templates": [f"t{i}" for i in range(50)],
     }
-    small = minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 4})
-    big = minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 16})
+    data = {"pools": pools}
+    roles = {"train_sources": ["wiki", "code", "templates"], "eval_sources": ["news", "dialog"]}
+    small = minilm_corpus.split_texts(
+        data, {"evaluation": 8, "calibration": 10, "train": 10}, **roles
+    )
+    big = minilm_corpus.split_texts(
+        data, {"evaluation": 8, "calibration": 10, "train": 30}, **roles
+    )
     # A larger train split leaves the splits dealt before it as they were.
     assert small["evaluation"] == big["evaluation"]
     assert small["calibration"] == big["calibration"]
     for splits in (small, big):
-        assert sorted(src for src, _ in splits["evaluation"]) == ["natural"] * 3 + ["template"]
+        assert sorted(src for src, _ in splits["evaluation"]) == ["dialog"] * 4 + ["news"] * 4
+        for name in ("calibration", "train"):
+            assert {src for src, _ in splits[name]} <= set(roles["train_sources"])
         everything = [s for rows in splits.values() for _, s in rows]
         assert len(set(everything)) == len(everything)
-    # The train split takes the templates left (2, not a quarter of 16), the public
-    # docstrings left (4), then the source files' docstrings.
+    # Train: templates capped at a tenth (3 of 30); code runs out after calibration's share
+    # (4 of 6 left 2), and Wikipedia fills the rest.
     sources = [src for src, _ in big["train"]]
-    counts = (sources.count("template"), sources.count("natural"), sources.count("source"))
-    assert counts == (2, 4, 10)
+    assert (sources.count("templates"), sources.count("code"), sources.count("wiki")) == (
+        3,
+        2,
+        25,
+    )
     with pytest.raises(WorkloadError, match="too few for the splits"):
-        minilm_corpus.split_texts(data, {"evaluation": 4, "calibration": 4, "train": 30})
+        minilm_corpus.split_texts(data, {"evaluation": 8, "calibration": 4, "train": 60}, **roles)
+    with pytest.raises(WorkloadError, match="both trained on and held out"):
+        minilm_corpus.split_texts(
+            data, {"evaluation": 8}, train_sources=["news"], eval_sources=["news", "dialog"]
+        )
 
 
 def test_minilm_source_docstrings_are_read_without_importing(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ STORED = [
                 "config": {"graph_optimization_level": "extended", "flush_denormals": True},
             },
         },
-        "bf8a1bfea827bd24",
+        "8835d3227e337f0f",
     ),
     (
         {
@@ -121,7 +121,8 @@ def test_recipe_holds_one_step_per_declared_family() -> None:
 
 # Digests computed on the commit before the plugin refactor; the torch_compile ones again when
 # its config gained ``inplace_buffers`` (a new field with a default changes every recipe on
-# that backend: resumed studies read it back with the default, so their repeats still match).
+# that backend: resumed studies read it back with the default, so their repeats still match),
+# and the kd one when kd gained ``attention_weight``, ``schedule`` and ``warmup_steps``.
 @pytest.mark.parametrize(("stored", "digest"), STORED)
 def test_recipe_from_dict_digest_is_unchanged_for_stored_recipes(
     stored: dict[str, Any], digest: str
