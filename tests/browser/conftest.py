@@ -153,7 +153,10 @@ def write_experiment(root: Path) -> Path:
         search_space: space.yaml
         constraint: {{max_drop: 0.02}}
         budget: {{n_trials: 6}}
-        sampler: {{name: random, seed: 3}}
+        # Six trials as proposed (no derived starting points; a repeat takes a slot), each
+        # measured in full: the pages' counts below are this sweep's.
+        sampler: {{name: random, seed: 3, starting_points: false, distinct: false}}
+        verify: {{early_reject: false}}
         latency: {{batch_size: 1, threads: 1, warmup: 3, runs: 20}}
         execution: {{workers: 2, trial_timeout_s: 240}}
         storage: sqlite:///{root}/study.db

@@ -33,7 +33,13 @@ def make_experiment(tmp_path: Path, repo: Path):
         trial_timeout_s: float = 240,
         workload: str = "digits_cnn",
         sampler: str = "{name: random, seed: 3}",
+        plain: bool = False,
     ) -> Path:
+        """``plain``: the search without its derived starting points, free repeats and early
+        rejection, for tests of something else (storage, targets) that count trials."""
+        if plain:
+            sampler = sampler.replace("}", ", starting_points: false, distinct: false}")
+            extra = "verify: {early_reject: false}\n" + textwrap.dedent(extra)
         (tmp_path / "space.yaml").write_text(textwrap.dedent(space))
         exp = tmp_path / "exp.yaml"
         exp.write_text(

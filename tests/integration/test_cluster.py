@@ -24,7 +24,7 @@ targets:
 def test_two_targets_run_on_their_own_nodes_and_unmatched_target_is_reported(
     make_experiment, tmp_path: Path, repo: Path
 ) -> None:
-    exp = make_experiment(SPACE, n_trials=3, workers=1, extra=TARGETS)
+    exp = make_experiment(SPACE, n_trials=3, workers=1, extra=TARGETS, plain=True)
     storage = f"sqlite:///{tmp_path}/study.db"
     proc = subprocess.run(
         [sys.executable, str(repo / "tests/integration/cluster_sweep.py"), str(exp), storage],

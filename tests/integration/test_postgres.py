@@ -101,7 +101,7 @@ def _wait(proc: subprocess.Popen[str], log: Path, timeout: float = SWEEP_TIMEOUT
 
 
 def test_postgres_run_then_load_study(ray_session, make_experiment, pg_url: str) -> None:
-    exp = make_experiment(SPACE, n_trials=4)
+    exp = make_experiment(SPACE, n_trials=4, plain=True)
     summary = autoopt.run(exp, storage=pg_url)
     assert summary.storage == pg_url and summary.trials_run == 4
 
@@ -121,7 +121,7 @@ def test_postgres_run_then_load_study(ray_session, make_experiment, pg_url: str)
 def test_postgres_two_controllers_share_one_study(
     make_experiment, pg_url: str, repo: Path, tmp_path: Path
 ) -> None:
-    exp = make_experiment(SPACE, n_trials=3, workers=1)
+    exp = make_experiment(SPACE, n_trials=3, workers=1, plain=True)
     logs = [tmp_path / f"controller{i}.log" for i in range(2)]
     procs = []
     for log in logs:
@@ -166,7 +166,7 @@ def test_postgres_two_controllers_share_one_study(
 def test_postgres_reads_while_a_sweep_writes(
     make_experiment, pg_url: str, repo: Path, tmp_path: Path
 ) -> None:
-    exp = make_experiment(SPACE, n_trials=3, workers=1)
+    exp = make_experiment(SPACE, n_trials=3, workers=1, plain=True)
     log = tmp_path / "sweep.log"
     with log.open("w") as f:
         proc = _cli_run(exp, pg_url, "live", 3, f, repo)
