@@ -13,7 +13,8 @@ from pydantic import Field
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import MethodConfig, Technique, register
-from autoopt.techniques._training import feature_refusal, train_against_teacher
+from autoopt.techniques._objective import feature_refusal
+from autoopt.techniques._training import train_against_teacher
 
 if TYPE_CHECKING:
     import torch

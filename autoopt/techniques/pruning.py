@@ -13,7 +13,8 @@ from pydantic import Field
 from autoopt.artifacts import TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.plugins import Technique, register
-from autoopt.techniques._training import RecoveryConfig, feature_refusal, recover
+from autoopt.techniques._objective import feature_refusal
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     import torch

@@ -29,7 +29,8 @@ from autoopt.layouts import (
     weight_out_in,
 )
 from autoopt.plugins import Technique, register
-from autoopt.techniques._training import RecoveryConfig, feature_refusal, recover
+from autoopt.techniques._objective import feature_refusal
+from autoopt.techniques._training import RecoveryConfig, recover
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

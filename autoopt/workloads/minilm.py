@@ -255,6 +255,56 @@ def fidelity(outputs: np.ndarray, split: Split, teacher_outputs: np.ndarray) -> 
     return grouped_fidelity(outputs, split, teacher_outputs, name="fidelity")
 
 
+def _check_options(
+    eval_size: Any,
+    train_size: Any,
+    calibration_size: Any,
+    seq_len: Any,
+    train_sources: Any,
+    augment: Any,
+) -> None:
+    """The workload's options, each refused in one line naming it."""
+    for name, value, low in (
+        ("eval_size", eval_size, 500),
+        ("train_size", train_size, 1),
+        ("calibration_size", calibration_size, 1),
+        ("seq_len", seq_len, 8),
+    ):
+        if not isinstance(value, int) or value < low:
+            raise WorkloadError(
+                f"workload 'minilm': {name} must be an int >= {low}; got {value!r}"
+            )
+    if seq_len > 512:
+        raise WorkloadError(
+            f"workload 'minilm': seq_len must be <= 512 (BERT's positions); got {seq_len}"
+        )
+    if not isinstance(train_sources, list | tuple) or not train_sources:
+        raise WorkloadError(
+            f"workload 'minilm': train_sources must be a non-empty list of "
+            f"{', '.join(TRAIN_SOURCES)}; got {train_sources!r}"
+        )
+    if augment is not None and not isinstance(augment, Mapping):
+        raise WorkloadError(
+            "workload 'minilm': augment must be a mapping of augmentation name to share of "
+            f"the train split, e.g. {{crop: 0.1}}; got {augment!r}"
+        )
+
+
+def _texts(
+    sizes: dict[str, int], train_sources: list[str], eval_file: str | None
+) -> dict[str, list[tuple[str, str]]]:
+    """(source, sentence) rows per split: the held-out sources' sentences for evaluation, or
+    the user's own file's (then trained and calibrated on by none)."""
+    user_rows = read_eval_file(eval_file) if eval_file is not None else None
+    if user_rows is not None:
+        sizes = {k: v for k, v in sizes.items() if k != "evaluation"}
+    texts = split_texts(corpus(), sizes, train_sources=train_sources, eval_sources=EVAL_SOURCES)
+    if user_rows is not None:
+        texts = {name: without(rows, (s for _, s in user_rows)) for name, rows in texts.items()}
+        texts = {"evaluation": user_rows, **texts}
+    return texts
+
+
 def load(
     eval_size: int = 600,
     train_size: int = 2000,
@@ -272,45 +322,14 @@ def load(
     ``eval_file``: the user's own evaluation sentences, grouped as they name them (JSON
     Lines, :func:`~autoopt.workloads.minilm_corpus.read_eval_file`), in place of the held-out
     sources (``eval_size`` is then unused); none of them is trained or calibrated on."""
-    for name, value, low in (
-        ("eval_size", eval_size, 500),
-        ("train_size", train_size, 1),
-        ("calibration_size", calibration_size, 1),
-        ("seq_len", seq_len, 8),
-    ):
-        if not isinstance(value, int) or value < low:
-            raise WorkloadError(
-                f"workload 'minilm': {name} must be an int >= {low}; got {value!r}"
-            )
-    if seq_len > 512:
-        raise WorkloadError(
-            f"workload 'minilm': seq_len must be <= 512 (BERT's positions); got {seq_len}"
-        )
+    _check_options(eval_size, train_size, calibration_size, seq_len, train_sources, augment)
     path = model_dir()
     _check_weights(path)
     teacher = load_teacher(path)
     tokenizer = load_tokenizer(path)
-    if not isinstance(train_sources, list | tuple) or not train_sources:
-        raise WorkloadError(
-            f"workload 'minilm': train_sources must be a non-empty list of "
-            f"{', '.join(TRAIN_SOURCES)}; got {train_sources!r}"
-        )
-    user_rows = read_eval_file(eval_file) if eval_file is not None else None
     sizes = {"evaluation": eval_size, "calibration": calibration_size, "train": train_size}
-    if user_rows is not None:
-        del sizes["evaluation"]
-    texts = split_texts(
-        corpus(), sizes, train_sources=list(train_sources), eval_sources=EVAL_SOURCES
-    )
-    if user_rows is not None:
-        texts = {name: without(rows, (s for _, s in user_rows)) for name, rows in texts.items()}
-        texts = {"evaluation": user_rows, **texts}
+    texts = _texts(sizes, list(train_sources), eval_file)
     groups = sorted({src for src, _ in texts["evaluation"]})
-    if augment is not None and not isinstance(augment, Mapping):
-        raise WorkloadError(
-            "workload 'minilm': augment must be a mapping of augmentation name to share of "
-            f"the train split, e.g. {{crop: 0.1}}; got {augment!r}"
-        )
     if augment:
         texts["train"] = augmented_rows(texts["train"], dict(augment), vocabulary(tokenizer))
     splits = {

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from autoopt.techniques._relations import capture_qkv, relation_heads, relation_kl, relation_loss
-from autoopt.techniques._training import lr_factor, train_against_teacher
+from autoopt.techniques._run_state import lr_factor
+from autoopt.techniques._training import train_against_teacher
 from autoopt.testing import tiny_bert
 from autoopt.workloads import Workload
 

@@ -19,7 +19,8 @@ from autoopt import plugins
 from autoopt.artifacts import Artifact, OnnxArtifact, TorchArtifact
 from autoopt.errors import CandidateError
 from autoopt.hardware import Hardware
-from autoopt.techniques._training import count_parameters, kd_loss
+from autoopt.techniques._objective import kd_loss
+from autoopt.techniques._training import count_parameters
 from autoopt.techniques.pruning import weight_sparsity
 from autoopt.techniques.quantization import INTEGER_OPS, StaticInt8Config, onnx_layer_path
 from autoopt.testing import TechniqueTestSuite, make_context, predict
