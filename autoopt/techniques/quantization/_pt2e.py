@@ -81,6 +81,25 @@ def _observer_config(method: str) -> Any:
     return config
 
 
+def capture(
+    model: torch.nn.Module,
+    example: tuple[torch.Tensor, ...],
+    shapes: tuple[dict[int, Any], ...],
+    purpose: str,
+    stage: str,
+) -> torch.nn.Module:
+    """``model`` captured by ``torch.export`` for ``purpose``; a model it cannot capture
+    fails this candidate only, with the exporter's first line."""
+    try:
+        return torch.export.export(model, example, dynamic_shapes=shapes).module()
+    except Exception as e:  # noqa: BLE001 - an uncapturable model fails this candidate only
+        raise CandidateError(
+            f"torch.export cannot capture this model for {purpose}: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            stage=stage,
+        ) from e
+
+
 def quantize_static(
     model: torch.nn.Module, config: StaticInt8Config, excluded: list[str], ctx: Context, stage: str
 ) -> ExportedModule:
@@ -94,14 +113,7 @@ def quantize_static(
     example = tuple(torch.from_numpy(x) for x in workload.example_inputs(2))
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     shapes = tuple({0: batch} for _ in example)
-    try:
-        captured = torch.export.export(model, example, dynamic_shapes=shapes).module()
-    except Exception as e:  # noqa: BLE001 - an uncapturable model fails this candidate only
-        raise CandidateError(
-            f"torch.export cannot capture this model for PT2E quantization: "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-            stage=stage,
-        ) from e
+    captured = capture(model, example, shapes, "PT2E quantization", stage)
     quantizer = X86InductorQuantizer()
     quantizer.set_global(_observer_config(config.calibration_method))
     for name in excluded:

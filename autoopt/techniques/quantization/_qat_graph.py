@@ -25,6 +25,7 @@ from autoopt.techniques.quantization._layers import require_known_modules
 from autoopt.techniques.quantization._pt2e import (
     MAX_BATCH,
     _drop_unused_tensors,
+    capture,
     quantized_op_count,
 )
 from autoopt.torch_export import ExportedModule, register_inductor_passes
@@ -137,14 +138,7 @@ def prepare_qat(model: nn.Module, config: QatInt8Config, ctx: Context, stage: st
     )
     # A copy: the captured graph shares the module's parameters, and training updates them.
     model = copy.deepcopy(model).eval()
-    try:
-        captured = torch.export.export(model, example, dynamic_shapes=shapes).module()
-    except Exception as e:  # noqa: BLE001 - an uncapturable model fails this candidate only
-        raise CandidateError(
-            f"torch.export cannot capture this model for QAT: {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}",
-            stage=stage,
-        ) from e
+    captured = capture(model, example, shapes, "QAT", stage)
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True))
     for name in excluded:
