@@ -38,15 +38,14 @@ from autoopt.errors import WorkloadError
 from autoopt.layouts import LayoutFeatures, drop_blocks, kept_blocks, layout_of
 from autoopt.quiet import torchao_import
 from autoopt.workloads._base import Split, Workload
+from autoopt.workloads.eval_file import read_eval_file, without
 from autoopt.workloads.grouped import grouped_fidelity
 from autoopt.workloads.minilm_corpus import (
     EVAL_SOURCES,
     TRAIN_SOURCES,
     augmented_rows,
     corpus,
-    read_eval_file,
     split_texts,
-    without,
 )
 
 if TYPE_CHECKING:
@@ -320,7 +319,7 @@ def load(
     (``{"crop": 0.1, "random_tokens": 0.05}``; :mod:`autoopt.workloads.text_augment`).
 
     ``eval_file``: the user's own evaluation sentences, grouped as they name them (JSON
-    Lines, :func:`~autoopt.workloads.minilm_corpus.read_eval_file`), in place of the held-out
+    Lines, :func:`~autoopt.workloads.eval_file.read_eval_file`), in place of the held-out
     sources (``eval_size`` is then unused); none of them is trained or calibrated on."""
     _check_options(eval_size, train_size, calibration_size, seq_len, train_sources, augment)
     path = model_dir()

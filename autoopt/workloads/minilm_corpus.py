@@ -28,14 +28,14 @@ import logging
 import random
 import re
 import sys
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from autoopt.errors import WorkloadError
+from autoopt.workloads.text_templates import template_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -190,67 +190,6 @@ def prose_sentences(docs: Iterator[str]) -> Iterator[str]:
                 sentence = sentence.strip()
                 if is_prose(sentence):
                     yield sentence
-
-
-_SUBJECTS = (
-    "the engineer", "a small team of volunteers", "the new library", "my neighbour",
-    "the city council", "a careful reader", "the old lighthouse keeper", "our test suite",
-    "the morning train", "a curious student", "the museum guide", "her younger brother",
-    "the night shift nurse", "a local bakery", "the weather service", "the hiking club",
-    "an anonymous donor", "the orchestra", "the football coach", "a retired teacher",
-    "the research group", "the ferry captain", "the school board", "a stray cat",
-)  # fmt: skip
-_VERBS = (
-    "repaired", "described", "ignored", "celebrated", "measured", "rebuilt", "questioned",
-    "photographed", "announced", "postponed", "painted", "explained", "discovered",
-    "delivered", "borrowed", "reviewed", "cleaned", "planned", "moved", "recommended",
-)  # fmt: skip
-_OBJECTS = (
-    "the broken window", "a quiet garden behind the station", "the annual report",
-    "every slow query", "the river crossing", "an unusual recipe", "the wooden bridge",
-    "a map of the coastline", "the festival schedule", "the missing keys", "a new bicycle lane",
-    "the results of the survey", "the leaking roof", "a collection of old letters",
-    "the evening concert", "the hospital's heating system", "a detailed travel plan",
-    "the rules of the game", "the empty warehouse", "a story about the harbour",
-)  # fmt: skip
-_TAILS = (
-    "before the storm arrived", "after a long meeting", "with surprising patience",
-    "because nobody else would", "during the winter holidays", "without asking for help",
-    "in under an hour", "for the third time this year", "despite the heavy rain",
-    "while the children were asleep", "on a quiet Sunday morning", "at the request of the mayor",
-    "as the sun went down", "with a little help from friends", "long before anyone noticed",
-    "to everyone's surprise", "in front of a large crowd", "as part of a school project",
-)  # fmt: skip
-_PATTERNS = (
-    "{S} {V} {O}.",
-    "{S} {V} {O} {T}.",
-    "Yesterday {S} {V} {O} {T}.",
-    "Nobody expected that {S} {V} {O} {T}.",
-    "Although {S} {V} {O}, {S2} {V2} {O2} {T}.",
-    "{S} {V} {O} {T}, and then {S2} {V2} {O2} {T2}.",
-    "Did you hear that {S} {V} {O} {T}?",
-    "According to {S2}, {S} {V} {O} {T}, which {V2} {O2} {T2}.",
-)
-
-
-def template_sentences(n: int, seed: int = SEED) -> list[str]:
-    """``n`` distinct generated sentences of 5 to about 40 words, fixed by ``seed``."""
-    rng = random.Random(seed)
-    out: list[str] = []
-    seen: set[str] = set()
-    for _ in range(50 * n):
-        if len(out) == n:
-            break
-        s = rng.choice(_PATTERNS).format(
-            S=rng.choice(_SUBJECTS), V=rng.choice(_VERBS), O=rng.choice(_OBJECTS),
-            T=rng.choice(_TAILS), S2=rng.choice(_SUBJECTS), V2=rng.choice(_VERBS),
-            O2=rng.choice(_OBJECTS), T2=rng.choice(_TAILS),
-        )  # fmt: skip
-        s = s[0].upper() + s[1:]
-        if s.casefold() not in seen:
-            seen.add(s.casefold())
-            out.append(s)
-    return out
 
 
 #: Where the train split's prose continues once the public docstrings run out: the source
@@ -473,50 +412,3 @@ def augmented_rows(
         out += [(f"aug:{name}", t) for t in augment(name, sentences, n, vocabulary, seed)]
     random.Random(seed + 20).shuffle(out)
     return out
-
-
-#: Fewest sentences a group of a user's evaluation file may hold: its 5th percentile and each
-#: sentence's 10 nearest neighbours need a few dozen.
-MIN_GROUP = 20
-
-
-def read_eval_file(path: str | Path) -> list[tuple[str, str]]:
-    """A user's evaluation sentences as ``(group, sentence)`` rows, in file order, from JSON
-    Lines: one object a line, ``{"text": "...", "group": "support tickets"}`` (``group``
-    optional: ``all``). The workload's metric is then the worst group's."""
-    where = f"workload 'minilm': eval_file {path}"
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise WorkloadError(f"{where}: cannot be read: {e}") from e
-    rows: list[tuple[str, str]] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise WorkloadError(f"{where}: line {number} is not JSON: {e.msg}") from e
-        text = item.get("text") if isinstance(item, dict) else None
-        group = item.get("group", "all") if isinstance(item, dict) else None
-        if not isinstance(text, str) or not text.strip() or not isinstance(group, str):
-            raise WorkloadError(
-                f"{where}: line {number} must be an object with a non-empty string 'text' "
-                f"and an optional string 'group'; got {line[:80]!r}"
-            )
-        rows.append((group, text.strip()))
-    counts = Counter(group for group, _ in rows)
-    small = {group: n for group, n in sorted(counts.items()) if n < MIN_GROUP}
-    if not rows or small:
-        raise WorkloadError(
-            f"{where}: every group needs at least {MIN_GROUP} sentences; got "
-            f"{dict(small) if rows else 'none'}"
-        )
-    return rows
-
-
-def without(rows: Sequence[tuple[str, str]], held_out: Iterable[str]) -> list[tuple[str, str]]:
-    """``rows`` less any sentence of ``held_out`` (compared as the uncased tokenizer sees
-    them): a user's evaluation sentences are never trained or calibrated on."""
-    seen = {s.casefold() for s in held_out}
-    return [(src, s) for src, s in rows if s.casefold() not in seen]

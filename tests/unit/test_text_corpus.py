@@ -7,7 +7,7 @@ import json
 import pytest
 
 from autoopt.errors import WorkloadError
-from autoopt.workloads import minilm_corpus, text_augment, text_sources
+from autoopt.workloads import eval_file, minilm_corpus, text_augment, text_sources
 
 SENTENCES = [
     "The harbour master closed the port, because a storm was coming from the west.",
@@ -104,20 +104,20 @@ def test_read_eval_file_names_groups_and_refuses_small_or_malformed_ones(tmp_pat
     lines += [{"text": f" Note {i} about lunch. "} for i in range(20)]
     path = tmp_path / "eval.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
-    rows = minilm_corpus.read_eval_file(path)
+    rows = eval_file.read_eval_file(path)
     assert rows[0] == ("tickets", "Ticket 0: the printer jams.")
     assert rows[20] == ("all", "Note 0 about lunch.")
     path.write_text("\n".join(json.dumps(x) for x in lines[:30]))
     with pytest.raises(WorkloadError, match=r"at least 20 sentences; got \{'all': 10\}"):
-        minilm_corpus.read_eval_file(path)
+        eval_file.read_eval_file(path)
     path.write_text('{"text": "fine"}\n{"group": "x"}\n')
     with pytest.raises(WorkloadError, match="line 2 must be an object with a non-empty string"):
-        minilm_corpus.read_eval_file(path)
+        eval_file.read_eval_file(path)
     path.write_text("not json\n")
     with pytest.raises(WorkloadError, match="line 1 is not JSON"):
-        minilm_corpus.read_eval_file(path)
+        eval_file.read_eval_file(path)
 
 
 def test_without_drops_held_out_sentences_whatever_their_case() -> None:
     rows = [("wiki", "The Cat sat."), ("wiki", "A dog ran."), ("code", "the cat sat.")]
-    assert minilm_corpus.without(rows, ["THE CAT SAT."]) == [("wiki", "A dog ran.")]
+    assert eval_file.without(rows, ["THE CAT SAT."]) == [("wiki", "A dog ran.")]
