@@ -46,6 +46,7 @@ import numpy as np
 from autoopt.errors import CandidateError, ConfigError, ExportError
 from autoopt.export import bundle
 from autoopt.export._files import signature, write_model
+from autoopt.export._inputs import exportable_trial, prepare_out
 from autoopt.export._snapshot import BuildSnapshot, snapshot_of
 from autoopt.export._verify import DEFAULT_ACCURACY_TOLERANCE, Verification, verify_bundle
 from autoopt.export.manifest import (
@@ -143,7 +144,7 @@ def export_trial(
         raise ConfigError(f"--accuracy-tolerance: must be >= 0; got {accuracy_tolerance!r}")
     job = _resolve(study, trial, triton, triton_name, selection)
     out = Path(out).expanduser().resolve()
-    _prepare_out(out, overwrite)
+    prepare_out(out, overwrite)
     staging = out.parent / f".{out.name}.export-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
@@ -384,40 +385,6 @@ def _triton(job: _Job, staging: Path, model: ModelInfo) -> TritonInfo | None:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-
-
-def exportable_trial(study: StudyRecord, number: int) -> TrialRecord:
-    """Trial ``number`` of ``study`` if it can be exported; ConfigError (bad input) naming what
-    it is and which trials can be exported, if not."""
-    t = study.trial(number)
-    if t is None:
-        numbers = [t.number for t in study.trials]
-        span = f"{min(numbers)}..{max(numbers)}" if numbers else "none"
-        raise ConfigError(f"--trial: study '{study.name}' has no trial {number}; trials: {span}")
-    if t.state != "COMPLETE" or not t.recipe:
-        what = {"rejected": "was rejected", "failed": "failed"}.get(
-            t.status, {"RUNNING": "is still running", "WAITING": "is queued"}.get(t.state, "")
-        )
-        why = f" ([{t.failure_stage}] {t.failure_reason})" if t.failure_reason else ""
-        front = ", ".join(str(f.number) for f in study.front())
-        raise ConfigError(
-            f"--trial: trial {number} of study '{study.name}' {what or t.state.lower()}{why}, "
-            "so it has no model to export; only complete trials can be exported"
-            + (f" (the feasible Pareto front: {front})" if front else "")
-        )
-    if not isinstance(t.metrics.get("accuracy"), int | float):
-        raise ExportError(f"trial {number} of study '{study.name}' has no recorded accuracy")
-    return t
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"--out: {out} exists and is not empty; choose another folder or pass --overwrite"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
 
 
 @contextlib.contextmanager
