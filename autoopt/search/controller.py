@@ -26,7 +26,6 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from autoopt.cache import resolve_root
 from autoopt.config import Experiment, Target
 from autoopt.errors import ConfigError
 from autoopt.execution import Executor, Finished, RayExecutor, TrialTask
@@ -39,7 +38,7 @@ from autoopt.search.ledger import RunLedger, controller_id
 from autoopt.search.loop import RunLoop
 from autoopt.search.points import recipe_key
 from autoopt.search.proposals import Asked, Proposals
-from autoopt.search.summary import RunSummary
+from autoopt.search.summary import RunSummary, Tally
 from autoopt.study import schema as S
 from autoopt.study.recorder import Outcome, TrialRecorder
 from autoopt.study.records import TrialRecord, study_record, trial_record
@@ -94,12 +93,9 @@ class Controller:
         self.plans: dict[int, rungs.RungPlan] = {}
         self._derived: Any = None
         self.pending: list[Finished] = []
-        self.counts = {
-            "complete": 0, "failed": 0, "rejected": 0, "duplicate": 0,
-            "rejected_early": 0, "stopped_early": 0,
-        }  # fmt: skip
-        self._hits = self._builds = 0
-        self._saved = self.overhead = 0.0
+        self.tally = Tally()
+        self.counts = self.tally.counts
+        self.overhead = 0.0
         self.workload: Any = None
         self._run_id = ""
         self._snapshot = ""
@@ -148,7 +144,7 @@ class Controller:
             self.workload.metric_name,
             teacher_kind=self.workload.teacher_kind,
         )
-        self.on_event(self._study_event(study))
+        self.on_event(self.ledger.study_event(study))
         self.recorder = TrialRecorder(study, self.exp.constraint, self.exp.objectives)
         stale = self.ledger.recover_stale(study, self.recorder)
         if stale:
@@ -159,7 +155,7 @@ class Controller:
             self.on_event(
                 {"type": "resumed", "run": run.run_id, "done": run.done, "budget": run.budget}
             )
-        self._snapshot = self.ledger.record_snapshot(study, self._snapshot_content())
+        self._snapshot = self.ledger.record_snapshot(study, self.ledger.snapshot_content())
         self.proposals = Proposals(
             self.exp,
             self.target,
@@ -173,19 +169,6 @@ class Controller:
         self.baseline = self.find_baseline(study)
         self.candidates = Candidates.of(study)
         return study, run.budget, run.done, run.resumed or run.done > 0
-
-    def _study_event(self, study: optuna.Study) -> dict[str, Any]:
-        """Whether this run starts the study or continues one, and what it holds already: a
-        second run of the same command adds to the first one's study."""
-        done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-        trials = study.get_trials(deepcopy=False, states=done)
-        return {
-            "type": "study",
-            "created": self.ledger.created,
-            "storage": self.storage_url,
-            "trials": len(trials),
-            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-        }
 
     def _check_host(self, study: optuna.Study, executor: Executor) -> None:
         """Self-test the space's paths on the target before any candidate is built."""
@@ -202,15 +185,6 @@ class Controller:
             event = {"type": "selftest", "phase": "done", "counts": host.counts()}
             event["failed"] = failed
             self.on_event({**event, "cached": cached})
-
-    def _snapshot_content(self) -> dict[str, Any]:
-        """What this run builds with: enough for export to rebuild any of its trials."""
-        return {
-            "experiment": self.exp.model_dump(mode="json"),
-            "cache_dir": resolve_root(self.exp.cache_dir),
-            "device": self.target.device,
-            "sys_path": [os.getcwd()],
-        }
 
     def _executor(self) -> Executor:
         return RayExecutor(
@@ -229,35 +203,18 @@ class Controller:
         self, study: optuna.Study, loop: RunLoop, stopped: str, resumed: bool, start: float
     ) -> RunSummary:
         record = study_record(study, self.storage_url)
-        told = sum(v for k, v in self.counts.items() if k != "duplicate")
-        derived = {
-            t.number: t.derived for t in record.trials if t.derived and t.run_id == self._run_id
-        }
         dropped = [f"{n}: {why}" for n, why in (self._derived.dropped if self._derived else [])]
-        return RunSummary(
-            study_name=self.study_name,
+        return self.tally.summary(
+            record,
             storage=self.storage_url,
             trials_run=loop.started - loop.first + loop.refused + loop.repeated_total,
-            completed=self.counts["complete"],
-            failed=self.counts["failed"],
-            rejected=self.counts["rejected"],
             elapsed_s=time.monotonic() - start,
-            cache_hits=self._hits,
-            cache_builds=self._builds,
-            cache_saved_s=self._saved,
             stopped=stopped,
             target=self.target.name,
             run_id=self._run_id,
             resumed=resumed,
-            front=record.front(),
-            baseline=record.baseline,
-            study=record,
             warnings=self.warnings,
-            controller_overhead_s=self.overhead / max(1, told),
-            duplicates=self.counts["duplicate"],
-            rejected_early=self.counts["rejected_early"],
-            stopped_early=self.counts["stopped_early"],
-            derived=derived,
+            overhead_s=self.overhead,
             derived_dropped=dropped,
         )
 
@@ -464,9 +421,4 @@ class Controller:
         )
 
     def record_build(self, built: dict[str, Any]) -> None:
-        for e in built.get("events", []):
-            if e["hit"]:
-                self._hits += 1
-                self._saved += e["saved_seconds"]
-            else:
-                self._builds += 1
+        self.tally.record_build(built)

@@ -305,6 +305,28 @@ class RunLedger:
         )
         study.set_user_attr(key, run)
 
+    def study_event(self, study: optuna.Study) -> dict[str, Any]:
+        """Whether this run starts the study or continues one, and what it holds already: a
+        second run of the same command adds to the first one's study."""
+        done = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+        trials = study.get_trials(deepcopy=False, states=done)
+        return {
+            "type": "study",
+            "created": self.created,
+            "storage": self.storage_url,
+            "trials": len(trials),
+            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        }
+
+    def snapshot_content(self) -> dict[str, Any]:
+        """What this run builds with: enough for export to rebuild any of its trials."""
+        return {
+            "experiment": self.exp.model_dump(mode="json"),
+            "cache_dir": resolve_root(self.exp.cache_dir),
+            "device": self.target.device,
+            "sys_path": [os.getcwd()],
+        }
+
     def record_snapshot(self, study: optuna.Study, snapshot: dict[str, Any]) -> str:
         """Store what this run's trials are built with, once per distinct content; returns
         the digest its trials record."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autoopt.study.records import StudyRecord, TrialRecord
 
@@ -45,3 +46,53 @@ class RunSummary:
     #: (:mod:`autoopt.search.starting`), and those dropped with the reason.
     derived: dict[int, str] = field(default_factory=dict)
     derived_dropped: list[str] = field(default_factory=list)
+
+
+#: What a run counts of the trials it tells.
+OUTCOMES = ("complete", "failed", "rejected", "duplicate", "rejected_early", "stopped_early")
+
+
+@dataclass
+class Tally:
+    """What a run counted as it told its trials: their outcomes and the stage cache's work."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    cache_hits: int = 0
+    cache_builds: int = 0
+    cache_saved_s: float = 0.0
+
+    def record_build(self, built: dict[str, Any]) -> None:
+        for e in built.get("events", []):
+            if e["hit"]:
+                self.cache_hits += 1
+                self.cache_saved_s += e["saved_seconds"]
+            else:
+                self.cache_builds += 1
+
+    def summary(
+        self, record: StudyRecord, *, overhead_s: float, run_id: str, **run: Any
+    ) -> RunSummary:
+        """The run's summary: ``run`` holds what the tally does not know (the study's
+        storage, the run's duration, why it stopped, ...)."""
+        told = sum(v for k, v in self.counts.items() if k != "duplicate")
+        return RunSummary(
+            study_name=record.name,
+            completed=self.counts["complete"],
+            failed=self.counts["failed"],
+            rejected=self.counts["rejected"],
+            cache_hits=self.cache_hits,
+            cache_builds=self.cache_builds,
+            cache_saved_s=self.cache_saved_s,
+            run_id=run_id,
+            front=record.front(),
+            baseline=record.baseline,
+            study=record,
+            controller_overhead_s=overhead_s / max(1, told),
+            duplicates=self.counts["duplicate"],
+            rejected_early=self.counts["rejected_early"],
+            stopped_early=self.counts["stopped_early"],
+            derived={
+                t.number: t.derived for t in record.trials if t.derived and t.run_id == run_id
+            },
+            **run,
+        )
