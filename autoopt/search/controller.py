@@ -48,10 +48,6 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[dict[str, Any]], None]
 
 
-def _recipe_key(recipe: Recipe | dict[str, Any]) -> str:
-    return recipe_key(recipe)
-
-
 def _fixed(trial: optuna.Trial) -> bool:
     """The baseline, a seed candidate or a re-queued trial: always measured."""
     attrs = trial.user_attrs
@@ -94,7 +90,6 @@ class Controller:
         self._derived: Any = None
         self.pending: list[Finished] = []
         self.tally = Tally()
-        self.counts = self.tally.counts
         self.overhead = 0.0
         self.workload: Any = None
         self._run_id = ""
@@ -231,8 +226,8 @@ class Controller:
         re-measure."""
         if _fixed(trial):
             return None
-        key = _recipe_key(recipe)
-        return next((n for n, a in self.asked.items() if _recipe_key(a.recipe) == key), None)
+        key = recipe_key(recipe)
+        return next((n for n, a in self.asked.items() if recipe_key(a.recipe) == key), None)
 
     def hold(self, trial: optuna.Trial, recipe: Recipe, twin: int) -> None:
         """A proposal of a candidate another trial is measuring now: not built twice, but
@@ -257,7 +252,7 @@ class Controller:
 
     def known(self, study: optuna.Study) -> set[str]:
         """Recipe keys of every candidate measured, failed, in flight or queued."""
-        keys = self.candidates.keys() | {_recipe_key(a.recipe) for a in self.asked.values()}
+        keys = self.candidates.keys() | {recipe_key(a.recipe) for a in self.asked.values()}
         return keys | self.proposals.queued_keys(study)
 
     def task_for(self, asked: Asked) -> TrialTask:
@@ -334,11 +329,11 @@ class Controller:
         )
         record = trial_record(told)
         metrics = record.metrics
-        self.candidates.measured.setdefault(_recipe_key(asked.recipe), record)
+        self.candidates.measured.setdefault(recipe_key(asked.recipe), record)
         self.asked.pop(done.number, None)
         self.flush_held(asked.recipe)
         self.overhead += time.perf_counter() - t0
-        self.counts["complete"] += 1
+        self.tally.counts["complete"] += 1
         t1 = time.perf_counter()
         self.proposals.recombine(study)
         self.overhead += time.perf_counter() - t1
@@ -360,15 +355,15 @@ class Controller:
         t0 = time.perf_counter()
         if prior.state == "COMPLETE":
             self.recorder.repeat(trial, prior)
-            self.counts["complete"] += 1
+            self.tally.counts["complete"] += 1
         elif prior.state == "FAIL":
             self.recorder.repeat_failure(trial, prior, recipe)
-            self.counts["failed"] += 1
+            self.tally.counts["failed"] += 1
         else:
             self.recorder.repeat_judged(trial, prior)
         self.overhead += time.perf_counter() - t0
         failed = prior.state == "FAIL"
-        self.counts["duplicate"] += 1
+        self.tally.counts["duplicate"] += 1
         event = {"type": "duplicate", "trial": trial.number, "of": prior.number}
         if failed:
             event.update(stage=prior.failure_stage, reason=prior.failure_reason)
@@ -403,13 +398,13 @@ class Controller:
         )
         if own and not rejected and recipe is not None:
             # The same recipe would fail again: a later proposal of it is told this failure.
-            self.candidates.failed.setdefault(_recipe_key(recipe), trial_record(told))
+            self.candidates.failed.setdefault(recipe_key(recipe), trial_record(told))
         self.asked.pop(trial.number, None)
         self.plans.pop(trial.number, None)
         if recipe is not None and not rejected and stage != "propose":
             self.flush_held(recipe)
         self.overhead += time.perf_counter() - t0
-        self.counts["rejected" if rejected else "failed"] += 1
+        self.tally.counts["rejected" if rejected else "failed"] += 1
         self.on_event(
             {
                 "type": "rejected" if rejected else "failed",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from autoopt.recipe import Recipe
     from autoopt.search.candidates import Candidates
     from autoopt.search.proposals import Asked, Proposals
+    from autoopt.search.summary import Tally
     from autoopt.study.recorder import TrialRecorder
 
 
@@ -30,7 +31,7 @@ class Controller(Protocol):
     baseline: dict[str, float] | None
     asked: dict[int, Asked]
     candidates: Candidates
-    counts: dict[str, int]
+    tally: Tally
     overhead: float
     plans: dict[int, rungs.RungPlan]
     proposals: Proposals
@@ -146,7 +147,7 @@ def _after_early(c: Controller, asked: Asked, told: optuna.trial.FrozenTrial, ki
     c.candidates.judged.setdefault(recipe_key(asked.recipe), trial_record(told))
     c.plans.pop(number, None)
     c.asked.pop(number, None)
-    c.counts[kind] += 1
+    c.tally.counts[kind] += 1
     c.flush_held(asked.recipe)
 
 

@@ -17,7 +17,8 @@ from autoopt.execution import Failure
 from autoopt.recipe import Recipe
 from autoopt.resolve import recipe_from_params
 from autoopt.search.candidates import Candidates
-from autoopt.search.controller import Controller, _recipe_key
+from autoopt.search.controller import Controller
+from autoopt.search.points import recipe_key
 from autoopt.search.sampling import make_sampler, suggest
 from autoopt.study import schema as S
 from autoopt.study.recorder import Outcome, TrialRecorder
@@ -87,7 +88,7 @@ def _sweep(tell: Tell, seed: int, n_trials: int = 40) -> int:
         recipe = recipe_from_params(params, SPACE)
         if _fails(params):
             proposed_failing += 1
-            key = _recipe_key(recipe)
+            key = recipe_key(recipe)
             failed[key] = tell(recorder, trial, recipe, failed.get(key))
             continue
         accuracy = 0.9 - (0.005 if params["quantization.method"] != "none" else 0.0)
@@ -141,7 +142,7 @@ def test_only_the_candidates_own_failures_are_reused() -> None:
     assert S.ATTR_FAILURE_OWN not in lost.user_attrs
     assert own.user_attrs[S.ATTR_FAILURE_OWN] is True
     controller = Controller.__new__(Controller)
-    controller.candidates = Candidates(failed={_recipe_key(recipe): trial_record(own)})
+    controller.candidates = Candidates(failed={recipe_key(recipe): trial_record(own)})
     fresh = study.ask()
     assert controller.prior(fresh, recipe).number == own.number  # type: ignore[union-attr]
     seed = study.ask()
