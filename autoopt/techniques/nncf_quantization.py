@@ -10,6 +10,12 @@ softmax path as NNCF's transformer preset says.
 Exclusions are PyTorch module names, as for the other int8 methods (``exclude``,
 ``exclude_most_sensitive``); they are mapped to the IR's node names through the module path
 OpenVINO's converter writes into each name.
+
+``quantization.nncf_accuracy_control`` is the same quantization under a metric bound
+(``nncf.quantize_with_accuracy_control``): the peers' way of meeting a floor. NNCF validates
+the quantized model on a slice of the train split (never the evaluation split a trial is
+scored on) with the workload's own metric against the float model's outputs, and returns the
+layers that cost it most to float, one group at a time, until the drop is within ``max_drop``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
     import openvino as ov
 
     from autoopt.artifacts import Artifact, ArtifactKind
+    from autoopt.workloads import Split
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +110,13 @@ def calibration_items(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]
     """One feed per calibration sample (batch 1), cut by the workload's ``trim_batch`` where it
     has one: the padding a sample carries is masked out of every real output, so its
     activations would only widen the calibrated ranges (and cost time)."""
+    return feeds(ctx, ctx.workload.calibration.take(min(samples, len(ctx.workload.calibration))))
+
+
+def feeds(ctx: Context, split: Split) -> list[dict[str, np.ndarray]]:
+    """One named feed per sample of ``split`` (batch 1), trimmed as the workload says."""
     import torch
 
-    split = ctx.workload.calibration
-    split = split.take(min(samples, len(split)))
     items = []
     for inputs, _ in split.batches(1):
         if ctx.workload.trim_batch is not None:
@@ -198,6 +208,16 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
 
     def _quantize(self, model: ov.Model, config: NncfInt8Config, ctx: Context) -> ov.Model:
         import nncf
+
+        items, kwargs = self._arguments(model, config, ctx)
+        with _failures(self.key), _quiet():
+            return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+
+    def _arguments(
+        self, model: ov.Model, config: NncfInt8Config, ctx: Context
+    ) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
+        """The calibration feeds and ``nncf.quantize``'s keyword arguments for ``config``."""
+        import nncf
         from nncf.quantization.advanced_parameters import (
             AdvancedQuantizationParameters,
             AdvancedSmoothQuantParameters,
@@ -221,15 +241,99 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
                 smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
             )
         logger.info(
-            "nncf_int8: model_type %s, %d nodes kept in float",
+            "%s: model_type %s, %d nodes kept in float",
+            self.key,
             "transformer" if transformer else "default",
             len(ignored),
         )
-        try:
-            with _quiet():
-                return nncf.quantize(model, nncf.Dataset(items), **kwargs)
-        except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise CandidateError(
-                f"NNCF quantization failed: {type(e).__name__}: {first}", stage=self.key
-            ) from e
+        return items, kwargs
+
+
+@contextlib.contextmanager
+def _failures(stage: str) -> Iterator[None]:
+    """Any quantizer failure fails this candidate only, with NNCF's first line."""
+    try:
+        yield
+    except CandidateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CandidateError(
+            f"NNCF quantization failed: {type(e).__name__}: {first}", stage=stage
+        ) from e
+
+
+class NncfAccuracyControlConfig(NncfInt8Config):
+    #: The largest drop of the workload's metric (on the validation slice, against the float
+    #: model) NNCF may leave; absolute, or relative to the float model's value.
+    max_drop: float = Field(default=0.01, gt=0.0, le=1.0)
+    drop_type: Literal["absolute", "relative"] = "absolute"
+    #: Samples of the train split NNCF validates on (disjoint from the evaluation split).
+    validation_size: int = Field(default=128, ge=2, le=100_000)
+    #: Rounds of returning layers to float before NNCF gives up (each validates once).
+    max_num_iterations: int = Field(default=20, ge=1, le=10_000)
+
+
+@register
+class NncfAccuracyControl(NncfInt8Quantization):
+    """NNCF int8 on an OpenVINO IR with layers returned to float until the workload's metric
+    drops at most ``max_drop`` on a validation slice of the train split."""
+
+    key = "quantization.nncf_accuracy_control"
+    Config = NncfAccuracyControlConfig  # type: ignore[assignment]
+    #: The self-test checks the int8 kernels on its probe: one round on a few samples.
+    selftest_config: ClassVar[dict[str, Any]] = {"validation_size": 8, "max_num_iterations": 1}
+
+    def _quantize(self, model: ov.Model, config: NncfInt8Config, ctx: Context) -> ov.Model:
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+        assert isinstance(config, NncfAccuracyControlConfig)
+        items, kwargs = self._arguments(model, config, ctx)
+        if "advanced_parameters" in kwargs:
+            kwargs["advanced_quantization_parameters"] = kwargs.pop("advanced_parameters")
+        split = ctx.workload.train.take(min(config.validation_size, len(ctx.workload.train)))
+        validation = feeds(ctx, split)
+        reference = run_feeds(_compile(model), validation)
+        metric, name = ctx.workload.metric, ctx.workload.metric_name
+
+        def validate(compiled: Any, data: Any) -> float:
+            return float(metric(run_feeds(compiled, list(data)), split, reference)[name])
+
+        with _failures(self.key), _quiet():
+            quantized = nncf.quantize_with_accuracy_control(
+                model,
+                nncf.Dataset(items),
+                nncf.Dataset(validation),
+                validate,
+                max_drop=config.max_drop,
+                drop_type=nncf.DropType(config.drop_type),
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=config.max_num_iterations
+                ),
+                **kwargs,
+            )
+        logger.info(
+            "%s: %d FakeQuantize nodes left within a %s drop of %s",
+            self.key,
+            fake_quantize_count(quantized),
+            config.drop_type,
+            config.max_drop,
+        )
+        return quantized
+
+
+def _compile(model: ov.Model) -> ov.CompiledModel:
+    """The float model at f32 (a plugin whose default is bf16 would move the reference) on the
+    build's threads."""
+    import openvino as ov
+    import torch
+
+    from autoopt.backends.openvino import plugin_properties
+
+    return ov.Core().compile_model(model, "CPU", plugin_properties(torch.get_num_threads(), "f32"))
+
+
+def run_feeds(compiled: Any, items: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """The first output of ``compiled`` for each feed, stacked along the batch axis."""
+    return np.concatenate([np.asarray(compiled(item)[0], dtype=np.float32) for item in items])

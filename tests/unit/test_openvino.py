@@ -22,6 +22,8 @@ from autoopt.recipe import Recipe
 from autoopt.resolve import make_step
 from autoopt.techniques._openvino import is_transformer, layer_path, read_model
 from autoopt.techniques.nncf_quantization import (
+    NncfAccuracyControl,
+    NncfAccuracyControlConfig,
     NncfInt8Config,
     NncfInt8Quantization,
     fake_quantize_count,
@@ -198,6 +200,56 @@ class TestNncfInt8Excluding(TechniqueTestSuite):
         precisions = _runtime_layer_precisions(OpenVinoRunner(built.output, threads=1))
         assert precisions["fc2"] == "f32"
         assert {precisions[k] for k in ("conv1", "conv2", "fc1")} <= {"u8", "i8"}
+
+
+class TestNncfAccuracyControl(TechniqueTestSuite):
+    key = "quantization.nncf_accuracy_control"
+    backend = "backend.openvino"
+    config = {"validation_size": 64, "max_drop": 0.005}
+
+    def test_a_bound_the_int8_model_meets_keeps_every_layer_int8(self, built: Any) -> None:
+        # Top-1 accuracy on the validation slice barely moves under int8: nothing goes back.
+        assert _weighted_precisions(OpenVinoRunner(built.output, threads=1)) <= {"u8", "i8"}
+
+
+def _cosine_digits(workload: Workload) -> Workload:
+    """Digits scored by the mean cosine of its logits to the float model's: a metric every
+    int8 layer moves, so a tight bound has something to restore."""
+    from dataclasses import replace
+
+    from autoopt.selftest._probe import cosine_metric
+
+    return replace(workload, metric=cosine_metric, metric_name="cosine")
+
+
+def test_accuracy_control_returns_the_costliest_layers_to_float_until_within_the_bound(
+    workload: Workload, teacher_openvino: OpenVinoArtifact, tmp_path: Path
+) -> None:
+    cosine = _cosine_digits(workload)
+    split = cosine.train.take(64)
+    teacher = OpenVinoRunner(teacher_openvino, threads=1).run(split.inputs)
+
+    def build(config: dict[str, Any], name: str) -> tuple[OpenVinoArtifact, float]:
+        ctx = make_context(
+            cosine,
+            tmp_path / name,
+            "quantization.nncf_accuracy_control",
+            config,
+            backend="backend.openvino",
+        )
+        out = NncfAccuracyControl().apply(
+            teacher_openvino, NncfAccuracyControlConfig(**config), ctx
+        )
+        got = OpenVinoRunner(out, threads=1).run(split.inputs)
+        return out, cosine.metric(got, split, teacher)["cosine"]
+
+    loose, loose_cosine = build({"validation_size": 64, "max_drop": 0.5}, "loose")
+    tight, tight_cosine = build({"validation_size": 64, "max_drop": 1e-5}, "tight")
+    # Loose: the plain int8 model, every layer quantized. Tight: NNCF's int8 drop exceeds
+    # 1e-5, so layers went back to float, and the validation slice is closer to the teacher.
+    assert fake_quantize_count(read_model(loose)) > fake_quantize_count(read_model(tight))
+    assert 1 - tight_cosine < 1 - loose_cosine
+    assert "f32" in set(_runtime_layer_precisions(OpenVinoRunner(tight, threads=1)).values())
 
 
 def test_nncf_unknown_exclusion_fails_naming_the_layers(

@@ -85,6 +85,7 @@ def test_registry_lists_every_technique_method() -> None:
     assert sorted(builtin("quantization")) == [
         "codebook",
         "dynamic_int8",
+        "nncf_accuracy_control",
         "nncf_int8",
         "nncf_weights",
         "qat_int8",

@@ -190,10 +190,17 @@ def _preprocess(source: Path, target: Path) -> None:
     Symbolic shape inference handles transformer graphs better but fails on some graphs; then
     ONNX's own shape inference is used alone.
     """
+    import contextlib
+
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        quant_pre_process(str(source), str(target))
-    except Exception as e:  # noqa: BLE001 - retry below with the simpler inference
-        logger.debug("symbolic shape inference failed (%s); retrying without it", e)
-        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+    # Where symbolic inference fails, ONNX Runtime saves the half-inferred model (90 MB for
+    # MiniLM) as sym_shape_infer_temp.onnx in the working directory: the user's checkout.
+    # The scratch directory takes it instead (the build runs alone in its process).
+    source, target = source.resolve(), target.resolve()
+    with contextlib.chdir(target.parent):
+        try:
+            quant_pre_process(str(source), str(target))
+        except Exception as e:  # noqa: BLE001 - retry below with the simpler inference
+            logger.debug("symbolic shape inference failed (%s); retrying without it", e)
+            quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
