@@ -17,6 +17,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class AutoOptError(Exception):
     """Base class of every error autoopt raises on purpose."""
@@ -77,3 +80,16 @@ __all__ = [
     "StorageError",
     "WorkloadError",
 ]
+
+
+@contextlib.contextmanager
+def failing_the_candidate(what: str, stage: str) -> Iterator[None]:
+    """Whatever a library raises inside fails this candidate only, as ``<what>: <type>: <its
+    first line>`` (a CandidateError passes through as it is)."""
+    try:
+        yield
+    except CandidateError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any library failure fails this candidate only
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CandidateError(f"{what}: {type(e).__name__}: {first}", stage=stage) from e

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autoopt.artifacts import OnnxArtifact, OpenVinoArtifact, TorchArtifact
-from autoopt.errors import CandidateError
+from autoopt.errors import CandidateError, failing_the_candidate
 from autoopt.plugins import MethodConfig
 
 if TYPE_CHECKING:
@@ -123,14 +123,6 @@ def export_openvino(
     """Convert and save to ``path`` (``.xml``; the weights go beside it as ``.bin``)."""
     if isinstance(artifact, OpenVinoArtifact):
         return artifact
-    try:
-        model = convert(artifact, workload)
-        save(model, path)
-    except CandidateError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any converter failure fails this candidate only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CandidateError(
-            f"OpenVINO conversion failed: {type(e).__name__}: {first}", stage=STAGE
-        ) from e
+    with failing_the_candidate("OpenVINO conversion failed", STAGE):
+        save(convert(artifact, workload), path)
     return OpenVinoArtifact(path)

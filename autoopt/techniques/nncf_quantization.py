@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import Field
 
 from autoopt.artifacts import OpenVinoArtifact, TorchArtifact
-from autoopt.errors import CandidateError
+from autoopt.errors import CandidateError, failing_the_candidate
 from autoopt.plugins import Context, Technique, register
 from autoopt.techniques._names import matches
 from autoopt.techniques._openvino import (
@@ -210,7 +210,7 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
         import nncf
 
         items, kwargs = self._arguments(model, config, ctx)
-        with _failures(self.key), _quiet():
+        with failing_the_candidate("NNCF quantization failed", self.key), _quiet():
             return nncf.quantize(model, nncf.Dataset(items), **kwargs)
 
     def _arguments(
@@ -247,20 +247,6 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
             len(ignored),
         )
         return items, kwargs
-
-
-@contextlib.contextmanager
-def _failures(stage: str) -> Iterator[None]:
-    """Any quantizer failure fails this candidate only, with NNCF's first line."""
-    try:
-        yield
-    except CandidateError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any quantizer failure fails this candidate only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CandidateError(
-            f"NNCF quantization failed: {type(e).__name__}: {first}", stage=stage
-        ) from e
 
 
 class NncfAccuracyControlConfig(NncfInt8Config):
@@ -300,7 +286,7 @@ class NncfAccuracyControl(NncfInt8Quantization):
         def validate(compiled: Any, data: Any) -> float:
             return float(metric(run_feeds(compiled, list(data)), split, reference)[name])
 
-        with _failures(self.key), _quiet():
+        with failing_the_candidate("NNCF quantization failed", self.key), _quiet():
             quantized = nncf.quantize_with_accuracy_control(
                 model,
                 nncf.Dataset(items),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from autoopt.artifacts import OpenVinoArtifact
-from autoopt.errors import CandidateError
+from autoopt.errors import CandidateError, failing_the_candidate
 from autoopt.plugins import Context, Technique, register
 from autoopt.techniques._openvino import as_openvino, read_model, scratch_ir, weighted_layers
 from autoopt.techniques.nncf_quantization import _quiet, ignored_nodes
@@ -107,34 +107,31 @@ class NncfWeightCompression(Technique[NncfWeightsConfig]):
 
         excluded = ignored_nodes(model, config.exclude, self.key)
         eight = ignored_nodes(model, config.eight_bit, self.key)
-        try:
-            with _quiet():
-                if eight:
-                    # NNCF takes no per-layer precision: a first pass compresses only the
-                    # 8-bit layers (everything else ignored), and the second ignores them.
-                    others = [
-                        name
-                        for names in weighted_layers(model).values()
-                        for name in names
-                        if name not in eight
-                    ]
-                    model = nncf.compress_weights(
-                        model,
-                        mode=nncf.CompressWeightsMode.INT8_ASYM,
-                        ignored_scope=nncf.IgnoredScope(
-                            names=others, types=["Gather"], validate=False
-                        ),
-                    )
-                kwargs: dict[str, Any] = {
-                    "mode": nncf.CompressWeightsMode(config.mode),
-                    "group_size": config.group_size or -1,
-                    "ratio": config.ratio,
-                    "all_layers": config.all_layers,
-                    "ignored_scope": nncf.IgnoredScope(names=sorted({*excluded, *eight})),
-                }
-                return nncf.compress_weights(model, **kwargs)
-        except Exception as e:  # noqa: BLE001 - any compression failure fails this candidate only
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise CandidateError(
-                f"NNCF weight compression failed: {type(e).__name__}: {first}", stage=self.key
-            ) from e
+        with (
+            failing_the_candidate("NNCF weight compression failed", self.key),
+            _quiet(),
+        ):
+            if eight:
+                # NNCF takes no per-layer precision: a first pass compresses only the
+                # 8-bit layers (everything else ignored), and the second ignores them.
+                others = [
+                    name
+                    for names in weighted_layers(model).values()
+                    for name in names
+                    if name not in eight
+                ]
+                model = nncf.compress_weights(
+                    model,
+                    mode=nncf.CompressWeightsMode.INT8_ASYM,
+                    ignored_scope=nncf.IgnoredScope(
+                        names=others, types=["Gather"], validate=False
+                    ),
+                )
+            kwargs: dict[str, Any] = {
+                "mode": nncf.CompressWeightsMode(config.mode),
+                "group_size": config.group_size or -1,
+                "ratio": config.ratio,
+                "all_layers": config.all_layers,
+                "ignored_scope": nncf.IgnoredScope(names=sorted({*excluded, *eight})),
+            }
+            return nncf.compress_weights(model, **kwargs)

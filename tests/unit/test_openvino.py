@@ -244,9 +244,10 @@ def test_accuracy_control_returns_the_costliest_layers_to_float_until_within_the
         return out, cosine.metric(got, split, teacher)["cosine"]
 
     loose, loose_cosine = build({"validation_size": 64, "max_drop": 0.5}, "loose")
-    tight, tight_cosine = build({"validation_size": 64, "max_drop": 1e-5}, "tight")
-    # Loose: the plain int8 model, every layer quantized. Tight: NNCF's int8 drop exceeds
-    # 1e-5, so layers went back to float, and the validation slice is closer to the teacher.
+    tight, tight_cosine = build({"validation_size": 64, "max_drop": 1e-4}, "tight")
+    # Loose: the plain int8 model, every layer quantized. Tight: the int8 model's drop on
+    # this slice (about 3e-4 here) exceeds 1e-4, so layers went back to float (fc2 alone
+    # brought it to 2e-5), and the validation slice is closer to the teacher.
     assert fake_quantize_count(read_model(loose)) > fake_quantize_count(read_model(tight))
     assert 1 - tight_cosine < 1 - loose_cosine
     assert "f32" in set(_runtime_layer_precisions(OpenVinoRunner(tight, threads=1)).values())

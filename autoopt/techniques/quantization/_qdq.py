@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autoopt.artifacts import OnnxArtifact
-from autoopt.errors import CandidateError
+from autoopt.errors import failing_the_candidate
 from autoopt.techniques.quantization._graph import require_integer_ops
 
 if TYPE_CHECKING:
@@ -41,9 +41,14 @@ def qdq_onnx(model: ExportedModule, workload: Workload, path: Path, stage: str) 
 
     example = tuple(torch.from_numpy(np.ascontiguousarray(x)) for x in workload.example_inputs(2))
     buffer = io.StringIO()
+    what = f"{stage}: the int8 program does not export to ONNX QDQ"
     try:
         # The exporter prints its progress on stdout, which carries results in the CLI.
-        with contextlib.redirect_stdout(buffer), warnings.catch_warnings():
+        with (
+            failing_the_candidate(what, stage),
+            contextlib.redirect_stdout(buffer),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model.program,
@@ -55,12 +60,6 @@ def qdq_onnx(model: ExportedModule, workload: Workload, path: Path, stage: str) 
             )
             assert program is not None  # noqa: S101 - dynamo=True returns the program
             program.save(str(path))
-    except Exception as e:  # noqa: BLE001 - any exporter failure fails this candidate only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CandidateError(
-            f"{stage}: the int8 program does not export to ONNX QDQ: {type(e).__name__}: {first}",
-            stage=stage,
-        ) from e
     finally:
         if buffer.getvalue().strip():
             logger.debug("torch.onnx: %s", buffer.getvalue().strip())
