@@ -107,7 +107,7 @@ def at_rung(c: Controller, study: optuna.Study, asked: Asked, done: Finished) ->
         stop_early(c, asked, decision.reason, plan, done)
         c.on_event({**event, "reason": decision.reason})
         return None
-    plan.index = next(i for i, f in enumerate(plan.shares) if f > share)
+    plan.advance(share)
     c.recorder.note_rung(asked.trial, plan.measured, plan.index)
     c.on_event(event)
     return task_for(c, asked)

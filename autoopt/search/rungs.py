@@ -125,3 +125,11 @@ class RungPlan:
     @property
     def share(self) -> float:
         return self.shares[self.index]
+
+    def advance(self, reached: float) -> None:
+        """Move to the next rung above both this one and ``reached``, the share the build
+        trained (whole steps: 333 of 3,000 is 0.111, just under the rung's 1/9, and taken
+        alone would pick the same rung again, forever)."""
+        self.index = next(
+            i for i, f in enumerate(self.shares) if i > self.index and (f > reached or f >= 1.0)
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from autoopt.checkpoints import rung_steps
 from autoopt.config import RungConfig
-from autoopt.search.rungs import allowance, decide, schedule
+from autoopt.search.rungs import RungPlan, allowance, decide, schedule
 
 MAX_MIN = ["maximize", "minimize"]
 
@@ -21,6 +22,26 @@ def test_schedule_is_geometric_and_skips_rungs_too_short_to_measure() -> None:
         1 / 4,
         1.0,
     )
+
+
+def test_each_rung_goes_on_to_the_next_whatever_whole_steps_the_share_rounds_to() -> None:
+    # 3,000 steps: the first rung trains 333, a share of 0.111 just under its 1/9; taken as
+    # the rung it reached, it picked the same rung again, and a MiniLM student was rebuilt
+    # from its cached 333 steps and re-measured for the rest of the sweep.
+    for total in (*range(100, 5001, 7), 3000):
+        config = RungConfig(min_steps=1)
+        plan = RungPlan(schedule(total, config))
+        seen = [plan.index]
+        for _ in plan.shares[1:]:
+            plan.advance(rung_steps(total, plan.share) / total)
+            seen.append(plan.index)
+        assert seen == list(range(len(plan.shares))), total
+
+
+def test_a_build_that_trained_past_its_rung_skips_the_rungs_it_passed() -> None:
+    plan = RungPlan((1 / 9, 1 / 3, 1.0))
+    plan.advance(0.5)  # the cache held a later checkpoint of its stage
+    assert plan.share == 1.0
 
 
 def test_allowance_is_the_remaining_share_of_the_gap_to_the_reference() -> None:
