@@ -333,6 +333,25 @@ def time_to_goal(study: StudyRecord, others: list[StudyRecord]) -> list[str]:
     return lines
 
 
+def stopped_at_rungs(study: StudyRecord, speed: float, floor: float) -> list[str]:
+    """The trials stopped at a training rung that were ``speed`` fast there: what they scored
+    at each rung and the most the rule allowed them by the end of their training."""
+    out = []
+    for t in study.trials:
+        measured = t.user_attrs.get("rungs") or []
+        if t.status != "stopped-early" or not measured or measured[-1]["speedup"] < speed:
+            continue
+        steps = ", ".join(
+            f"{m['accuracy']:.3f} at {m['share']:.0%} ({m['speedup']:.1f}x)" for m in measured
+        )
+        out.append(
+            f"  - trial {t.number} (`{t.recipe_str}`) scored {steps} of its training; at most "
+            f"{measured[-1]['optimistic']:.3f} by the end, under the floor {floor}: stopped "
+            "at its rung (its training is the stage that limits it)."
+        )
+    return out
+
+
 def report(study: StudyRecord, extra: list[str], out: Path) -> None:
     base = study.baseline
     assert base is not None, "the baseline did not complete"
@@ -450,6 +469,7 @@ def report(study: StudyRecord, extra: list[str], out: Path) -> None:
             )
         else:
             why.append(f"- {goal.name}: no candidate was that fast ({speed_goal:.1f}x).")
+        why += stopped_at_rungs(study, speed_goal, goal.floor)
     students: dict[str, float] = {}
     for t in done:
         recipe = t.recipe or {}

@@ -1,7 +1,7 @@
 """Training in rungs: successive halving over training steps, decided against the front.
 
 Training a student or recovering a pruned model is where a sweep's time goes (a 3-layer
-MiniLM student: about 20 minutes on 2 cores), and most of what a sampler proposes is not
+MiniLM student: about 40 minutes on 2 cores), and most of what a sampler proposes is not
 worth training to the end. So a candidate whose stages train is first built with a share of
 its steps and measured whole (int8, compiled, timed: its latency is already the final one,
 since training changes weights, not shapes), and trained further only while it can still
