@@ -209,14 +209,18 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
     def _quantize(self, model: ov.Model, config: NncfInt8Config, ctx: Context) -> ov.Model:
         import nncf
 
-        items, kwargs = self._arguments(model, config, ctx)
+        items, kwargs, advanced = self._arguments(model, config, ctx)
         with failing_the_candidate("NNCF quantization failed", self.key), _quiet():
-            return nncf.quantize(model, nncf.Dataset(items), **kwargs)
+            return nncf.quantize(
+                model, nncf.Dataset(items), advanced_parameters=advanced, **kwargs
+            )
 
     def _arguments(
         self, model: ov.Model, config: NncfInt8Config, ctx: Context
-    ) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
-        """The calibration feeds and ``nncf.quantize``'s keyword arguments for ``config``."""
+    ) -> tuple[list[dict[str, np.ndarray]], dict[str, Any], Any]:
+        """The calibration feeds, the keyword arguments both of NNCF's quantize functions take
+        for ``config``, and the advanced quantization parameters (None: NNCF's), which they
+        take under different names."""
         import nncf
         from nncf.quantization.advanced_parameters import (
             AdvancedQuantizationParameters,
@@ -235,9 +239,10 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
         }
         if config.preset != "auto":
             kwargs["preset"] = nncf.QuantizationPreset(config.preset)
+        advanced = None
         if transformer:
             kwargs["model_type"] = nncf.ModelType.TRANSFORMER
-            kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
+            advanced = AdvancedQuantizationParameters(
                 smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
             )
         logger.info(
@@ -246,7 +251,7 @@ class NncfInt8Quantization(Technique[NncfInt8Config]):
             "transformer" if transformer else "default",
             len(ignored),
         )
-        return items, kwargs
+        return items, kwargs, advanced
 
 
 class NncfAccuracyControlConfig(NncfInt8Config):
@@ -275,9 +280,7 @@ class NncfAccuracyControl(NncfInt8Quantization):
         from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
         assert isinstance(config, NncfAccuracyControlConfig)
-        items, kwargs = self._arguments(model, config, ctx)
-        if "advanced_parameters" in kwargs:
-            kwargs["advanced_quantization_parameters"] = kwargs.pop("advanced_parameters")
+        items, kwargs, advanced = self._arguments(model, config, ctx)
         split = ctx.workload.train.take(min(config.validation_size, len(ctx.workload.train)))
         validation = feeds(ctx, split)
         reference = run_feeds(_compile(model), validation)
@@ -294,6 +297,7 @@ class NncfAccuracyControl(NncfInt8Quantization):
                 validate,
                 max_drop=config.max_drop,
                 drop_type=nncf.DropType(config.drop_type),
+                advanced_quantization_parameters=advanced,
                 advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                     max_num_iterations=config.max_num_iterations
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -190,8 +191,6 @@ def _preprocess(source: Path, target: Path) -> None:
     Symbolic shape inference handles transformer graphs better but fails on some graphs; then
     ONNX's own shape inference is used alone.
     """
-    import contextlib
-
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     # Where symbolic inference fails, ONNX Runtime saves the half-inferred model (90 MB for
