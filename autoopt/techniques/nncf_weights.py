@@ -40,9 +40,13 @@ WEIGHT_TYPES = {"nf4": "nf4", "int4_sym": "i4", "int4_asym": "u4"}
 class NncfWeightsConfig(ExclusionsConfig):
     #: The primary weight format (4 bits: NF4 or int4, symmetric or with zero points).
     mode: Literal["nf4", "int4_sym", "int4_asym"] = "nf4"
-    #: Inputs sharing one scale; None: one scale per output channel. It must divide the
-    #: input size of every layer compressed to 4 bits.
+    #: Inputs sharing one scale; None: one scale per output channel.
     group_size: int | None = Field(default=64, ge=2, le=1_000_000)
+    #: A layer whose input size ``group_size`` does not divide (a student's or a pruned
+    #: model's narrower layer): NNCF's ``group_size_fallback_mode``. ``adjust`` gives it the
+    #: largest power-of-two group (at least 32) that divides it, else int8; ``ignore``
+    #: leaves it uncompressed; ``error`` fails the candidate.
+    group_size_fallback: Literal["adjust", "ignore", "error"] = "adjust"
     #: Share of the eligible layers (by parameters) compressed to 4 bits; NNCF keeps the
     #: most sensitive rest in int8.
     ratio: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -104,6 +108,7 @@ class NncfWeightCompression(Technique[NncfWeightsConfig]):
 
     def _compress(self, model: ov.Model, config: NncfWeightsConfig) -> ov.Model:
         import nncf
+        from nncf.quantization.advanced_parameters import GroupSizeFallbackMode
 
         excluded = ignored_nodes(model, config.exclude, self.key)
         eight = ignored_nodes(model, config.eight_bit, self.key)
@@ -133,5 +138,8 @@ class NncfWeightCompression(Technique[NncfWeightsConfig]):
                 "ratio": config.ratio,
                 "all_layers": config.all_layers,
                 "ignored_scope": nncf.IgnoredScope(names=sorted({*excluded, *eight})),
+                "advanced_parameters": nncf.AdvancedCompressionParameters(
+                    group_size_fallback_mode=GroupSizeFallbackMode(config.group_size_fallback)
+                ),
             }
             return nncf.compress_weights(model, **kwargs)

@@ -44,6 +44,18 @@ def _pruned(steps: int) -> Recipe:
     )
 
 
+def _qat(steps: int) -> Recipe:
+    # Observers freeze at a third, batch norm at half: after the first rung and across the
+    # second, so the continued run must carry the freeze schedule.
+    config = {"steps": steps, "lr": 1e-4, "batch_size": 64, "calibration_samples": 64,
+              "freeze_observers": 1 / 3, "freeze_batchnorm": 0.5}  # fmt: skip
+    return Recipe(
+        precision=make_step("precision.fp32"),
+        backend=make_step("backend.torch_compile", {"freezing": True}),
+        quantization=make_step("quantization.qat_int8", config),
+    )
+
+
 def _accuracy(workload, built) -> float:
     step = make_step("backend.torch_eager")
     runner = get_backend(step.key)().compile(load_artifact(built.path, "torch"), step.config, 1)
@@ -58,7 +70,9 @@ def _checkpoints(cache: StageCache) -> list[int]:
     return sorted(e.meta["steps"] for e in cache.entries() if e.meta["kind"] == CHECKPOINT_KIND)
 
 
-@pytest.mark.parametrize("recipe", [_student(450), _pruned(450)], ids=["distillation", "recovery"])
+@pytest.mark.parametrize(
+    "recipe", [_student(450), _pruned(450), _qat(450)], ids=["distillation", "recovery", "qat"]
+)
 def test_rungs_continue_to_the_model_trained_in_one_go(
     workload, tmp_path: Path, recipe: Recipe
 ) -> None:

@@ -102,3 +102,31 @@ def test_nncf_weights_names_that_match_nothing_fail(workload: Workload, tmp_path
     source = teacher_artifact("openvino", workload, tmp_path)
     with pytest.raises(CandidateError, match="fc9"):
         technique.apply(source, NncfWeightsConfig(**config), ctx)
+
+
+@pytest.mark.parametrize(("fallback", "fc2"), [("adjust", "nf4"), ("ignore", "f32")])
+def test_a_layer_the_group_size_does_not_divide_falls_back(
+    workload: Workload, tmp_path: Path, fallback: str, fc2: str
+) -> None:
+    # fc2 has 64 inputs, which groups of 128 do not divide (a student's narrower layer is
+    # the common case); fc1's 512 they do.
+    config = {"group_size": 128, "all_layers": True, "group_size_fallback": fallback}
+    ctx = make_context(
+        workload, tmp_path, "quantization.nncf_weights", config, backend="backend.openvino"
+    )
+    technique = plugins.get_technique("quantization.nncf_weights")()
+    source = teacher_artifact("openvino", workload, tmp_path)
+    out = technique.apply(source, NncfWeightsConfig(**config), ctx)
+    precisions = _layer_precisions(OpenVinoRunner(out, threads=1))
+    assert precisions["fc1"] == "nf4" and precisions["fc2"] == fc2
+
+
+def test_group_size_fallback_error_fails_the_candidate(workload: Workload, tmp_path: Path) -> None:
+    config = {"group_size": 128, "all_layers": True, "group_size_fallback": "error"}
+    ctx = make_context(
+        workload, tmp_path, "quantization.nncf_weights", config, backend="backend.openvino"
+    )
+    technique = plugins.get_technique("quantization.nncf_weights")()
+    source = teacher_artifact("openvino", workload, tmp_path)
+    with pytest.raises(CandidateError, match="group"):
+        technique.apply(source, NncfWeightsConfig(**config), ctx)

@@ -88,6 +88,10 @@ class QatInt8Config(QuantizationConfig):
     #: Calibration samples that set the initial ranges before training.
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
 
+    @property
+    def training_steps(self) -> int:
+        return self.steps
+
 
 def int8_refusal(config: QuantizationConfig, ctx: Context) -> str | None:
     """What every ONNX Runtime / PyTorch int8 method refuses: backend openvino (NNCF's), a
