@@ -98,27 +98,26 @@ class QatModel(nn.Module):
 def dropout_off(graph: torch.fx.GraphModule) -> int:
     """Every dropout in ``graph`` an identity (``train=False``); returns how many it turned
     off."""
-    off = 0
-    for node in graph.graph.nodes:
-        if node.op == "call_function" and str(node.target) in _DROPOUTS and node.args[2]:
-            node.args = (*node.args[:2], False, *node.args[3:])
-            off += 1
-    if off:
-        graph.recompile()
-    return off
+    return _train_flag_off(graph, _DROPOUTS, 2)
 
 
 def freeze_batchnorm(graph: torch.fx.GraphModule) -> int:
     """Batch norm in ``graph`` normalizes with its running statistics and stops updating them,
     dropout and fake quantization unchanged; returns how many batch-norm ops it froze."""
-    frozen = 0
+    return _train_flag_off(graph, _BATCH_NORMS, 5)
+
+
+def _train_flag_off(graph: torch.fx.GraphModule, ops: tuple[str, ...], index: int) -> int:
+    """The training flag (argument ``index``) of every ``ops`` call in ``graph`` set to False;
+    returns how many were on."""
+    off = 0
     for node in graph.graph.nodes:
-        if node.op == "call_function" and str(node.target) in _BATCH_NORMS and node.args[5]:
-            node.args = (*node.args[:5], False, *node.args[6:])
-            frozen += 1
-    if frozen:
+        if node.op == "call_function" and str(node.target) in ops and node.args[index]:
+            node.args = (*node.args[:index], False, *node.args[index + 1 :])
+            off += 1
+    if off:
         graph.recompile()
-    return frozen
+    return off
 
 
 def _quantized_layers(model: nn.Module, config: QatInt8Config, stage: str) -> list[str]:
