@@ -38,6 +38,11 @@ Role = Literal["candidate", "baseline"]
 #: thread already takes a third. 0.9 sits in that gap, with room for the process's own
 #: background threads (Ray's).
 MIN_CPU_SHARE = 0.9
+#: A call this many times its runner's median is a stall (a page-in, the collector, the
+#: process swapped out), not a time-slicing stretch (2-5x on the 2-core host): its round is
+#: left out of the totals. In one README digits sweep a baseline round holding a call of
+#: hundreds of ms among 0.05 ms calls read 151x for a candidate whose rounds read 2-5x.
+STALL = 50.0
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,10 @@ class RoundSamples:
 
 @dataclass(frozen=True)
 class PairedRatio:
-    """The baseline's total time over the candidate's, over all rounds (``speedup``), and
-    the lowest and highest of the same ratio round by round (``speedup`` lies between them:
-    it is their average weighted by the candidate's time); the ratio of the two medians
+    """The baseline's total time over the candidate's, over the rounds without a stall
+    (``speedup``; see :data:`STALL`), and the lowest and highest of the same ratio round by
+    round (``speedup`` lies between them: it is an average of the kept rounds' ratios
+    weighted by the candidate's time); the ratio of the two medians
     (``median``, for comparison); the baseline's median in ms."""
 
     speedup: float
@@ -133,10 +139,16 @@ def paired_ratio(samples: RoundSamples) -> PairedRatio:
     if not samples.paired:
         return PairedRatio(1.0, 1.0, 1.0, 1.0, float(np.percentile(cand, 50)))
     base = np.asarray(samples.flat("baseline"), dtype=np.float64) / 1e6
-    per_round = [sum(b) / sum(c) for c, b in zip(samples.candidate, samples.baseline, strict=True)]
+    rounds = list(zip(samples.candidate, samples.baseline, strict=True))
+    per_round = [sum(b) / sum(c) for c, b in rounds]
     base_p50 = float(np.percentile(base, 50))
+    limits = (
+        STALL * np.median(samples.flat("candidate")),
+        STALL * np.median(samples.flat("baseline")),
+    )
+    kept = [(c, b) for c, b in rounds if max(c) <= limits[0] and max(b) <= limits[1]] or rounds
     return PairedRatio(
-        speedup=float(base.sum() / cand.sum()),
+        speedup=sum(sum(b) for _, b in kept) / sum(sum(c) for c, _ in kept),
         low=min(per_round),
         high=max(per_round),
         median=base_p50 / float(np.percentile(cand, 50)),

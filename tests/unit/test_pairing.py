@@ -104,6 +104,24 @@ def test_paired_ratio_of_totals_survives_time_slicing_where_medians_do_not() -> 
     assert ratio.median == pytest.approx(8.0)
 
 
+def test_a_round_with_a_stalled_call_is_left_out_of_the_totals() -> None:
+    # Three rounds at 5x; in the middle one a baseline call stalled for 10,000 times its work
+    # (a page-in, the process swapped out). Kept, it would make the speedup ~3,300x.
+    samples = RoundSamples(
+        candidate=[[10, 10], [10, 10], [10, 10]],
+        baseline=[[50, 50], [50, 500_000], [50, 50]],
+        order=[("candidate", "baseline"), ("baseline", "candidate"), ("candidate", "baseline")],
+        cpu_s=1.0,
+        wall_s=1.0,
+    )
+    ratio = paired_ratio(samples)
+    assert ratio.speedup == pytest.approx(5.0)
+    assert ratio.high == pytest.approx(500_050 / 20)  # the round's own ratio is still shown
+    # Without the stall every round counts: a slow call within 50x of the median stays.
+    samples.baseline[1][1] = 2_000
+    assert paired_ratio(samples).speedup == pytest.approx((100 + 2_050 + 100) / 60)
+
+
 def test_paired_ratio_is_one_when_the_candidate_was_timed_alone() -> None:
     samples = RoundSamples([[4_000_000, 6_000_000]], [], [("candidate",)], 0.0, 1.0)
     ratio = paired_ratio(samples)
