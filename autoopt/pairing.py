@@ -141,17 +141,15 @@ def paired_ratio(samples: RoundSamples) -> PairedRatio:
     base = np.asarray(samples.flat("baseline"), dtype=np.float64) / 1e6
     rounds = list(zip(samples.candidate, samples.baseline, strict=True))
     per_round = [sum(b) / sum(c) for c, b in rounds]
-    base_p50 = float(np.percentile(base, 50))
-    limits = (
-        STALL * np.median(samples.flat("candidate")),
-        STALL * np.median(samples.flat("baseline")),
-    )
-    kept = [(c, b) for c, b in rounds if max(c) <= limits[0] and max(b) <= limits[1]] or rounds
+    base_p50, cand_p50 = float(np.percentile(base, 50)), float(np.percentile(cand, 50))
+    # The samples are in ns, the medians in ms.
+    stall_c, stall_b = STALL * cand_p50 * 1e6, STALL * base_p50 * 1e6
+    kept = [(c, b) for c, b in rounds if max(c) <= stall_c and max(b) <= stall_b] or rounds
     return PairedRatio(
         speedup=sum(sum(b) for _, b in kept) / sum(sum(c) for c, _ in kept),
         low=min(per_round),
         high=max(per_round),
-        median=base_p50 / float(np.percentile(cand, 50)),
+        median=base_p50 / cand_p50,
         baseline_p50_ms=base_p50,
     )
 
