@@ -40,14 +40,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-from paired_timing import Built, alternate, build_and_compile, paired_speedup
+from paired_timing import (
+    Built,
+    alternate,
+    build_and_compile,
+    grouped_table,
+    paired_speedup,
+    recipe,
+)
 
 from autoopt import hardware
 from autoopt.artifacts import artifact_size_bytes
 from autoopt.cache import StageCache
 from autoopt.measure import predict, teacher_outputs
 from autoopt.recipe import Recipe
-from autoopt.resolve import baseline_recipe, make_step
+from autoopt.resolve import baseline_recipe
 from autoopt.workloads import load_workload
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,14 +101,6 @@ NOTES = [
     "(tests/unit/test_qat.py). Static int8 on Inductor measured 0.9926 fidelity here.",
     "- **Codebook and NF4 on MiniLM** are in its space but not measured here.",
 ]
-
-
-def recipe(backend: str, quantization=None, backend_config=None) -> Recipe:
-    return Recipe(
-        precision=make_step("precision.fp32"),
-        backend=make_step(f"backend.{backend}", backend_config),
-        quantization=make_step(*quantization) if quantization else None,
-    )
 
 
 def candidates() -> list[tuple[str, str, Recipe]]:
@@ -311,23 +310,19 @@ def report(args, built, groups, scores, sizes, ran, times, started, load) -> Non
         "what ran |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    group = None
-    for label, b in built.items():
-        if groups[label] != group and group is not None:
-            lines.append("| | | | | | | | | |")
-        group = groups[label]
-        if b.runner is None:
-            lines.append(f"| {label} | refused: {b.refused} | | | | | | | |")
-            continue
+
+    def row(label: str, b: Built) -> str:
         ms = statistics.median(times[label])
         speed = "1.00x" if label == base else f"{paired_speedup(times[base], times[label]):.2f}x"
         stage = max((s for s in b.stage_seconds.values()), default=0.0)
-        lines.append(
+        return (
             f"| {label} | {scores[label]['accuracy']:.4f} | "
             f"{scores[label]['logit_error']:.4f} | {sizes[label] / 1024:.1f} | "
             f"{sizes[base] / sizes[label]:.1f}x | {ms:.3f} | {speed} | {stage:.1f} | "
             f"{ran[label]} |"
         )
+
+    lines += grouped_table(built, groups, 9, row)
     static, qat = (
         scores.get(f"{kind} int8, torch.compile + freezing (oneDNN)", {}).get("logit_error")
         for kind in ("static", "QAT")

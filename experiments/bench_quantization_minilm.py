@@ -19,7 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from paired_timing import Built, alternate, build_and_compile, paired_speedup
+from bench_minilm import worst_source
+from paired_timing import (
+    Built,
+    alternate,
+    build_and_compile,
+    grouped_table,
+    paired_speedup,
+    recipe,
+)
 
 import autoopt
 from autoopt import hardware, plugins
@@ -29,7 +37,7 @@ from autoopt.errors import CandidateRejected
 from autoopt.measure import predict, teacher_outputs
 from autoopt.pipeline import build, check_recipe, make_context
 from autoopt.recipe import Recipe
-from autoopt.resolve import baseline_recipe, make_step
+from autoopt.resolve import baseline_recipe
 from autoopt.workloads import Workload, load_workload
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,15 +50,6 @@ STUDENT = {
     "layers": 3, "steps": 3000, "lr": 0.001, "batch_size": 32, "feature_weight": 1.0,
     "alpha": 0.9, "temperature": 4.0,
 }  # fmt: skip
-
-
-def recipe(backend: str, quantization=None, backend_config=None, distillation=None) -> Recipe:
-    return Recipe(
-        precision=make_step("precision.fp32"),
-        backend=make_step(f"backend.{backend}", backend_config),
-        quantization=make_step(*quantization) if quantization else None,
-        distillation=make_step("distillation.kd", distillation) if distillation else None,
-    )
 
 
 def teacher_rows(qat: dict) -> list[tuple[str, str, Recipe]]:
@@ -187,12 +186,6 @@ def run_minilm(args: argparse.Namespace) -> None:
     report(args, built, groups, scores, sizes, times, started, load, qat, student_note)
 
 
-def worst(m: dict[str, float]) -> str:
-    per = {k.split("/", 1)[1]: v for k, v in m.items() if k.startswith("fidelity/")}
-    name = min(per, key=per.__getitem__)
-    return f"{name} {per[name]:.4f} (p5 {m[f'fidelity_p5/{name}']:.3f})"
-
-
 def report(args, built, groups, scores, sizes, times, started, load, qat, student_note) -> None:
     import nncf
     import openvino
@@ -226,22 +219,19 @@ def report(args, built, groups, scores, sizes, times, started, load, qat, studen
         "| candidate | overall | worst source | size MB | ms | speedup | build s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    group = None
-    for label, b in built.items():
-        if groups[label] != group and group is not None:
-            lines.append("| | | | | | | |")
-        group = groups[label]
-        if b.runner is None:
-            lines.append(f"| {label} | refused: {b.refused} | | | | | |")
-            continue
+
+    def row(label: str, b: Built) -> str:
         m = scores[label]
         ratio = paired_speedup(times[BASELINE], times[label])
         speed = "1.00x" if label == BASELINE else f"{ratio:.2f}x"
         stage = max(b.stage_seconds.values(), default=0.0)
-        lines.append(
-            f"| {label} | {m['fidelity_mean']:.4f} | {worst(m)} | {sizes[label] / 1e6:.1f} | "
-            f"{statistics.median(times[label]):.2f} | {speed} | {stage:.0f} |"
+        return (
+            f"| {label} | {m['fidelity_mean']:.4f} | {worst_source(m)} | "
+            f"{sizes[label] / 1e6:.1f} | {statistics.median(times[label]):.2f} | {speed} | "
+            f"{stage:.0f} |"
         )
+
+    lines += grouped_table(built, groups, 7, row)
     lines += ["", *closing(scores)]
     out = REPO / "results/minilm/quantization.md"
     out.write_text("\n".join(lines) + "\n")

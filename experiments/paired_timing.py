@@ -20,6 +20,7 @@ from autoopt.errors import CandidateRejected
 from autoopt.pipeline import build
 from autoopt.plugins import Runner
 from autoopt.recipe import Recipe
+from autoopt.resolve import make_step
 from autoopt.workloads import Workload
 
 
@@ -125,3 +126,32 @@ def alternate(
 def paired_speedup(baseline: list[float], candidate: list[float]) -> float:
     """The median over rounds of baseline / candidate, each ratio taken within one round."""
     return statistics.median(b / c for b, c in zip(baseline, candidate, strict=True))
+
+
+def recipe(backend: str, quantization=None, backend_config=None, distillation=None) -> Recipe:
+    """An fp32 recipe on ``backend.<backend>``; ``quantization`` is ``(key, config)``,
+    ``distillation`` a ``distillation.kd`` config."""
+    return Recipe(
+        precision=make_step("precision.fp32"),
+        backend=make_step(f"backend.{backend}", backend_config),
+        quantization=make_step(*quantization) if quantization else None,
+        distillation=make_step("distillation.kd", distillation) if distillation else None,
+    )
+
+
+def grouped_table(
+    built: dict[str, Built], groups: dict[str, str], width: int, row: Callable[[str, Built], str]
+) -> list[str]:
+    """A report table's body of ``width`` columns: ``row`` for each built candidate, its
+    refusal for the others, an empty row between groups."""
+    lines: list[str] = []
+    group = None
+    for label, b in built.items():
+        if groups[label] != group and group is not None:
+            lines.append("|" + " |" * width)
+        group = groups[label]
+        if b.runner is None:
+            lines.append(f"| {label} | refused: {b.refused} |" + " |" * (width - 2))
+        else:
+            lines.append(row(label, b))
+    return lines
