@@ -68,6 +68,8 @@ ROWS: dict[str, Row] = {
         Row("warmup_cosine", "base + 10% warm-up, cosine decay", kd={"warmup_steps": 0.1}),
         Row("lr3e-4", "base at lr 3e-4 (10% warm-up, cosine)",
             kd={"lr": 3e-4, "warmup_steps": 0.1}),
+        Row("lr1e-4", "base at lr 1e-4 (10% warm-up, cosine)",
+            kd={"lr": 1e-4, "warmup_steps": 0.1}),
         Row("layers", "base + layer loss (each kept layer's states), weight 1",
             kd={"layer_weight": 1.0}),
         Row("attention", "base + attention-relation loss, weight 1",

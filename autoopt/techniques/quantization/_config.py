@@ -63,13 +63,22 @@ class DynamicInt8Config(QuantizationConfig):
     sensitivity_samples: int = Field(default=64, ge=1, le=100_000)
 
 
-class StaticInt8Config(QuantizationConfig):
+class SmoothingConfig(QuantizationConfig):
+    """What the PT2E int8 methods (static and QAT) add: SmoothQuant before capture."""
+
+    #: SmoothQuant's migration strength (:mod:`._smooth`): each quantized Linear's input
+    #: channels divided by ``max|x|^a / max|W|^(1-a)`` and its weight columns multiplied by
+    #: it, ranges from the calibration split; null: off. PyTorch (PT2E) only.
+    smooth_quant_alpha: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class StaticInt8Config(SmoothingConfig):
     calibration_samples: int = Field(default=128, ge=1, le=100_000)
     #: ONNX Runtime: minmax, entropy, percentile. PyTorch (PT2E): minmax, histogram.
     calibration_method: Literal["minmax", "entropy", "percentile", "histogram"] = "minmax"
 
 
-class QatInt8Config(QuantizationConfig):
+class QatInt8Config(SmoothingConfig):
     #: Weights per output channel: the only scheme Inductor's int8 path takes.
     per_channel: bool = True
     #: Fine-tuning: Adam steps (cosine-decayed learning rate) on the train split.

@@ -16,6 +16,7 @@ import torch
 from autoopt.errors import CandidateError
 from autoopt.techniques._names import covered
 from autoopt.techniques.quantization._layers import require_known_modules
+from autoopt.techniques.quantization._smooth import smooth_on_calibration
 from autoopt.torch_export import ExportedModule, register_inductor_passes
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def pt2e_static(
     model: torch.nn.Module, config: StaticInt8Config, ctx: Context, stage: str
 ) -> ExportedModule:
     """``model`` (unchanged) with its chosen Linears and Conv2ds in static int8; the excluded
-    ones, and those of an op type not chosen, stay float. GPT-2's Conv1D layers are captured
+    ones, and those of an op type not chosen, stay float. With ``smooth_quant_alpha`` the
+    quantized Linears are smoothed first (:mod:`._smooth`). GPT-2's Conv1D layers are captured
     as the equal ``nn.Linear``, the layer the quantizer annotates."""
     from torch import nn
 
@@ -51,6 +53,10 @@ def pt2e_static(
         for n, m in model.named_modules()
         if isinstance(m, nn.Linear | nn.Conv2d) and (n not in layers or covered(n, config.exclude))
     ]
+    if config.smooth_quant_alpha is not None:
+        smooth_on_calibration(
+            model, excluded, config.smooth_quant_alpha, ctx.workload, config.calibration_samples
+        )
     quantized = quantize_static(model, config, excluded, ctx, stage)
     if not quantized_op_count(quantized):
         raise CandidateError(

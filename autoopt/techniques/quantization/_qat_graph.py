@@ -28,6 +28,7 @@ from autoopt.techniques.quantization._pt2e import (
     capture,
     quantized_op_count,
 )
+from autoopt.techniques.quantization._smooth import smooth_on_calibration
 from autoopt.torch_export import ExportedModule, register_inductor_passes
 
 if TYPE_CHECKING:
@@ -146,9 +147,10 @@ def _trimmed(workload: Workload, arrays: tuple[np.ndarray, ...]) -> tuple[torch.
 
 
 def prepare_qat(model: nn.Module, config: QatInt8Config, ctx: Context, stage: str) -> QatModel:
-    """``model`` (unchanged) captured and prepared for QAT, its ranges first observed on the
-    calibration split. The capture's sequence axes stay dynamic, so training batches can be
-    cut to their longest sample (``trim_batch``)."""
+    """``model`` (unchanged) captured and prepared for QAT (smoothed first with
+    ``smooth_quant_alpha``), its ranges first observed on the calibration split. The
+    capture's sequence axes stay dynamic, so training batches can be cut to their longest
+    sample (``trim_batch``)."""
     register_inductor_passes()
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
@@ -164,6 +166,10 @@ def prepare_qat(model: nn.Module, config: QatInt8Config, ctx: Context, stage: st
     )
     # A copy: the captured graph shares the module's parameters, and training updates them.
     model = copy.deepcopy(model).eval()
+    if config.smooth_quant_alpha is not None:
+        smooth_on_calibration(
+            model, excluded, config.smooth_quant_alpha, workload, config.calibration_samples
+        )
     captured = capture(model, example, shapes, "QAT", stage)
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True))

@@ -94,6 +94,13 @@ class StaticInt8Quantization(Technique[StaticInt8Config]):
                 "cuda target"
             )
         if ctx.backend_kind == "onnx":
+            if config.smooth_quant_alpha is not None:
+                return (
+                    "smooth_quant_alpha smooths the PyTorch model before PT2E capture, and "
+                    "ONNX Runtime's static int8 calibrates the ONNX graph: use backend "
+                    "torch_compile (freezing), or quantization.nncf_int8 on openvino (NNCF's "
+                    "own SmoothQuant)"
+                )
             if config.calibration_method not in self.ONNX_CALIBRATION:
                 return (
                     f"calibration_method {config.calibration_method} is PyTorch's (PT2E); "
