@@ -94,7 +94,8 @@ _WORKLOADS: dict[str, Any] = {}
 def run_row(row: Row, steps: int, train_size: int | None = None) -> dict[str, Any]:
     import torch
 
-    from autoopt.techniques._training import teacher_targets, train_against_teacher
+    from autoopt.techniques._objective import teacher_targets
+    from autoopt.techniques._training import train_against_teacher
     from autoopt.techniques.distillation import KnowledgeDistillationConfig
     from autoopt.workloads import load_workload, minilm, predict_torch
 
