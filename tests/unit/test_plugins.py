@@ -58,7 +58,7 @@ STORED = [
             "precision": {"key": "precision.fp32"},
             "backend": {"key": "backend.torch_compile", "config": {"freezing": True}},
         },
-        "3a5edb6f99886246",
+        "871b2c4a7906f7f0",
     ),
     (
         {
@@ -122,7 +122,8 @@ def test_recipe_holds_one_step_per_declared_family() -> None:
 # Digests computed on the commit before the plugin refactor; the torch_compile ones again when
 # its config gained ``inplace_buffers`` (a new field with a default changes every recipe on
 # that backend: resumed studies read it back with the default, so their repeats still match),
-# and the kd one when kd gained ``attention_weight``, ``schedule`` and ``warmup_steps``.
+# the kd one when kd gained ``attention_weight``, ``schedule`` and ``warmup_steps``, and the
+# static int8 one when it gained ``smooth_quant_alpha``.
 @pytest.mark.parametrize(("stored", "digest"), STORED)
 def test_recipe_from_dict_digest_is_unchanged_for_stored_recipes(
     stored: dict[str, Any], digest: str
