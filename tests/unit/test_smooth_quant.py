@@ -88,7 +88,8 @@ def test_smoothing_keeps_the_float_function_and_flattens_the_inputs(outliers: Wo
     model = copy.deepcopy(outliers.model).eval()
     names = _linears(model)
     before = input_ranges(model, names, _batches(outliers))
-    smooth_on_calibration(model, [names[0]], 0.8, outliers, 64)  # "up" stays as it is
+    config = StaticInt8Config(smooth_quant_alpha=0.8, calibration_samples=64)
+    smooth_on_calibration(model, [names[0]], config, outliers)  # "up" stays as it is
     smoothed = [n for n, m in model.named_modules() if isinstance(m, SmoothedLinear)]
     assert sorted(smoothed) == sorted(names[1:])  # every Linear but the excluded one
     after = input_ranges(model, [f"{n}.linear" for n in smoothed], _batches(outliers))

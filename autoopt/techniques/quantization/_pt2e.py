@@ -21,7 +21,7 @@ from autoopt.torch_export import ExportedModule, register_inductor_passes
 
 if TYPE_CHECKING:
     from autoopt.plugins import Context
-    from autoopt.techniques.quantization._config import StaticInt8Config
+    from autoopt.techniques.quantization._config import QuantizationConfig, StaticInt8Config
 
 #: The largest batch the captured graph accepts: its batch dimension is dynamic, the rest
 #: (a transformer's sequence length) static.
@@ -35,28 +35,11 @@ def pt2e_static(
     ones, and those of an op type not chosen, stay float. With ``smooth_quant_alpha`` the
     quantized Linears are smoothed first (:mod:`._smooth`). GPT-2's Conv1D layers are captured
     as the equal ``nn.Linear``, the layer the quantizer annotates."""
-    from torch import nn
-
     from autoopt.layouts import linear_copy
 
     model = linear_copy(model).eval()
-
-    kinds: list[type[nn.Module]] = []
-    if {"MatMul", "Gemm"} & set(config.op_types):
-        kinds.append(nn.Linear)
-    if "Conv" in config.op_types:
-        kinds.append(nn.Conv2d)
-    layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
-    require_known_modules(model, config.exclude, stage, layers)
-    excluded = [
-        n
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Linear | nn.Conv2d) and (n not in layers or covered(n, config.exclude))
-    ]
-    if config.smooth_quant_alpha is not None:
-        smooth_on_calibration(
-            model, excluded, config.smooth_quant_alpha, ctx.workload, config.calibration_samples
-        )
+    excluded = float_layers(model, config, stage)
+    smooth_on_calibration(model, excluded, config, ctx.workload)
     quantized = quantize_static(model, config, excluded, ctx, stage)
     if not quantized_op_count(quantized):
         raise CandidateError(
@@ -65,6 +48,25 @@ def pt2e_static(
             stage=stage,
         )
     return quantized
+
+
+def float_layers(model: torch.nn.Module, config: QuantizationConfig, stage: str) -> list[str]:
+    """The Linear/Conv2d modules PT2E leaves float: excluded, or of an op type not chosen.
+    Raises CandidateError where an exclusion names no quantizable layer."""
+    from torch import nn
+
+    kinds: list[type[nn.Module]] = []
+    if {"MatMul", "Gemm"} & set(config.op_types):
+        kinds.append(nn.Linear)
+    if "Conv" in config.op_types:
+        kinds.append(nn.Conv2d)
+    layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
+    require_known_modules(model, config.exclude, stage, layers)
+    return [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear | nn.Conv2d) and (n not in layers or covered(n, config.exclude))
+    ]
 
 
 def _observer_config(method: str) -> Any:

@@ -19,13 +19,12 @@ import torch
 from torch import nn
 
 from autoopt.errors import CandidateError
-from autoopt.techniques._names import covered
 from autoopt.techniques._training import train_against_teacher
-from autoopt.techniques.quantization._layers import require_known_modules
 from autoopt.techniques.quantization._pt2e import (
     MAX_BATCH,
     _drop_unused_tensors,
     capture,
+    float_layers,
     quantized_op_count,
 )
 from autoopt.techniques.quantization._smooth import smooth_on_calibration
@@ -121,22 +120,6 @@ def _train_flag_off(graph: torch.fx.GraphModule, ops: tuple[str, ...], index: in
     return off
 
 
-def _quantized_layers(model: nn.Module, config: QatInt8Config, stage: str) -> list[str]:
-    """The Linear/Conv2d modules left float: excluded, or of an op type not chosen."""
-    kinds: list[type[nn.Module]] = []
-    if {"MatMul", "Gemm"} & set(config.op_types):
-        kinds.append(nn.Linear)
-    if "Conv" in config.op_types:
-        kinds.append(nn.Conv2d)
-    layers = [n for n, m in model.named_modules() if isinstance(m, tuple(kinds))]
-    require_known_modules(model, config.exclude, stage, layers)
-    return [
-        n
-        for n, m in model.named_modules()
-        if isinstance(m, nn.Linear | nn.Conv2d) and (n not in layers or covered(n, config.exclude))
-    ]
-
-
 def _tensors(arrays: tuple[np.ndarray, ...]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(x)) for x in arrays]
 
@@ -156,7 +139,7 @@ def prepare_qat(model: nn.Module, config: QatInt8Config, ctx: Context, stage: st
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
-    excluded = _quantized_layers(model, config, stage)
+    excluded = float_layers(model, config, stage)
     workload = ctx.workload
     example = tuple(_tensors(workload.example_inputs(2)))
     axes = workload.onnx_dynamic_axes()
@@ -166,10 +149,7 @@ def prepare_qat(model: nn.Module, config: QatInt8Config, ctx: Context, stage: st
     )
     # A copy: the captured graph shares the module's parameters, and training updates them.
     model = copy.deepcopy(model).eval()
-    if config.smooth_quant_alpha is not None:
-        smooth_on_calibration(
-            model, excluded, config.smooth_quant_alpha, workload, config.calibration_samples
-        )
+    smooth_on_calibration(model, excluded, config, workload)
     captured = capture(model, example, shapes, "QAT", stage)
     quantizer = xiq.X86InductorQuantizer()
     quantizer.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=True))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
+    from autoopt.techniques.quantization._config import QatInt8Config, StaticInt8Config
     from autoopt.workloads import Workload
 
 #: Where a channel's range or weight column is all zeros, its scale stays finite.
@@ -86,12 +87,19 @@ def smooth_linears(model: nn.Module, ranges: dict[str, torch.Tensor], alpha: flo
 
 
 def smooth_on_calibration(
-    model: nn.Module, excluded: Sequence[str], alpha: float, workload: Workload, samples: int
+    model: nn.Module,
+    excluded: Sequence[str],
+    config: StaticInt8Config | QatInt8Config,
+    workload: Workload,
 ) -> None:
-    """Every Linear of ``model`` but the ``excluded`` (those int8 leaves float) smoothed in
-    place, its input ranges observed on the first ``samples`` rows of ``workload``'s
-    calibration split (what static int8 calibrates on)."""
+    """With ``config.smooth_quant_alpha``, every Linear of ``model`` but the ``excluded``
+    (those int8 leaves float) smoothed in place, its input ranges observed on the
+    ``config.calibration_samples`` first rows of ``workload``'s calibration split (what the
+    int8 method calibrates on); without it, nothing."""
+    if config.smooth_quant_alpha is None:
+        return
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n not in excluded]
-    split = workload.calibration.take(min(samples, len(workload.calibration)))
+    split = workload.calibration
+    split = split.take(min(config.calibration_samples, len(split)))
     batches = (tuple(torch.from_numpy(x) for x in inputs) for inputs, _ in split.batches(32))
-    smooth_linears(model, input_ranges(model.eval(), names, batches), alpha)
+    smooth_linears(model, input_ranges(model.eval(), names, batches), config.smooth_quant_alpha)
